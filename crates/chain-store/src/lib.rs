@@ -1,0 +1,740 @@
+//! Chain state on RocksDB: blocks, the header index, the best chain, the UTXO
+//! set with an address index, a transaction index and undo data.
+//!
+//! Invariants:
+//! - Connecting or disconnecting a block is one `WriteBatch`, tip included,
+//!   written with sync; the tip always names a fully connected block.
+//! - Fork choice is most cumulative work. A block on a side chain is stored;
+//!   when its branch has more work than the tip, the store disconnects back
+//!   to the fork point with the undo data and connects the new branch.
+//! - A block is marked invalid only when its body is committed by its header
+//!   (Merkle root matches, no duplicate txids). A block refused for a body
+//!   that does not match its header leaves no trace, so the honest block with
+//!   the same header is still accepted (CVE-2012-2459).
+
+mod error;
+pub mod schema;
+
+pub use error::StoreError;
+pub use schema::{HeaderEntry, Status};
+
+use chain_core::block::{Block, BlockHeader, ChainParams};
+use chain_core::pow::Work;
+use chain_core::validation::{self, check_block, check_header_context, connect_block, BlockError, Coin, HeaderContext, UtxoView};
+use chain_core::{Amount, BlockHash, OutPoint, PubkeyHash, Transaction, Txid};
+use rocksdb::{ColumnFamilyDescriptor, IteratorMode, Options, WriteBatch, WriteOptions, DB};
+use schema::*;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+/// The best chain's tip.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Tip {
+    /// Its hash.
+    pub hash: BlockHash,
+    /// Its height.
+    pub height: u32,
+    /// Cumulative work of the chain ending there.
+    pub work: Work,
+    /// Its header.
+    pub header: BlockHeader,
+}
+
+/// What happened to a block handed to [`ChainStore::accept_block`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Accepted {
+    /// Already stored.
+    AlreadyHave,
+    /// The parent is unknown; nothing was stored.
+    Orphan {
+        /// The missing parent.
+        parent: BlockHash,
+    },
+    /// Stored on a side chain with no more work than the tip.
+    SideChain,
+    /// The best chain changed.
+    NewTip(ChainUpdate),
+}
+
+/// How the best chain changed.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ChainUpdate {
+    /// Blocks disconnected, tip first.
+    pub disconnected: Vec<Block>,
+    /// Blocks connected, oldest first.
+    pub connected: Vec<Block>,
+}
+
+impl ChainUpdate {
+    /// Transactions of disconnected blocks (coinbases left out), oldest first, for the mempool.
+    pub fn returned_transactions(&self) -> Vec<Transaction> {
+        self.disconnected.iter().rev().flat_map(|b| b.transactions.iter().skip(1).cloned()).collect()
+    }
+}
+
+/// Result of [`ChainStore::check_db`].
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct CheckReport {
+    /// Blocks replayed.
+    pub blocks: u32,
+    /// Coins in the recomputed set.
+    pub expected_utxos: usize,
+    /// Coins in the stored set.
+    pub stored_utxos: usize,
+    /// Problems found (empty when consistent).
+    pub problems: Vec<String>,
+}
+
+/// The chain store.
+pub struct ChainStore {
+    db: DB,
+    path: PathBuf,
+    read_only: bool,
+    params: ChainParams,
+    genesis: BlockHash,
+    tip: Tip,
+}
+
+impl std::fmt::Debug for ChainStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ChainStore").field("path", &self.path).field("tip", &self.tip).finish()
+    }
+}
+
+fn db_options() -> Options {
+    let mut o = Options::default();
+    o.create_if_missing(true);
+    o.create_missing_column_families(true);
+    o.set_max_open_files(256);
+    o.set_keep_log_file_num(4);
+    o
+}
+
+fn map_open_error(path: &Path, e: rocksdb::Error) -> StoreError {
+    let msg = e.to_string();
+    if msg.contains("lock") || msg.contains("LOCK") {
+        StoreError::InUse(path.to_path_buf())
+    } else {
+        StoreError::Db(e)
+    }
+}
+
+fn sync_write() -> WriteOptions {
+    let mut w = WriteOptions::default();
+    w.set_sync(true);
+    w
+}
+
+/// Current unix time in seconds.
+pub fn unix_now() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+}
+
+impl ChainStore {
+    /// True when a chain store exists at `path`.
+    pub fn exists(path: &Path) -> bool {
+        path.join("CURRENT").exists()
+    }
+
+    /// Creates a new store at `path` holding `genesis`. Fails if one exists.
+    /// Nothing is left behind on failure.
+    pub fn create(path: &Path, genesis: &Block) -> Result<ChainStore, StoreError> {
+        if Self::exists(path) {
+            return Err(StoreError::AlreadyExists(path.to_path_buf()));
+        }
+        let params = ChainParams::from_genesis(genesis)?;
+        check_block(genesis).map_err(|error| StoreError::InvalidBlock { hash: genesis.hash(), error })?;
+        if genesis.header.prev != BlockHash::ZERO {
+            return Err(StoreError::InvalidBlock { hash: genesis.hash(), error: BlockError::BadHeight { found: 0, expected: 0 } });
+        }
+        // Build in a sibling temporary directory and rename it into place, so a
+        // failure or crash never leaves a half-made chain at `path`.
+        let parent = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        std::fs::create_dir_all(parent).map_err(|e| StoreError::Corrupt(format!("cannot create {}: {e}", parent.display())))?;
+        let tmp = parent.join(format!(".{}.creating-{}", path.file_name().and_then(|n| n.to_str()).unwrap_or("chain"), std::process::id()));
+        let _ = std::fs::remove_dir_all(&tmp);
+        {
+            let cfs = ALL_CFS.iter().map(|n| ColumnFamilyDescriptor::new(*n, Options::default()));
+            let db = DB::open_cf_descriptors(&db_options(), &tmp, cfs)?;
+            let hash = genesis.hash();
+            let work = genesis.header.work();
+            let entry = HeaderEntry { header: genesis.header, chain_work: work, status: Status::Valid };
+            let mut batch = WriteBatch::default();
+            let cf = |n: &str| db.cf_handle(n).expect("column family created above");
+            batch.put_cf(cf(META), META_FORMAT, FORMAT_VERSION.to_be_bytes());
+            batch.put_cf(cf(META), META_GENESIS, hash.0);
+            batch.put_cf(cf(BLOCK_BY_HASH), hash.0, genesis.encode());
+            batch.put_cf(cf(HEADER_BY_HASH), hash.0, entry.encode());
+            let changes = connect_block(genesis, &params, &HashMap::new())
+                .map_err(|error| StoreError::InvalidBlock { hash, error })?;
+            stage_connect(&db, &mut batch, genesis, &changes);
+            db.write_opt(batch, &sync_write())?;
+        }
+        if Self::exists(path) {
+            let _ = std::fs::remove_dir_all(&tmp);
+            return Err(StoreError::AlreadyExists(path.to_path_buf()));
+        }
+        std::fs::rename(&tmp, path).map_err(|e| StoreError::Corrupt(format!("cannot move the new chain into {}: {e}", path.display())))?;
+        Self::open(path)
+    }
+
+    /// Opens an existing store for writing. A second writer gets [`StoreError::InUse`].
+    pub fn open(path: &Path) -> Result<ChainStore, StoreError> {
+        if !Self::exists(path) {
+            return Err(StoreError::NotFound(path.to_path_buf()));
+        }
+        let cfs = ALL_CFS.iter().map(|n| ColumnFamilyDescriptor::new(*n, Options::default()));
+        let db = DB::open_cf_descriptors(&db_options(), path, cfs).map_err(|e| map_open_error(path, e))?;
+        Self::finish_open(db, path, false)
+    }
+
+    /// Opens an existing store read-only; works while a node has it open.
+    pub fn open_read_only(path: &Path) -> Result<ChainStore, StoreError> {
+        if !Self::exists(path) {
+            return Err(StoreError::NotFound(path.to_path_buf()));
+        }
+        let db = DB::open_cf_for_read_only(&Options::default(), path, ALL_CFS, false).map_err(|e| map_open_error(path, e))?;
+        Self::finish_open(db, path, true)
+    }
+
+    fn finish_open(db: DB, path: &Path, read_only: bool) -> Result<ChainStore, StoreError> {
+        let meta = db.cf_handle(META).ok_or_else(|| StoreError::Corrupt("no meta column family".into()))?;
+        let format = db.get_cf(meta, META_FORMAT)?;
+        let format_ok = format.as_deref().map(|f| f == FORMAT_VERSION.to_be_bytes()).unwrap_or(false);
+        if !format_ok {
+            let found = match format.as_deref().and_then(|f| <[u8; 4]>::try_from(f).ok()) {
+                Some(b) => u32::from_be_bytes(b).to_string(),
+                None => "unknown (none recorded)".into(),
+            };
+            return Err(StoreError::UnknownFormat { path: path.to_path_buf(), found, expected: FORMAT_VERSION });
+        }
+        let read_hash = |k: &[u8]| -> Result<BlockHash, StoreError> {
+            let v = db.get_cf(meta, k)?.ok_or_else(|| StoreError::Corrupt(format!("meta key {} missing", String::from_utf8_lossy(k))))?;
+            Ok(BlockHash(v.as_slice().try_into().map_err(|_| StoreError::Corrupt("bad meta hash".into()))?))
+        };
+        let genesis = read_hash(META_GENESIS)?;
+        let tip_hash = read_hash(META_TIP)?;
+        let mut s = ChainStore {
+            db,
+            path: path.to_path_buf(),
+            read_only,
+            params: ChainParams::default(),
+            genesis,
+            tip: Tip { hash: tip_hash, height: 0, work: Work::default(), header: BlockHeader::from_bytes(&[0; 92]) },
+        };
+        let g = s.block(&genesis)?.ok_or_else(|| StoreError::Corrupt("genesis block missing".into()))?;
+        s.params = ChainParams::from_genesis(&g)?;
+        let e = s.header_entry(&tip_hash)?.ok_or_else(|| StoreError::Corrupt("tip header missing".into()))?;
+        s.tip = Tip { hash: tip_hash, height: e.header.height, work: e.chain_work, header: e.header };
+        Ok(s)
+    }
+
+    fn cf(&self, name: &str) -> &rocksdb::ColumnFamily {
+        self.db.cf_handle(name).expect("every column family is opened with the store")
+    }
+
+    /// The directory of this store.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The chain's parameters.
+    pub fn params(&self) -> &ChainParams {
+        &self.params
+    }
+
+    /// The genesis hash.
+    pub fn genesis_hash(&self) -> BlockHash {
+        self.genesis
+    }
+
+    /// The best chain's tip.
+    pub fn tip(&self) -> Tip {
+        self.tip
+    }
+
+    /// A stored block.
+    pub fn block(&self, hash: &BlockHash) -> Result<Option<Block>, StoreError> {
+        match self.db.get_pinned_cf(self.cf(BLOCK_BY_HASH), hash.0)? {
+            None => Ok(None),
+            Some(b) => Block::decode(&b).map(Some).map_err(|e| StoreError::Corrupt(format!("block {hash}: {e}"))),
+        }
+    }
+
+    /// A stored block's encoding, without decoding it.
+    pub fn block_bytes(&self, hash: &BlockHash) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.db.get_cf(self.cf(BLOCK_BY_HASH), hash.0)?)
+    }
+
+    /// A header-index entry.
+    pub fn header_entry(&self, hash: &BlockHash) -> Result<Option<HeaderEntry>, StoreError> {
+        match self.db.get_pinned_cf(self.cf(HEADER_BY_HASH), hash.0)? {
+            None => Ok(None),
+            Some(b) => HeaderEntry::decode(&b).map(Some).ok_or_else(|| StoreError::Corrupt(format!("header entry {hash}"))),
+        }
+    }
+
+    /// The best-chain block hash at `height`.
+    pub fn hash_at(&self, height: u32) -> Result<Option<BlockHash>, StoreError> {
+        match self.db.get_pinned_cf(self.cf(HASH_BY_HEIGHT), height_key(height))? {
+            None => Ok(None),
+            Some(b) => Ok(Some(BlockHash(b.as_ref().try_into().map_err(|_| StoreError::Corrupt(format!("hash at height {height}")))?))),
+        }
+    }
+
+    /// True when `hash` is on the best chain.
+    pub fn is_on_best_chain(&self, hash: &BlockHash) -> Result<bool, StoreError> {
+        let Some(e) = self.header_entry(hash)? else { return Ok(false) };
+        Ok(self.hash_at(e.header.height)? == Some(*hash))
+    }
+
+    /// An unspent output.
+    pub fn coin(&self, op: &OutPoint) -> Result<Option<Coin>, StoreError> {
+        match self.db.get_pinned_cf(self.cf(UTXO_BY_OUTPOINT), op.to_key())? {
+            None => Ok(None),
+            Some(b) => decode_coin(&b).map(Some).ok_or_else(|| StoreError::Corrupt(format!("coin {op}"))),
+        }
+    }
+
+    /// The unspent outputs paying `pkh`, from the address index.
+    pub fn utxos_for(&self, pkh: &PubkeyHash) -> Result<Vec<(OutPoint, Coin)>, StoreError> {
+        let mut out = Vec::new();
+        let iter = self.db.iterator_cf(self.cf(UTXO_BY_PUBKEY_HASH), IteratorMode::From(&pkh.0, rocksdb::Direction::Forward));
+        for item in iter {
+            let (k, v) = item?;
+            if !k.starts_with(&pkh.0) {
+                break;
+            }
+            let op = OutPoint::from_key(&k[20..]).ok_or_else(|| StoreError::Corrupt("address index key".into()))?;
+            let coin = decode_coin(&v).ok_or_else(|| StoreError::Corrupt("address index value".into()))?;
+            out.push((op, coin));
+        }
+        Ok(out)
+    }
+
+    /// The confirmed balance of `pkh`.
+    pub fn balance(&self, pkh: &PubkeyHash) -> Result<Amount, StoreError> {
+        let coins = self.utxos_for(pkh)?;
+        Amount::checked_sum(coins.iter().map(|c| c.1.output.value)).ok_or_else(|| StoreError::Corrupt("balance overflows".into()))
+    }
+
+    /// Finds a best-chain transaction by txid: (block hash, height, transaction).
+    pub fn find_transaction(&self, txid: &Txid) -> Result<Option<(BlockHash, u32, Transaction)>, StoreError> {
+        let Some(v) = self.db.get_cf(self.cf(TX_LOC_BY_TXID), txid.0)? else { return Ok(None) };
+        let (hash, index) = decode_tx_loc(&v).ok_or_else(|| StoreError::Corrupt("tx index value".into()))?;
+        let block = self.block(&hash)?.ok_or_else(|| StoreError::Corrupt(format!("tx index names missing block {hash}")))?;
+        let tx = usize::try_from(index).ok().and_then(|i| block.transactions.get(i)).cloned();
+        let tx = tx.ok_or_else(|| StoreError::Corrupt("tx index position".into()))?;
+        Ok(Some((hash, block.header.height, tx)))
+    }
+
+    /// A block locator for the best chain: the tip, then exponentially sparser ancestors, then genesis.
+    pub fn locator(&self) -> Result<Vec<BlockHash>, StoreError> {
+        let mut out = Vec::new();
+        let mut h = i64::from(self.tip.height);
+        let mut step = 1i64;
+        while h > 0 {
+            // h is in 1..=u32::MAX here.
+            if let Some(hash) = self.hash_at(h as u32)? {
+                out.push(hash);
+            }
+            if out.len() >= 10 {
+                step *= 2;
+            }
+            h -= step;
+        }
+        out.push(self.genesis);
+        Ok(out)
+    }
+
+    /// Best-chain hashes after the first locator entry found on the best chain, at most `max`.
+    pub fn hashes_after(&self, locator: &[BlockHash], stop: Option<BlockHash>, max: usize) -> Result<Vec<BlockHash>, StoreError> {
+        let mut start = 0u32;
+        for h in locator {
+            if self.is_on_best_chain(h)? {
+                start = self.header_entry(h)?.map(|e| e.header.height).unwrap_or(0);
+                break;
+            }
+        }
+        let mut out = Vec::new();
+        let mut height = start.saturating_add(1);
+        while out.len() < max && height <= self.tip.height {
+            let Some(hash) = self.hash_at(height)? else { break };
+            out.push(hash);
+            if Some(hash) == stop {
+                break;
+            }
+            height += 1;
+        }
+        Ok(out)
+    }
+
+    /// Median time of the 11 blocks ending at `hash`.
+    fn median_time_past(&self, mut hash: BlockHash) -> Result<u64, StoreError> {
+        let mut times = Vec::with_capacity(validation::MEDIAN_TIME_SPAN);
+        for _ in 0..validation::MEDIAN_TIME_SPAN {
+            let Some(e) = self.header_entry(&hash)? else { break };
+            times.push(e.header.time);
+            if e.header.height == 0 {
+                break;
+            }
+            hash = e.header.prev;
+        }
+        Ok(validation::median_time(&times))
+    }
+
+    /// The ancestor of `from` at `height` (walking the header index).
+    fn ancestor(&self, from: &HeaderEntry, height: u32) -> Result<Option<HeaderEntry>, StoreError> {
+        let mut e = *from;
+        while e.header.height > height {
+            let hash = e.header.prev;
+            // Fast path: once on the best chain, jump by height.
+            if self.hash_at(e.header.height - 1)? == Some(hash) {
+                let Some(h) = self.hash_at(height)? else { return Ok(None) };
+                return self.header_entry(&h);
+            }
+            match self.header_entry(&hash)? {
+                Some(p) => e = p,
+                None => return Ok(None),
+            }
+        }
+        Ok(Some(e))
+    }
+
+    /// The header context a child of `parent` is checked against.
+    pub fn context_for_child(&self, parent_hash: &BlockHash, parent: &HeaderEntry, now: u64) -> Result<HeaderContext, StoreError> {
+        let mut anc_err = None;
+        let expected_bits = validation::next_bits(&self.params, &parent.header, |h| match self.ancestor(parent, h) {
+            Ok(e) => e.map(|e| e.header.time),
+            Err(e) => {
+                anc_err = Some(e);
+                None
+            }
+        });
+        if let Some(e) = anc_err {
+            return Err(e);
+        }
+        Ok(HeaderContext {
+            parent_height: parent.header.height,
+            median_time_past: self.median_time_past(*parent_hash)?,
+            expected_bits,
+            now,
+        })
+    }
+
+    /// The context for a block on top of the current tip (for mining).
+    pub fn context_for_tip(&self, now: u64) -> Result<HeaderContext, StoreError> {
+        let e = self.header_entry(&self.tip.hash)?.ok_or_else(|| StoreError::Corrupt("tip header missing".into()))?;
+        self.context_for_child(&self.tip.hash, &e, now)
+    }
+
+    /// Validates and stores a block, and moves the best chain if its branch
+    /// now has the most work. `now` is the local clock in unix seconds.
+    pub fn accept_block(&mut self, block: &Block, now: u64) -> Result<Accepted, StoreError> {
+        if self.read_only {
+            return Err(StoreError::ReadOnly);
+        }
+        let hash = block.hash();
+        if let Some(e) = self.header_entry(&hash)? {
+            if e.status == Status::Invalid {
+                return Err(StoreError::InvalidBlock { hash, error: BlockError::InvalidParent(hash) });
+            }
+            return Ok(Accepted::AlreadyHave);
+        }
+        // Context-free checks first; a failure here stores nothing (see the module docs).
+        check_block(block).map_err(|error| StoreError::InvalidBlock { hash, error })?;
+        let Some(parent) = self.header_entry(&block.header.prev)? else {
+            return Ok(Accepted::Orphan { parent: block.header.prev });
+        };
+        if parent.status == Status::Invalid {
+            self.mark_invalid(&hash, block, &parent)?;
+            return Err(StoreError::InvalidBlock { hash, error: BlockError::InvalidParent(block.header.prev) });
+        }
+        let ctx = self.context_for_child(&block.header.prev, &parent, now)?;
+        if let Err(error) = check_header_context(&block.header, &ctx) {
+            // A block too far in the future may become valid later: don't mark it.
+            if !matches!(error, BlockError::TimeTooNew { .. }) {
+                self.mark_invalid(&hash, block, &parent)?;
+            }
+            return Err(StoreError::InvalidBlock { hash, error });
+        }
+        let entry = HeaderEntry { header: block.header, chain_work: parent.chain_work.saturating_add(block.header.work()), status: Status::Stored };
+        let mut batch = WriteBatch::default();
+        batch.put_cf(self.cf(BLOCK_BY_HASH), hash.0, block.encode());
+        batch.put_cf(self.cf(HEADER_BY_HASH), hash.0, entry.encode());
+        self.db.write_opt(batch, &sync_write())?;
+        if entry.chain_work <= self.tip.work {
+            return Ok(Accepted::SideChain);
+        }
+        self.reorganize_to(hash, entry).map(Accepted::NewTip)
+    }
+
+    fn mark_invalid(&self, hash: &BlockHash, block: &Block, parent: &HeaderEntry) -> Result<(), StoreError> {
+        let entry = HeaderEntry { header: block.header, chain_work: parent.chain_work.saturating_add(block.header.work()), status: Status::Invalid };
+        self.db.put_cf(self.cf(HEADER_BY_HASH), hash.0, entry.encode())?;
+        Ok(())
+    }
+
+    /// Moves the best chain to `target`. Each block connected or
+    /// disconnected is its own atomic batch. If a block of the new branch is
+    /// invalid, it is marked so and the previous best chain is restored.
+    fn reorganize_to(&mut self, target: BlockHash, target_entry: HeaderEntry) -> Result<ChainUpdate, StoreError> {
+        // Walk the new branch back to a best-chain block: the fork point.
+        let mut branch = vec![(target, target_entry)];
+        loop {
+            let (h, e) = branch.last().copied().expect("branch starts non-empty");
+            let _ = h;
+            let prev = e.header.prev;
+            if self.is_on_best_chain(&prev)? {
+                break;
+            }
+            let pe = self.header_entry(&prev)?.ok_or_else(|| StoreError::Corrupt(format!("missing ancestor {prev}")))?;
+            branch.push((prev, pe));
+        }
+        branch.reverse();
+        let fork = branch[0].1.header.prev;
+        let fork_height = self.header_entry(&fork)?.map(|e| e.header.height).ok_or_else(|| StoreError::Corrupt("fork point missing".into()))?;
+        let mut update = ChainUpdate::default();
+        while self.tip.height > fork_height {
+            update.disconnected.push(self.disconnect_tip()?);
+        }
+        for (hash, _) in &branch {
+            let block = self.block(hash)?.ok_or_else(|| StoreError::Corrupt(format!("block {hash} missing")))?;
+            match self.connect(&block) {
+                Ok(()) => update.connected.push(block),
+                Err(StoreError::InvalidBlock { hash: bad, error }) => {
+                    let e = self.header_entry(&bad)?.ok_or_else(|| StoreError::Corrupt("bad block header".into()))?;
+                    self.db.put_cf(self.cf(HEADER_BY_HASH), bad.0, HeaderEntry { status: Status::Invalid, ..e }.encode())?;
+                    // Restore the previous chain: it was valid.
+                    for _ in 0..update.connected.len() {
+                        self.disconnect_tip()?;
+                    }
+                    for old in update.disconnected.iter().rev() {
+                        self.connect(old)?;
+                    }
+                    return Err(StoreError::InvalidBlock { hash: bad, error });
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(update)
+    }
+
+    /// Connects `block` on top of the tip in one batch.
+    fn connect(&mut self, block: &Block) -> Result<(), StoreError> {
+        let hash = block.hash();
+        let view = self.prefetch_inputs(block)?;
+        let changes = connect_block(block, &self.params, &view).map_err(|error| StoreError::InvalidBlock { hash, error })?;
+        let mut batch = WriteBatch::default();
+        stage_connect(&self.db, &mut batch, block, &changes);
+        let entry = self.header_entry(&hash)?.ok_or_else(|| StoreError::Corrupt("connecting an unstored block".into()))?;
+        let entry = HeaderEntry { status: Status::Valid, ..entry };
+        batch.put_cf(self.cf(HEADER_BY_HASH), hash.0, entry.encode());
+        self.db.write_opt(batch, &sync_write())?;
+        self.tip = Tip { hash, height: block.header.height, work: entry.chain_work, header: block.header };
+        Ok(())
+    }
+
+    /// Reads every coin the block's inputs name, in one multi-get.
+    fn prefetch_inputs(&self, block: &Block) -> Result<HashMap<OutPoint, Coin>, StoreError> {
+        let ops: Vec<OutPoint> = block.transactions.iter().skip(1).flat_map(|t| t.inputs.iter().map(|i| i.prevout)).collect();
+        let cf = self.cf(UTXO_BY_OUTPOINT);
+        let keys: Vec<[u8; 36]> = ops.iter().map(OutPoint::to_key).collect();
+        let mut view = HashMap::with_capacity(ops.len());
+        for (op, r) in ops.iter().zip(self.db.multi_get_cf(keys.iter().map(|k| (cf, k.as_slice())))) {
+            if let Some(b) = r? {
+                view.insert(*op, decode_coin(&b).ok_or_else(|| StoreError::Corrupt(format!("coin {op}")))?);
+            }
+        }
+        Ok(view)
+    }
+
+    /// Disconnects the tip in one batch and returns its block.
+    fn disconnect_tip(&mut self) -> Result<Block, StoreError> {
+        let hash = self.tip.hash;
+        if hash == self.genesis {
+            return Err(StoreError::Corrupt("asked to disconnect the genesis block".into()));
+        }
+        let block = self.block(&hash)?.ok_or_else(|| StoreError::Corrupt(format!("tip block {hash} missing")))?;
+        let undo = self.db.get_cf(self.cf(UNDO_BY_HASH), hash.0)?.ok_or_else(|| StoreError::Corrupt(format!("undo data of {hash} missing")))?;
+        let undo = decode_undo(&undo).ok_or_else(|| StoreError::Corrupt(format!("undo data of {hash}")))?;
+        let mut batch = WriteBatch::default();
+        for tx in &block.transactions {
+            let txid = tx.txid();
+            for (i, o) in tx.outputs.iter().enumerate() {
+                // Output counts are bounded by the block size limit.
+                let op = OutPoint { txid, vout: i as u32 };
+                batch.delete_cf(self.cf(UTXO_BY_OUTPOINT), op.to_key());
+                batch.delete_cf(self.cf(UTXO_BY_PUBKEY_HASH), addr_key(&o.pubkey_hash, &op));
+            }
+            batch.delete_cf(self.cf(TX_LOC_BY_TXID), txid.0);
+        }
+        for (op, coin) in &undo {
+            batch.put_cf(self.cf(UTXO_BY_OUTPOINT), op.to_key(), encode_coin(coin));
+            batch.put_cf(self.cf(UTXO_BY_PUBKEY_HASH), addr_key(&coin.output.pubkey_hash, op), encode_coin(coin));
+        }
+        batch.delete_cf(self.cf(UNDO_BY_HASH), hash.0);
+        batch.delete_cf(self.cf(HASH_BY_HEIGHT), height_key(block.header.height));
+        let prev = block.header.prev;
+        batch.put_cf(self.cf(META), META_TIP, prev.0);
+        let pe = self.header_entry(&prev)?.ok_or_else(|| StoreError::Corrupt("parent of tip missing".into()))?;
+        self.db.write_opt(batch, &sync_write())?;
+        self.tip = Tip { hash: prev, height: pe.header.height, work: pe.chain_work, header: pe.header };
+        Ok(block)
+    }
+
+    /// Every coin of the stored UTXO set, in key order.
+    pub fn all_utxos(&self) -> Result<Vec<(OutPoint, Coin)>, StoreError> {
+        let mut out = Vec::new();
+        for item in self.db.iterator_cf(self.cf(UTXO_BY_OUTPOINT), IteratorMode::Start) {
+            let (k, v) = item?;
+            let op = OutPoint::from_key(&k).ok_or_else(|| StoreError::Corrupt("utxo key".into()))?;
+            out.push((op, decode_coin(&v).ok_or_else(|| StoreError::Corrupt(format!("coin {op}")))?));
+        }
+        Ok(out)
+    }
+
+    /// A SHA-256 digest of the raw UTXO column family (keys and values), for
+    /// byte-for-byte comparisons.
+    pub fn utxo_digest(&self) -> Result<[u8; 32], StoreError> {
+        use sha2::Digest;
+        let mut h = sha2::Sha256::new();
+        for item in self.db.iterator_cf(self.cf(UTXO_BY_OUTPOINT), IteratorMode::Start) {
+            let (k, v) = item?;
+            h.update(&k);
+            h.update(&v);
+        }
+        for item in self.db.iterator_cf(self.cf(UTXO_BY_PUBKEY_HASH), IteratorMode::Start) {
+            let (k, v) = item?;
+            h.update(&k);
+            h.update(&v);
+        }
+        Ok(h.finalize().into())
+    }
+
+    /// Replays the best chain's blocks and returns the UTXO set and tx index they give.
+    fn replay(&self) -> Result<(HashMap<OutPoint, Coin>, Vec<(Txid, BlockHash, u32)>, Vec<(BlockHash, Vec<(OutPoint, Coin)>)>), StoreError> {
+        let mut utxo: HashMap<OutPoint, Coin> = HashMap::new();
+        let mut txs = Vec::new();
+        let mut undos = Vec::new();
+        for height in 0..=self.tip.height {
+            let hash = self.hash_at(height)?.ok_or_else(|| StoreError::Corrupt(format!("no best-chain block at height {height}")))?;
+            let block = self.block(&hash)?.ok_or_else(|| StoreError::Corrupt(format!("block {hash} missing")))?;
+            let changes = connect_block(&block, &self.params, &utxo).map_err(|error| StoreError::InvalidBlock { hash, error })?;
+            for (op, _) in &changes.spent {
+                utxo.remove(op);
+            }
+            for (op, c) in &changes.created {
+                utxo.insert(*op, *c);
+            }
+            for (i, tx) in block.transactions.iter().enumerate() {
+                // Positions are bounded by the block size limit.
+                txs.push((tx.txid(), hash, i as u32));
+            }
+            undos.push((hash, changes.spent));
+        }
+        Ok((utxo, txs, undos))
+    }
+
+    /// Recomputes the UTXO set from the blocks and compares it with the stored one.
+    pub fn check_db(&self) -> Result<CheckReport, StoreError> {
+        let (expected, txs, _) = self.replay()?;
+        let stored = self.all_utxos()?;
+        let mut report = CheckReport { blocks: self.tip.height + 1, expected_utxos: expected.len(), stored_utxos: stored.len(), problems: vec![] };
+        let stored_map: HashMap<OutPoint, Coin> = stored.iter().copied().collect();
+        for (op, c) in &expected {
+            match stored_map.get(op) {
+                None => report.problems.push(format!("coin {op} is missing from the stored UTXO set")),
+                Some(s) if s != c => report.problems.push(format!("coin {op} differs: stored {s:?}, expected {c:?}")),
+                _ => {}
+            }
+        }
+        for op in stored_map.keys() {
+            if !expected.contains_key(op) {
+                report.problems.push(format!("stored coin {op} should not exist"));
+            }
+        }
+        let mut indexed = 0usize;
+        for item in self.db.iterator_cf(self.cf(UTXO_BY_PUBKEY_HASH), IteratorMode::Start) {
+            let (k, _) = item?;
+            indexed += 1;
+            let op = OutPoint::from_key(&k[20..]).ok_or_else(|| StoreError::Corrupt("address index key".into()))?;
+            if !expected.contains_key(&op) {
+                report.problems.push(format!("address index names spent or unknown coin {op}"));
+            }
+        }
+        if indexed != expected.len() {
+            report.problems.push(format!("address index has {indexed} entries, the UTXO set {}", expected.len()));
+        }
+        for (txid, hash, _) in &txs {
+            if self.db.get_pinned_cf(self.cf(TX_LOC_BY_TXID), txid.0)?.is_none() {
+                report.problems.push(format!("transaction {txid} of block {hash} is not in the transaction index"));
+            }
+        }
+        Ok(report)
+    }
+
+    /// Rebuilds the UTXO set, the address index, the transaction index and the
+    /// undo data from the best chain's blocks, in one pass and one batch.
+    pub fn reindex(&mut self) -> Result<usize, StoreError> {
+        if self.read_only {
+            return Err(StoreError::ReadOnly);
+        }
+        let (utxo, txs, undos) = self.replay()?;
+        let mut batch = WriteBatch::default();
+        for cf in [UTXO_BY_OUTPOINT, UTXO_BY_PUBKEY_HASH, TX_LOC_BY_TXID, UNDO_BY_HASH] {
+            clear_cf(&self.db, &mut batch, cf)?;
+        }
+        for (op, c) in &utxo {
+            batch.put_cf(self.cf(UTXO_BY_OUTPOINT), op.to_key(), encode_coin(c));
+            batch.put_cf(self.cf(UTXO_BY_PUBKEY_HASH), addr_key(&c.output.pubkey_hash, op), encode_coin(c));
+        }
+        for (txid, hash, i) in &txs {
+            batch.put_cf(self.cf(TX_LOC_BY_TXID), txid.0, encode_tx_loc(hash, *i));
+        }
+        for (hash, spent) in &undos {
+            batch.put_cf(self.cf(UNDO_BY_HASH), hash.0, encode_undo(spent));
+        }
+        self.db.write_opt(batch, &sync_write())?;
+        Ok(utxo.len())
+    }
+}
+
+impl UtxoView for ChainStore {
+    /// A read error is reported as a missing coin; callers that must tell
+    /// the two apart use [`ChainStore::coin`].
+    fn coin(&self, outpoint: &OutPoint) -> Option<Coin> {
+        ChainStore::coin(self, outpoint).ok().flatten()
+    }
+}
+
+fn clear_cf(db: &DB, batch: &mut WriteBatch, name: &str) -> Result<(), StoreError> {
+    let cf = db.cf_handle(name).expect("every column family is opened with the store");
+    for item in db.iterator_cf(cf, IteratorMode::Start) {
+        let (k, _) = item?;
+        batch.delete_cf(cf, k);
+    }
+    Ok(())
+}
+
+/// Stages everything connecting `block` changes: UTXOs, address index, tx
+/// index, undo data, the best-chain height entry and the tip.
+fn stage_connect(db: &DB, batch: &mut WriteBatch, block: &Block, changes: &validation::BlockChanges) {
+    let cf = |n: &str| db.cf_handle(n).expect("every column family is opened with the store");
+    let hash = block.hash();
+    for (op, coin) in &changes.spent {
+        batch.delete_cf(cf(UTXO_BY_OUTPOINT), op.to_key());
+        batch.delete_cf(cf(UTXO_BY_PUBKEY_HASH), addr_key(&coin.output.pubkey_hash, op));
+    }
+    for (op, coin) in &changes.created {
+        batch.put_cf(cf(UTXO_BY_OUTPOINT), op.to_key(), encode_coin(coin));
+        batch.put_cf(cf(UTXO_BY_PUBKEY_HASH), addr_key(&coin.output.pubkey_hash, op), encode_coin(coin));
+    }
+    for (i, tx) in block.transactions.iter().enumerate() {
+        // Positions are bounded by the block size limit.
+        batch.put_cf(cf(TX_LOC_BY_TXID), tx.txid().0, encode_tx_loc(&hash, i as u32));
+    }
+    batch.put_cf(cf(UNDO_BY_HASH), hash.0, encode_undo(&changes.spent));
+    batch.put_cf(cf(HASH_BY_HEIGHT), height_key(block.header.height), hash.0);
+    batch.put_cf(cf(META), META_TIP, hash.0);
+}
