@@ -1,1 +1,201 @@
-//! e2e helpers
+//! Helpers for end-to-end tests: locate the real binaries, run them in a
+//! temporary data directory, and stop every process a test started.
+
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// Path of a workspace binary next to the running test executable.
+pub fn bin(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    // target/<profile>/deps/<test> -> target/<profile>/<name>
+    let dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target directory");
+    let p = dir.join(name);
+    assert!(
+        p.exists(),
+        "{} is missing: run `cargo build --workspace --bins` first (scripts/test.sh does)",
+        p.display()
+    );
+    p
+}
+
+/// A temporary data directory shared by the commands of one test.
+pub struct Env {
+    /// The directory (removed on drop).
+    pub dir: tempfile::TempDir,
+}
+
+impl Default for Env {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Env {
+    /// A new empty data directory.
+    pub fn new() -> Env {
+        Env {
+            dir: tempfile::tempdir().expect("temporary directory"),
+        }
+    }
+
+    /// The data directory path.
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// A command for `bin` as node `node_id`, in this data directory.
+    pub fn cmd(&self, bin_name: &str, node_id: &str, args: &[&str]) -> Command {
+        let mut c = Command::new(bin(bin_name));
+        c.args(args)
+            .env("NODE_ID", node_id)
+            .env("RUST_LOG", "info")
+            .arg("--data-dir")
+            .arg(self.path());
+        c
+    }
+
+    /// Runs a command to completion.
+    pub fn run(&self, bin_name: &str, node_id: &str, args: &[&str]) -> Output {
+        self.cmd(bin_name, node_id, args)
+            .output()
+            .expect("run binary")
+    }
+
+    /// Runs a command that must succeed and print one JSON object.
+    pub fn json(&self, bin_name: &str, node_id: &str, args: &[&str]) -> Value {
+        let mut all: Vec<&str> = args.to_vec();
+        all.push("--json");
+        let out = self.run(bin_name, node_id, &all);
+        assert!(
+            out.status.success(),
+            "{bin_name} {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+            panic!(
+                "{bin_name} {args:?}: not JSON ({e}): {}",
+                String::from_utf8_lossy(&out.stdout)
+            )
+        })
+    }
+
+    /// Runs a command that must fail; returns its stderr.
+    pub fn fails(&self, bin_name: &str, node_id: &str, args: &[&str]) -> String {
+        let out = self.run(bin_name, node_id, args);
+        assert!(
+            !out.status.success(),
+            "{bin_name} {args:?} should have failed"
+        );
+        let err = String::from_utf8_lossy(&out.stderr).to_string();
+        assert!(!err.trim().is_empty(), "a failure must say why");
+        err
+    }
+
+    /// Starts a long-running process; it is killed when the guard drops.
+    pub fn spawn(&self, bin_name: &str, node_id: &str, args: &[&str], log: &Path) -> Proc {
+        let f = std::fs::File::create(log).expect("log file");
+        let child = self
+            .cmd(bin_name, node_id, args)
+            .stdout(f.try_clone().expect("log"))
+            .stderr(f)
+            .stdin(Stdio::null())
+            .spawn()
+            .expect("spawn");
+        Proc {
+            child,
+            log: log.to_path_buf(),
+        }
+    }
+}
+
+/// A started process, ended by pid when dropped.
+pub struct Proc {
+    /// The process.
+    pub child: Child,
+    /// Where its output goes.
+    pub log: PathBuf,
+}
+
+impl Proc {
+    /// Its output so far.
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Waits until the log contains `needle`, or panics after `timeout`.
+    pub fn wait_for_log(&self, needle: &str, timeout: Duration) -> String {
+        let start = Instant::now();
+        loop {
+            let t = self.log_text();
+            if t.contains(needle) {
+                return t;
+            }
+            assert!(
+                start.elapsed() < timeout,
+                "timed out waiting for {needle:?} in {}:\n{t}",
+                self.log.display()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Sends SIGTERM and waits up to `timeout` for a clean exit; returns whether it exited 0.
+    pub fn terminate(&mut self, timeout: Duration) -> bool {
+        // The pid belongs to a child this test started and still owns.
+        let pid = i32::try_from(self.child.id()).expect("pid fits in i32");
+        let _ = send_signal(pid, 15);
+        let start = Instant::now();
+        while start.elapsed() < timeout {
+            if let Ok(Some(st)) = self.child.try_wait() {
+                return st.success();
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        false
+    }
+}
+
+fn send_signal(pid: i32, sig: i32) -> std::io::Result<()> {
+    let st = Command::new("kill")
+        .arg(format!("-{sig}"))
+        .arg(pid.to_string())
+        .status()?;
+    if st.success() {
+        Ok(())
+    } else {
+        Err(std::io::Error::other("kill failed"))
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A TCP port that was free a moment ago on 127.0.0.1.
+pub fn free_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    l.local_addr().expect("addr").port()
+}
+
+/// Polls `f` until it returns `Some`, or panics after `timeout`.
+pub fn eventually<T>(timeout: Duration, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let start = Instant::now();
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(
+            start.elapsed() < timeout,
+            "timed out after {timeout:?} waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}

@@ -1,1 +1,71 @@
-fn main() {}
+//! `node`: create, inspect and maintain a chain, and run a networked node.
+
+mod chain_cmds;
+mod p2p;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+
+/// A small proof-of-work blockchain node.
+#[derive(Parser, Debug)]
+#[command(name = "node", version, about, long_about = None)]
+pub struct Cli {
+    /// Node id (also the TCP port of `startp2p`). Defaults to the NODE_ID environment variable.
+    #[arg(long, env = "NODE_ID", global = true)]
+    pub node_id: Option<String>,
+    /// Directory holding chains, wallets and network identities.
+    #[arg(long, default_value = "./tmp", global = true)]
+    pub data_dir: PathBuf,
+    /// The command.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Node commands.
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Create a chain whose genesis pays ADDRESS (an alias of this node's wallet or an address).
+    Createblockchain(chain_cmds::CreateArgs),
+    /// Print the best chain, newest block first.
+    Printchain(chain_cmds::JsonFlag),
+    /// Rebuild the UTXO set and the indexes from the blocks.
+    Reindexutxo(chain_cmds::JsonFlag),
+    /// Recompute the UTXO set from the blocks and compare it with the stored one.
+    Checkdb(chain_cmds::JsonFlag),
+    /// Run a networked node: sync, relay, and mint with --minter.
+    Startp2p(p2p::StartArgs),
+}
+
+fn main() {
+    let args = wallet::args::go_style_args(std::env::args());
+    let cli = Cli::parse_from(args);
+    if let Err(e) = run(cli) {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn run(cli: Cli) -> Result<()> {
+    let node_id = cli.node_id.clone().ok_or_else(|| {
+        anyhow::anyhow!("no node id: pass --node-id N or set NODE_ID (as in `export NODE_ID=3000`)")
+    })?;
+    if node_id.is_empty()
+        || !node_id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    {
+        anyhow::bail!("node id '{node_id}' is not usable: use letters, digits, '-' or '_' (the tutorial uses port numbers such as 3000)");
+    }
+    let ctx = chain_cmds::Ctx {
+        data_dir: cli.data_dir.clone(),
+        node_id,
+    };
+    match cli.command {
+        Command::Createblockchain(a) => chain_cmds::createblockchain(&ctx, a),
+        Command::Printchain(a) => chain_cmds::printchain(&ctx, a),
+        Command::Reindexutxo(a) => chain_cmds::reindexutxo(&ctx, a),
+        Command::Checkdb(a) => chain_cmds::checkdb(&ctx, a),
+        Command::Startp2p(a) => p2p::startp2p(&ctx, a),
+    }
+}

@@ -1,1 +1,304 @@
-fn main() {}
+//! `wallet-cli`: keys, balances and payments.
+
+mod net;
+
+use anyhow::{bail, Context, Result};
+use chain_core::miner::{assemble_block, solve};
+use chain_core::{Amount, MAX_MONEY};
+use chain_store::ChainStore;
+use clap::{Parser, Subcommand};
+use serde_json::json;
+use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
+use wallet::{Spendable, Wallet};
+
+/// Wallets with aliases, balances and payments.
+#[derive(Parser, Debug)]
+#[command(name = "wallet-cli", version, about, long_about = None)]
+struct Cli {
+    /// Node id whose wallet file and chain to use. Defaults to the NODE_ID environment variable.
+    #[arg(long, env = "NODE_ID", global = true)]
+    node_id: Option<String>,
+    /// Directory holding chains and wallets.
+    #[arg(long, default_value = "./tmp", global = true)]
+    data_dir: PathBuf,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Create a new key, optionally with an alias.
+    Createwallet {
+        /// A name to use instead of the address.
+        #[arg(long)]
+        alias: Option<String>,
+        /// Print one JSON object on stdout.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List the wallet's aliases and addresses.
+    Listaddresses {
+        /// Print one JSON object on stdout.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print the balance of an alias or address.
+    Getbalance {
+        /// Alias or address.
+        #[arg(long)]
+        address: String,
+        /// Ask this node instead of reading the local chain.
+        #[arg(long)]
+        peer: Option<String>,
+        /// Print one JSON object on stdout.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Pay AMOUNT from one of this wallet's keys.
+    Send(SendArgs),
+    /// Import a compressed mainnet WIF private key.
+    Importkey {
+        /// The key.
+        #[arg(long)]
+        wif: String,
+        /// An alias for it.
+        #[arg(long)]
+        alias: Option<String>,
+        /// Print one JSON object on stdout.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Export a key as compressed mainnet WIF.
+    Exportkey {
+        /// Alias or address of the key.
+        #[arg(long)]
+        address: String,
+        /// Print one JSON object on stdout.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(clap::Args, Debug)]
+struct SendArgs {
+    /// Alias or address of the payer (its key must be in this wallet).
+    #[arg(long)]
+    from: String,
+    /// Alias or address of the payee.
+    #[arg(long)]
+    to: String,
+    /// Amount to pay.
+    #[arg(long)]
+    amount: u64,
+    /// Fee left for the miner.
+    #[arg(long, default_value_t = 0)]
+    fee: u64,
+    /// Mint a block holding the payment on the local chain right away.
+    #[arg(long, conflicts_with = "peer")]
+    mint: bool,
+    /// Submit the payment to this node (a multiaddress ending in /p2p/<peer id>).
+    #[arg(long)]
+    peer: Option<String>,
+    /// Mining threads for --mint (default: all cores).
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Print one JSON object on stdout.
+    #[arg(long)]
+    json: bool,
+}
+
+struct Ctx {
+    data_dir: PathBuf,
+    node_id: String,
+}
+
+impl Ctx {
+    fn wallet_file(&self) -> PathBuf {
+        wallet::wallet_path(&self.data_dir, &self.node_id)
+    }
+    fn chain_dir(&self) -> PathBuf {
+        self.data_dir.join(format!("blocks_{}", self.node_id))
+    }
+}
+
+fn main() {
+    let cli = Cli::parse_from(wallet::args::go_style_args(std::env::args()));
+    if let Err(e) = run(cli) {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn run(cli: Cli) -> Result<()> {
+    let node_id = cli
+        .node_id
+        .clone()
+        .context("no node id: pass --node-id N or set NODE_ID (as in `export NODE_ID=3000`)")?;
+    if node_id.is_empty()
+        || !node_id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    {
+        bail!("node id '{node_id}' is not usable: use letters, digits, '-' or '_'");
+    }
+    let ctx = Ctx {
+        data_dir: cli.data_dir,
+        node_id,
+    };
+    match cli.command {
+        Command::Createwallet { alias, json } => {
+            let address = Wallet::update(&ctx.wallet_file(), |w| w.create_key(alias.as_deref()))?;
+            if json {
+                println!(
+                    "{}",
+                    json!({"address": address.to_string(), "alias": alias})
+                );
+            } else {
+                println!(
+                    "New address is: {address}{}",
+                    alias.map(|a| format!(" (alias {a})")).unwrap_or_default()
+                );
+            }
+        }
+        Command::Listaddresses { json } => {
+            let w = Wallet::load(&ctx.wallet_file())?;
+            if json {
+                let list: Vec<_> = w
+                    .keys()
+                    .iter()
+                    .map(|k| json!({"alias": k.alias, "address": k.address.to_string()}))
+                    .collect();
+                println!("{}", json!({"addresses": list}));
+            } else {
+                for k in w.keys() {
+                    match &k.alias {
+                        Some(a) => println!("{a}: {}", k.address),
+                        None => println!("{}", k.address),
+                    }
+                }
+            }
+        }
+        Command::Getbalance {
+            address,
+            peer,
+            json,
+        } => {
+            let addr = wallet::resolve_name(&ctx.wallet_file(), &address)?;
+            let (balance, height) = match peer {
+                Some(p) => net::balance(&p, &addr)?,
+                None => {
+                    let store = ChainStore::open_read_only(&ctx.chain_dir())?;
+                    (
+                        store.balance(&addr.pubkey_hash())?,
+                        Some(store.tip().height),
+                    )
+                }
+            };
+            if json {
+                println!(
+                    "{}",
+                    json!({"address": addr.to_string(), "balance": balance.0, "height": height})
+                );
+            } else {
+                println!("Balance of {address}: {balance}");
+            }
+        }
+        Command::Send(a) => send(&ctx, a)?,
+        Command::Importkey { wif, alias, json } => {
+            let key = chain_core::PrivateKey::from_wif(&wif)?;
+            let address = Wallet::update(&ctx.wallet_file(), |w| w.add_key(key, alias.as_deref()))?;
+            if json {
+                println!(
+                    "{}",
+                    json!({"address": address.to_string(), "alias": alias})
+                );
+            } else {
+                println!("Imported {address}");
+            }
+        }
+        Command::Exportkey { address, json } => {
+            let w = Wallet::load(&ctx.wallet_file())?;
+            let k = w.key_for(&address)?;
+            if json {
+                println!(
+                    "{}",
+                    json!({"address": k.address.to_string(), "wif": k.key.to_wif()})
+                );
+            } else {
+                println!("{}", k.key.to_wif());
+            }
+        }
+    }
+    Ok(())
+}
+
+fn check_amount(name: &str, v: u64, allow_zero: bool) -> Result<Amount> {
+    if v == 0 && !allow_zero {
+        bail!("the {name} must be above zero");
+    }
+    if Amount(v) > MAX_MONEY {
+        bail!("the {name} {v} is larger than the money supply ({MAX_MONEY})");
+    }
+    Ok(Amount(v))
+}
+
+fn send(ctx: &Ctx, a: SendArgs) -> Result<()> {
+    let amount = check_amount("amount", a.amount, false)?;
+    let fee = check_amount("fee", a.fee, true)?;
+    let w = Wallet::load(&ctx.wallet_file())?;
+    let from = w.key_for(&a.from)?.clone();
+    let to = w.resolve(&a.to)?;
+    if let Some(peer) = &a.peer {
+        return net::send(peer, &from, &to, amount, fee, a.json);
+    }
+    if !a.mint {
+        bail!("say how to deliver the payment: --mint to mint it into the local chain, or --peer MULTIADDR to submit it to a node");
+    }
+    let mut store = ChainStore::open(&ctx.chain_dir())?;
+    let coins: Vec<Spendable> = store
+        .utxos_for(&from.address.pubkey_hash())?
+        .into_iter()
+        .map(|(outpoint, c)| Spendable {
+            outpoint,
+            output: c.output,
+        })
+        .collect();
+    let tx = wallet::build_transaction(&from, coins, &to, amount, fee)?;
+    let txid = tx.txid();
+    let now = chain_store::unix_now();
+    let hctx = store.context_for_tip(now)?;
+    let time = now.max(hctx.median_time_past + 1);
+    let tip = store.tip();
+    let mut block = assemble_block(
+        store.params(),
+        &tip.header,
+        hctx.expected_bits,
+        time,
+        from.address.pubkey_hash(),
+        vec![tx],
+        fee,
+    );
+    let threads = a.threads.filter(|n| *n > 0).unwrap_or_else(|| {
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+    });
+    if !solve(&mut block, threads, &AtomicBool::new(false), &mut |_| {}) {
+        bail!("mining was cancelled");
+    }
+    store.accept_block(&block, now)?;
+    if a.json {
+        println!(
+            "{}",
+            json!({"txid": txid.to_string(), "from": from.address.to_string(), "to": to.to_string(), "amount": amount.0, "fee": fee.0, "block": block.hash().to_string(), "height": block.header.height})
+        );
+    } else {
+        println!(
+            "Success! Transaction {txid} minted in block {} at height {}",
+            block.hash(),
+            block.header.height
+        );
+    }
+    Ok(())
+}

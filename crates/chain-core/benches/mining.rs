@@ -1,6 +1,8 @@
 //! Benchmarks of the hot paths: header hashing with and without the midstate,
 //! and full validation of a block of 50 signed transactions.
 
+#![allow(clippy::unwrap_used)]
+
 use chain_core::address::PubkeyHash;
 use chain_core::amount::Amount;
 use chain_core::block::BlockHeader;
@@ -47,7 +49,13 @@ fn validation(c: &mut Criterion) {
     // Fund 50 coins, then a block with 50 independent spends.
     let g = genesis(&params, pkh);
     let mut utxo: HashMap<OutPoint, Coin> = HashMap::new();
-    let fund = spend(&key, &outputs_of(&g.transactions[0]), pkh, Amount(1), Amount(0));
+    let fund = spend(
+        &key,
+        &outputs_of(&g.transactions[0]),
+        pkh,
+        Amount(1),
+        Amount(0),
+    );
     let mut tip = child(&params, &g.header, vec![], Amount(0), pkh);
     let mut fan: Vec<Transaction> = vec![];
     let mut coins = outputs_of(&fund);
@@ -68,17 +76,35 @@ fn validation(c: &mut Criterion) {
     let setup = child(&params, &tip.header, fan.clone(), Amount(0), pkh);
     for tx in std::iter::once(&g.transactions[0]).chain(&fan) {
         for (op, o) in outputs_of(tx) {
-            utxo.insert(op, Coin { output: o, height: 1, is_coinbase: false });
+            utxo.insert(
+                op,
+                Coin {
+                    output: o,
+                    height: 1,
+                    is_coinbase: false,
+                },
+            );
         }
         for i in &tx.inputs {
             utxo.remove(&i.prevout);
         }
     }
     for (op, o) in outputs_of(&fund) {
-        utxo.insert(op, Coin { output: o, height: 1, is_coinbase: false });
+        utxo.insert(
+            op,
+            Coin {
+                output: o,
+                height: 1,
+                is_coinbase: false,
+            },
+        );
     }
     utxo.retain(|op, _| pool.iter().any(|p| p.0 == *op));
-    let txs: Vec<Transaction> = pool.iter().take(50).map(|c| spend(&key, &[*c], PubkeyHash([1; 20]), c.1.value, Amount(0))).collect();
+    let txs: Vec<Transaction> = pool
+        .iter()
+        .take(50)
+        .map(|c| spend(&key, &[*c], PubkeyHash([1; 20]), c.1.value, Amount(0)))
+        .collect();
     let block = child(&params, &setup.header, txs, Amount(0), pkh);
     let mut grp = c.benchmark_group("block-validation");
     grp.throughput(Throughput::Elements(50));

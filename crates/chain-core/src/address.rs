@@ -87,19 +87,30 @@ impl Address {
     /// Parses and checks an address string.
     pub fn parse(text: &str) -> Result<Self, AddressError> {
         let payload = base58check_decode(text).map_err(|e| match e {
-            Base58CheckError::InvalidCharacter { character, index } => AddressError::InvalidCharacter {
-                text: text.to_string(),
-                character,
-                index,
-            },
+            Base58CheckError::InvalidCharacter { character, index } => {
+                AddressError::InvalidCharacter {
+                    text: text.to_string(),
+                    character,
+                    index,
+                }
+            }
             Base58CheckError::BadChecksum => AddressError::BadChecksum(text.to_string()),
-            Base58CheckError::TooShort(len) => AddressError::WrongLength { text: text.to_string(), len },
+            Base58CheckError::TooShort(len) => AddressError::WrongLength {
+                text: text.to_string(),
+                len,
+            },
         })?;
         if payload.len() != 21 {
-            return Err(AddressError::WrongLength { text: text.to_string(), len: payload.len() });
+            return Err(AddressError::WrongLength {
+                text: text.to_string(),
+                len: payload.len(),
+            });
         }
         if payload[0] != ADDRESS_VERSION {
-            return Err(AddressError::WrongVersion { text: text.to_string(), version: payload[0] });
+            return Err(AddressError::WrongVersion {
+                text: text.to_string(),
+                version: payload[0],
+            });
         }
         let mut h = [0u8; 20];
         h.copy_from_slice(&payload[1..]);
@@ -198,11 +209,23 @@ mod tests {
         let last = typo.len() - 1;
         typo[last] = if typo[last] == b'2' { b'3' } else { b'2' };
         let typo = String::from_utf8(typo).unwrap();
-        assert!(matches!(Address::parse(&typo), Err(AddressError::BadChecksum(_))));
-        assert!(matches!(Address::parse("10OIl"), Err(AddressError::InvalidCharacter { .. })));
+        assert!(matches!(
+            Address::parse(&typo),
+            Err(AddressError::BadChecksum(_))
+        ));
+        assert!(matches!(
+            Address::parse("10OIl"),
+            Err(AddressError::InvalidCharacter { .. })
+        ));
         let p2sh = base58check_encode(&[&[5u8][..], &[1u8; 20]].concat());
-        assert!(matches!(Address::parse(&p2sh), Err(AddressError::WrongVersion { version: 5, .. })));
+        assert!(matches!(
+            Address::parse(&p2sh),
+            Err(AddressError::WrongVersion { version: 5, .. })
+        ));
         let long = base58check_encode(&[0u8; 22]);
-        assert!(matches!(Address::parse(&long), Err(AddressError::WrongLength { len: 22, .. })));
+        assert!(matches!(
+            Address::parse(&long),
+            Err(AddressError::WrongLength { len: 22, .. })
+        ));
     }
 }

@@ -8,7 +8,9 @@ use serde::{Deserialize, Serialize};
 pub const MAX_MONEY: Amount = Amount(21_000_000 * 100_000_000);
 
 /// A number of coins. There is no unchecked arithmetic on it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize,
+)]
 pub struct Amount(pub u64);
 
 impl Amount {
@@ -27,7 +29,8 @@ impl Amount {
 
     /// Sums an iterator of amounts, `None` on overflow.
     pub fn checked_sum<I: IntoIterator<Item = Amount>>(iter: I) -> Option<Amount> {
-        iter.into_iter().try_fold(Amount::ZERO, |acc, a| acc.checked_add(a))
+        iter.into_iter()
+            .try_fold(Amount::ZERO, |acc, a| acc.checked_add(a))
     }
 
     /// The raw number.

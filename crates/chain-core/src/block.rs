@@ -65,13 +65,16 @@ impl BlockHeader {
 
     /// The inverse of [`BlockHeader::to_bytes`].
     pub fn from_bytes(b: &[u8; HEADER_SIZE]) -> BlockHeader {
-        let arr32 = |r: std::ops::Range<usize>| -> [u8; 32] { b[r].try_into().expect("32-byte range") };
+        let arr32 =
+            |r: std::ops::Range<usize>| -> [u8; 32] { b[r].try_into().expect("32-byte range") };
         BlockHeader {
             version: u32::from_le_bytes(b[0..4].try_into().expect("4-byte range")),
             prev: BlockHash(arr32(4..36)),
             merkle_root: MerkleRoot(arr32(36..68)),
             time: u64::from_le_bytes(b[68..76].try_into().expect("8-byte range")),
-            bits: CompactTarget(u32::from_le_bytes(b[76..80].try_into().expect("4-byte range"))),
+            bits: CompactTarget(u32::from_le_bytes(
+                b[76..80].try_into().expect("4-byte range"),
+            )),
             height: u32::from_le_bytes(b[80..84].try_into().expect("4-byte range")),
             nonce: u64::from_le_bytes(b[84..92].try_into().expect("8-byte range")),
         }
@@ -166,7 +169,8 @@ impl Default for ChainParams {
     /// The Go project's chain: 12 leading zero bits, a reward of 20, no retargeting.
     fn default() -> Self {
         ChainParams {
-            initial_bits: CompactTarget::from_leading_zero_bits(12).expect("12 is a valid difficulty"),
+            initial_bits: CompactTarget::from_leading_zero_bits(12)
+                .expect("12 is a valid difficulty"),
             reward: Amount(20),
             retarget_interval: 0,
             target_spacing: 60,
@@ -182,7 +186,9 @@ const PARAMS_TAG: &[u8] = b"params:";
 #[non_exhaustive]
 pub enum GenesisError {
     /// Not a height-0 block with a coinbase that carries the parameters.
-    #[error("block {0} is not a genesis block of this software (no chain parameters in its coinbase)")]
+    #[error(
+        "block {0} is not a genesis block of this software (no chain parameters in its coinbase)"
+    )]
     NoParams(BlockHash),
     /// The parameters are not usable.
     #[error("genesis {0} has unusable chain parameters: {1}")]
@@ -193,21 +199,37 @@ impl ChainParams {
     /// Reads the parameters from a genesis block.
     pub fn from_genesis(genesis: &Block) -> Result<ChainParams, GenesisError> {
         let hash = genesis.hash();
-        let cb = genesis.transactions.first().filter(|t| t.is_coinbase() && genesis.header.height == 0);
-        let data = cb.map(|t| &t.inputs[0].signature[..]).ok_or(GenesisError::NoParams(hash))?;
-        let rest = data.get(4..).filter(|r| r.starts_with(PARAMS_TAG)).ok_or(GenesisError::NoParams(hash))?;
+        let cb = genesis
+            .transactions
+            .first()
+            .filter(|t| t.is_coinbase() && genesis.header.height == 0);
+        let data = cb
+            .map(|t| &t.inputs[0].signature[..])
+            .ok_or(GenesisError::NoParams(hash))?;
+        let rest = data
+            .get(4..)
+            .filter(|r| r.starts_with(PARAMS_TAG))
+            .ok_or(GenesisError::NoParams(hash))?;
         let params: ChainParams = decode_exact(&rest[PARAMS_TAG.len()..], 64, "chain parameters")
             .map_err(|e| GenesisError::BadParams(hash, e.to_string()))?;
-        params.validate().map_err(|e| GenesisError::BadParams(hash, e))?;
+        params
+            .validate()
+            .map_err(|e| GenesisError::BadParams(hash, e))?;
         if genesis.header.bits != params.initial_bits {
-            return Err(GenesisError::BadParams(hash, "header bits differ from the parameters".into()));
+            return Err(GenesisError::BadParams(
+                hash,
+                "header bits differ from the parameters".into(),
+            ));
         }
         Ok(params)
     }
 
     /// Checks the parameters make sense.
     pub fn validate(&self) -> Result<(), String> {
-        let t = self.initial_bits.to_target().ok_or("the initial difficulty is not a valid target")?;
+        let t = self
+            .initial_bits
+            .to_target()
+            .ok_or("the initial difficulty is not a valid target")?;
         if t > crate::pow::Target::pow_limit() {
             return Err("the initial difficulty is easier than the limit".into());
         }
@@ -268,7 +290,10 @@ mod tests {
 
     #[test]
     fn params_round_trip_through_genesis_coinbase() {
-        let p = ChainParams { retarget_interval: 10, ..ChainParams::default() };
+        let p = ChainParams {
+            retarget_interval: 10,
+            ..ChainParams::default()
+        };
         let cb = p.genesis_coinbase(PubkeyHash([0; 20]));
         assert!(cb.check().is_ok());
         let block = Block {

@@ -98,7 +98,10 @@ mod tests {
         let s = h.to_string();
         assert_eq!(s.len(), 64);
         assert_eq!(s.parse::<BlockHash>().unwrap(), h);
-        assert!(matches!("zz".parse::<BlockHash>(), Err(HashParseError::NotHex(_))));
+        assert!(matches!(
+            "zz".parse::<BlockHash>(),
+            Err(HashParseError::NotHex(_))
+        ));
         assert_eq!("abcd".parse::<Txid>(), Err(HashParseError::WrongLength(2)));
     }
 }

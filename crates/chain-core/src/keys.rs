@@ -4,7 +4,9 @@
 //! it verifies; the S value is deliberately not normalised first, because
 //! normalising would accept malleated signatures.
 
-use crate::address::{base58check_decode, base58check_encode, Address, Base58CheckError, PubkeyHash};
+use crate::address::{
+    base58check_decode, base58check_encode, Address, Base58CheckError, PubkeyHash,
+};
 use k256::ecdsa::signature::{Signer, Verifier};
 use k256::ecdsa::{Signature, SigningKey, VerifyingKey};
 
@@ -47,12 +49,16 @@ pub struct PrivateKey(SigningKey);
 impl PrivateKey {
     /// A new random key from the operating system's generator.
     pub fn generate() -> Self {
-        PrivateKey(SigningKey::random(&mut k256::elliptic_curve::rand_core::OsRng))
+        PrivateKey(SigningKey::random(
+            &mut k256::elliptic_curve::rand_core::OsRng,
+        ))
     }
 
     /// A key from its 32 secret bytes.
     pub fn from_bytes(bytes: &[u8; 32]) -> Result<Self, KeyError> {
-        SigningKey::from_bytes(bytes.into()).map(PrivateKey).map_err(|_| KeyError::SecretOutOfRange)
+        SigningKey::from_bytes(bytes.into())
+            .map(PrivateKey)
+            .map_err(|_| KeyError::SecretOutOfRange)
     }
 
     /// The 32 secret bytes.
@@ -64,7 +70,10 @@ impl PrivateKey {
     pub fn from_wif(wif: &str) -> Result<Self, KeyError> {
         let payload = base58check_decode(wif.trim())?;
         if payload.len() != 34 || payload[0] != WIF_VERSION || payload[33] != 0x01 {
-            return Err(KeyError::WifForm { version: payload.first().copied().unwrap_or(0), len: payload.len() });
+            return Err(KeyError::WifForm {
+                version: payload.first().copied().unwrap_or(0),
+                len: payload.len(),
+            });
         }
         let mut secret = [0u8; 32];
         secret.copy_from_slice(&payload[1..33]);
@@ -107,7 +116,9 @@ pub struct PublicKey(VerifyingKey);
 impl PublicKey {
     /// Parses a SEC1 point, compressed or not.
     pub fn from_sec1(bytes: &[u8]) -> Result<Self, KeyError> {
-        VerifyingKey::from_sec1_bytes(bytes).map(PublicKey).map_err(|_| KeyError::BadPublicKey)
+        VerifyingKey::from_sec1_bytes(bytes)
+            .map(PublicKey)
+            .map_err(|_| KeyError::BadPublicKey)
     }
 
     /// The compressed SEC1 form (33 bytes), the one transactions carry.
@@ -165,6 +176,9 @@ mod tests {
         let high = Signature::from_scalars(r.to_bytes(), (-*s.as_ref()).to_bytes()).unwrap();
         assert!(high.normalize_s().is_some(), "the twin is high-S");
         let der_high = high.to_der().as_bytes().to_vec();
-        assert_eq!(k.public_key().verify(b"m", &der_high), Err(KeyError::BadSignature));
+        assert_eq!(
+            k.public_key().verify(b"m", &der_high),
+            Err(KeyError::BadSignature)
+        );
     }
 }

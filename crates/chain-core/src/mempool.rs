@@ -85,11 +85,15 @@ impl<V: UtxoView> UtxoView for PoolView<'_, V> {
             return None;
         }
         if let Some(e) = self.pool.entries.get(&op.txid) {
-            return e.tx.outputs.get(usize::try_from(op.vout).ok()?).map(|o| Coin {
-                output: *o,
-                height: UNCONFIRMED_HEIGHT,
-                is_coinbase: false,
-            });
+            return e
+                .tx
+                .outputs
+                .get(usize::try_from(op.vout).ok()?)
+                .map(|o| Coin {
+                    output: *o,
+                    height: UNCONFIRMED_HEIGHT,
+                    is_coinbase: false,
+                });
         }
         self.chain.coin(op)
     }
@@ -98,7 +102,13 @@ impl<V: UtxoView> UtxoView for PoolView<'_, V> {
 impl Mempool {
     /// An empty pool holding at most `max_txs` transactions.
     pub fn new(max_txs: usize) -> Self {
-        Mempool { entries: HashMap::new(), by_seq: BTreeMap::new(), spends: HashMap::new(), next_seq: 0, max_txs }
+        Mempool {
+            entries: HashMap::new(),
+            by_seq: BTreeMap::new(),
+            spends: HashMap::new(),
+            next_seq: 0,
+            max_txs,
+        }
     }
 
     /// Number of transactions.
@@ -128,7 +138,9 @@ impl Mempool {
 
     /// All transactions in dependency order.
     pub fn transactions(&self) -> impl Iterator<Item = &Transaction> {
-        self.by_seq.values().filter_map(|t| self.entries.get(t).map(|e| &e.tx))
+        self.by_seq
+            .values()
+            .filter_map(|t| self.entries.get(t).map(|e| &e.tx))
     }
 
     /// Outputs created by pool transactions and not spent in the pool.
@@ -137,7 +149,10 @@ impl Mempool {
             let txid = tx.txid();
             tx.outputs.iter().enumerate().filter_map(move |(i, o)| {
                 // Output counts are bounded by the transaction size limit.
-                let op = OutPoint { txid, vout: i as u32 };
+                let op = OutPoint {
+                    txid,
+                    vout: i as u32,
+                };
                 (!self.spends.contains_key(&op)).then_some((op, *o))
             })
         })
@@ -155,7 +170,11 @@ impl Mempool {
         tx.check()?;
         for input in &tx.inputs {
             if let Some(conflict) = self.spends.get(&input.prevout) {
-                return Err(MempoolError::DoubleSpend { txid, outpoint: input.prevout, conflict: *conflict });
+                return Err(MempoolError::DoubleSpend {
+                    txid,
+                    outpoint: input.prevout,
+                    conflict: *conflict,
+                });
             }
         }
         if self.entries.len() >= self.max_txs {
@@ -181,12 +200,18 @@ impl Mempool {
         let mut used = 0usize;
         let mut fees = Amount::ZERO;
         for txid in self.by_seq.values() {
-            let Some(e) = self.entries.get(txid) else { continue };
-            let parents_ok = e.tx.inputs.iter().all(|i| !self.entries.contains_key(&i.prevout.txid) || taken.contains(&i.prevout.txid));
+            let Some(e) = self.entries.get(txid) else {
+                continue;
+            };
+            let parents_ok = e.tx.inputs.iter().all(|i| {
+                !self.entries.contains_key(&i.prevout.txid) || taken.contains(&i.prevout.txid)
+            });
             if !parents_ok || used + e.size > max_bytes {
                 continue;
             }
-            let Some(f) = fees.checked_add(e.fee) else { continue };
+            let Some(f) = fees.checked_add(e.fee) else {
+                continue;
+            };
             fees = f;
             used += e.size;
             taken.insert(*txid);
@@ -206,7 +231,10 @@ impl Mempool {
         let mut entries = std::mem::take(&mut self.entries);
         self.by_seq.clear();
         self.spends.clear();
-        order.into_iter().filter_map(|t| entries.remove(&t).map(|e| e.tx)).collect()
+        order
+            .into_iter()
+            .filter_map(|t| entries.remove(&t).map(|e| e.tx))
+            .collect()
     }
 
     /// After the chain changed (blocks connected or disconnected): drops what
@@ -214,12 +242,23 @@ impl Mempool {
     /// transactions of disconnected blocks, oldest first) and the remaining
     /// pool back in dependency order. Returns the txids that were dropped as
     /// no longer valid.
-    pub fn update_for_chain(&mut self, returned: Vec<Transaction>, connected: &[Block], chain: &impl UtxoView) -> Vec<(Txid, MempoolError)> {
-        let confirmed: std::collections::HashSet<Txid> =
-            connected.iter().flat_map(|b| b.transactions.iter().map(Transaction::txid)).collect();
+    pub fn update_for_chain(
+        &mut self,
+        returned: Vec<Transaction>,
+        connected: &[Block],
+        chain: &impl UtxoView,
+    ) -> Vec<(Txid, MempoolError)> {
+        let confirmed: std::collections::HashSet<Txid> = connected
+            .iter()
+            .flat_map(|b| b.transactions.iter().map(Transaction::txid))
+            .collect();
         let previous = self.drain();
         let mut dropped = Vec::new();
-        for tx in returned.into_iter().filter(|t| !t.is_coinbase()).chain(previous) {
+        for tx in returned
+            .into_iter()
+            .filter(|t| !t.is_coinbase())
+            .chain(previous)
+        {
             let txid = tx.txid();
             if confirmed.contains(&txid) || self.entries.contains_key(&txid) {
                 continue;

@@ -41,7 +41,12 @@ impl MiningProgress {
 /// target, `cancel` is set, or the nonce space is exhausted. Returns the
 /// solved header, or `None` when cancelled or the target is invalid.
 /// `progress` is called a few times a second from the calling thread.
-pub fn mine(header: &BlockHeader, threads: usize, cancel: &AtomicBool, progress: &mut dyn FnMut(MiningProgress)) -> Option<BlockHeader> {
+pub fn mine(
+    header: &BlockHeader,
+    threads: usize,
+    cancel: &AtomicBool,
+    progress: &mut dyn FnMut(MiningProgress),
+) -> Option<BlockHeader> {
     let target = header.bits.to_target()?;
     let target_bytes = target.0.to_big_endian();
     let threads = threads.max(1);
@@ -50,13 +55,27 @@ pub fn mine(header: &BlockHeader, threads: usize, cancel: &AtomicBool, progress:
     let done = AtomicBool::new(false);
     let start = Instant::now();
     let midstate = header.midstate();
-    let tail: [u8; 28] = header.to_bytes()[64..].try_into().expect("92 - 64 = 28 bytes");
+    let tail: [u8; 28] = header.to_bytes()[64..]
+        .try_into()
+        .expect("92 - 64 = 28 bytes");
     std::thread::scope(|s| {
         for t in 0..threads {
             let (midstate, hashes, found, done) = (&midstate, &hashes, &found, &done);
             // Thread counts are small; the conversion is lossless.
             let (first, step) = (t as u64, threads as u64);
-            s.spawn(move || search(midstate, tail, &target_bytes, first, step, hashes, found, done, cancel));
+            s.spawn(move || {
+                search(
+                    midstate,
+                    tail,
+                    &target_bytes,
+                    first,
+                    step,
+                    hashes,
+                    found,
+                    done,
+                    cancel,
+                )
+            });
         }
         let mut last = Instant::now();
         while !done.load(Ordering::Acquire) {
@@ -66,7 +85,10 @@ pub fn mine(header: &BlockHeader, threads: usize, cancel: &AtomicBool, progress:
             }
             if last.elapsed() >= PROGRESS_INTERVAL {
                 last = Instant::now();
-                progress(MiningProgress { hashes: hashes.load(Ordering::Relaxed), elapsed: start.elapsed() });
+                progress(MiningProgress {
+                    hashes: hashes.load(Ordering::Relaxed),
+                    elapsed: start.elapsed(),
+                });
             }
         }
     });
@@ -104,7 +126,15 @@ fn search(
             let twice = Sha256::digest(once);
             if twice.as_slice() <= target.as_slice() {
                 // Store nonce + 1 so that zero means "not found".
-                if found.compare_exchange(0, nonce.wrapping_add(1), Ordering::AcqRel, Ordering::Acquire).is_ok() {
+                if found
+                    .compare_exchange(
+                        0,
+                        nonce.wrapping_add(1),
+                        Ordering::AcqRel,
+                        Ordering::Acquire,
+                    )
+                    .is_ok()
+                {
                     done.store(true, Ordering::Release);
                 }
                 return;
@@ -140,9 +170,22 @@ pub fn assemble_block(
     let mut transactions = Vec::with_capacity(txs.len() + 1);
     transactions.push(Transaction::coinbase(height, to, value, b""));
     transactions.extend(txs);
-    let root = merkle_root(&transactions.iter().map(Transaction::txid).collect::<Vec<_>>());
+    let root = merkle_root(
+        &transactions
+            .iter()
+            .map(Transaction::txid)
+            .collect::<Vec<_>>(),
+    );
     Block {
-        header: BlockHeader { version: BLOCK_VERSION, prev: parent.hash(), merkle_root: root, time, bits, height, nonce: 0 },
+        header: BlockHeader {
+            version: BLOCK_VERSION,
+            prev: parent.hash(),
+            merkle_root: root,
+            time,
+            bits,
+            height,
+            nonce: 0,
+        },
         transactions,
     }
 }
@@ -166,7 +209,12 @@ pub fn assemble_genesis(params: &ChainParams, to: PubkeyHash, time: u64) -> Bloc
 }
 
 /// Mines `block` in place on `threads` threads. Returns false if cancelled.
-pub fn solve(block: &mut Block, threads: usize, cancel: &AtomicBool, progress: &mut dyn FnMut(MiningProgress)) -> bool {
+pub fn solve(
+    block: &mut Block,
+    threads: usize,
+    cancel: &AtomicBool,
+    progress: &mut dyn FnMut(MiningProgress),
+) -> bool {
     match mine(&block.header, threads, cancel, progress) {
         Some(h) => {
             block.header = h;

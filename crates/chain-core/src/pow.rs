@@ -66,7 +66,9 @@ impl std::fmt::Display for CompactTarget {
 impl Target {
     /// The easiest target allowed.
     pub fn pow_limit() -> Target {
-        POW_LIMIT_BITS.to_target().expect("the pow limit is a valid compact target")
+        POW_LIMIT_BITS
+            .to_target()
+            .expect("the pow limit is a valid compact target")
     }
 
     /// The compact form (rounding down, as Bitcoin does).
@@ -124,8 +126,12 @@ impl std::fmt::Display for Work {
 /// clamped to a factor of four either way, and never easier than the limit.
 pub fn retarget(old: CompactTarget, actual_timespan: u64, expected_timespan: u64) -> CompactTarget {
     let expected = expected_timespan.max(1);
-    let actual = actual_timespan.clamp(expected / 4, expected.saturating_mul(4)).max(1);
-    let Some(old) = old.to_target() else { return POW_LIMIT_BITS };
+    let actual = actual_timespan
+        .clamp(expected / 4, expected.saturating_mul(4))
+        .max(1);
+    let Some(old) = old.to_target() else {
+        return POW_LIMIT_BITS;
+    };
     let limit = Target::pow_limit();
     // old <= 2^255, so multiplying by a u64 may overflow: divide first when needed.
     let new = match old.0.checked_mul(U256::from(actual)) {

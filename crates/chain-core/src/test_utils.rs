@@ -12,7 +12,10 @@ use std::sync::atomic::AtomicBool;
 
 /// Parameters with the easiest difficulty, so tests mine instantly.
 pub fn easy_params() -> ChainParams {
-    ChainParams { initial_bits: POW_LIMIT_BITS, ..ChainParams::default() }
+    ChainParams {
+        initial_bits: POW_LIMIT_BITS,
+        ..ChainParams::default()
+    }
 }
 
 /// Time of test genesis blocks.
@@ -21,40 +24,93 @@ pub const GENESIS_TIME: u64 = 1_700_000_000;
 /// A mined genesis paying `to`.
 pub fn genesis(params: &ChainParams, to: PubkeyHash) -> Block {
     let mut g = assemble_genesis(params, to, GENESIS_TIME);
-    assert!(solve(&mut g, 1, &AtomicBool::new(false), &mut |_| {}), "easy target");
+    assert!(
+        solve(&mut g, 1, &AtomicBool::new(false), &mut |_| {}),
+        "easy target"
+    );
     g
 }
 
 /// A mined child of `parent` holding `txs` (fees assumed zero unless given), paying `to`, 60 s after the parent.
-pub fn child(params: &ChainParams, parent: &BlockHeader, txs: Vec<Transaction>, fees: Amount, to: PubkeyHash) -> Block {
+pub fn child(
+    params: &ChainParams,
+    parent: &BlockHeader,
+    txs: Vec<Transaction>,
+    fees: Amount,
+    to: PubkeyHash,
+) -> Block {
     child_with_extra(params, parent, txs, fees, to, 60)
 }
 
 /// Like [`child`] with a chosen time step (different steps give different blocks).
-pub fn child_with_extra(params: &ChainParams, parent: &BlockHeader, txs: Vec<Transaction>, fees: Amount, to: PubkeyHash, step: u64) -> Block {
-    let mut b = assemble_block(params, parent, parent.bits, parent.time + step, to, txs, fees);
-    assert!(solve(&mut b, 1, &AtomicBool::new(false), &mut |_| {}), "easy target");
+pub fn child_with_extra(
+    params: &ChainParams,
+    parent: &BlockHeader,
+    txs: Vec<Transaction>,
+    fees: Amount,
+    to: PubkeyHash,
+    step: u64,
+) -> Block {
+    let mut b = assemble_block(
+        params,
+        parent,
+        parent.bits,
+        parent.time + step,
+        to,
+        txs,
+        fees,
+    );
+    assert!(
+        solve(&mut b, 1, &AtomicBool::new(false), &mut |_| {}),
+        "easy target"
+    );
     b
 }
 
 /// Re-mines a block after its contents were changed, fixing the Merkle root first.
 pub fn remine(block: &mut Block) {
     block.header.merkle_root = crate::block::merkle_root(&block.txids());
-    assert!(solve(block, 1, &AtomicBool::new(false), &mut |_| {}), "easy target");
+    assert!(
+        solve(block, 1, &AtomicBool::new(false), &mut |_| {}),
+        "easy target"
+    );
 }
 
 /// A signed transaction spending `coins` (all owned by `key`), paying
 /// `amount` to `to`, `fee` to the miner and the change back to `key`.
-pub fn spend(key: &PrivateKey, coins: &[(OutPoint, TxOut)], to: PubkeyHash, amount: Amount, fee: Amount) -> Transaction {
-    let total = Amount::checked_sum(coins.iter().map(|c| c.1.value)).expect("test amounts are small");
-    let change = total.checked_sub(amount).and_then(|r| r.checked_sub(fee)).expect("enough funds in test");
-    let mut outputs = vec![TxOut { value: amount, pubkey_hash: to }];
+pub fn spend(
+    key: &PrivateKey,
+    coins: &[(OutPoint, TxOut)],
+    to: PubkeyHash,
+    amount: Amount,
+    fee: Amount,
+) -> Transaction {
+    let total =
+        Amount::checked_sum(coins.iter().map(|c| c.1.value)).expect("test amounts are small");
+    let change = total
+        .checked_sub(amount)
+        .and_then(|r| r.checked_sub(fee))
+        .expect("enough funds in test");
+    let mut outputs = vec![TxOut {
+        value: amount,
+        pubkey_hash: to,
+    }];
     if change > Amount::ZERO {
-        outputs.push(TxOut { value: change, pubkey_hash: key.public_key().pubkey_hash() });
+        outputs.push(TxOut {
+            value: change,
+            pubkey_hash: key.public_key().pubkey_hash(),
+        });
     }
     let mut tx = Transaction {
         version: 1,
-        inputs: coins.iter().map(|(op, _)| TxIn { prevout: *op, signature: vec![], pubkey: vec![] }).collect(),
+        inputs: coins
+            .iter()
+            .map(|(op, _)| TxIn {
+                prevout: *op,
+                signature: vec![],
+                pubkey: vec![],
+            })
+            .collect(),
         outputs,
     };
     let spent: Vec<TxOut> = coins.iter().map(|c| c.1).collect();
@@ -66,5 +122,17 @@ pub fn spend(key: &PrivateKey, coins: &[(OutPoint, TxOut)], to: PubkeyHash, amou
 /// The outputs of `tx` as (outpoint, output) pairs.
 pub fn outputs_of(tx: &Transaction) -> Vec<(OutPoint, TxOut)> {
     let txid = tx.txid();
-    tx.outputs.iter().enumerate().map(|(i, o)| (OutPoint { txid, vout: i as u32 }, *o)).collect()
+    tx.outputs
+        .iter()
+        .enumerate()
+        .map(|(i, o)| {
+            (
+                OutPoint {
+                    txid,
+                    vout: i as u32,
+                },
+                *o,
+            )
+        })
+        .collect()
 }

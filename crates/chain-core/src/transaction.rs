@@ -35,7 +35,10 @@ pub struct OutPoint {
 
 impl OutPoint {
     /// The outpoint a coinbase input refers to.
-    pub const NULL: OutPoint = OutPoint { txid: Txid::ZERO, vout: u32::MAX };
+    pub const NULL: OutPoint = OutPoint {
+        txid: Txid::ZERO,
+        vout: u32::MAX,
+    };
 
     /// Fixed 36-byte key: txid then big-endian index, so keys sort by txid then index.
     pub fn to_key(&self) -> [u8; 36] {
@@ -54,7 +57,10 @@ impl OutPoint {
         txid.copy_from_slice(&k[..32]);
         let mut idx = [0u8; 4];
         idx.copy_from_slice(&k[32..]);
-        Some(OutPoint { txid: Txid(txid), vout: u32::from_be_bytes(idx) })
+        Some(OutPoint {
+            txid: Txid(txid),
+            vout: u32::from_be_bytes(idx),
+        })
     }
 }
 
@@ -187,10 +193,16 @@ pub fn decode_exact<T: serde::de::DeserializeOwned>(
     what: &'static str,
 ) -> Result<T, DecodeError> {
     if bytes.len() > limit {
-        return Err(DecodeError::TooLarge { what, size: bytes.len(), limit });
+        return Err(DecodeError::TooLarge {
+            what,
+            size: bytes.len(),
+            limit,
+        });
     }
-    let (v, rest) = postcard::take_from_bytes::<T>(bytes)
-        .map_err(|e| DecodeError::Malformed { what, reason: e.to_string() })?;
+    let (v, rest) = postcard::take_from_bytes::<T>(bytes).map_err(|e| DecodeError::Malformed {
+        what,
+        reason: e.to_string(),
+    })?;
     if !rest.is_empty() {
         return Err(DecodeError::Trailing(what));
     }
@@ -236,8 +248,15 @@ impl Transaction {
         data.extend_from_slice(extra);
         Transaction {
             version: 1,
-            inputs: vec![TxIn { prevout: OutPoint::NULL, signature: data, pubkey: Vec::new() }],
-            outputs: vec![TxOut { value, pubkey_hash: to }],
+            inputs: vec![TxIn {
+                prevout: OutPoint::NULL,
+                signature: data,
+                pubkey: Vec::new(),
+            }],
+            outputs: vec![TxOut {
+                value,
+                pubkey_hash: to,
+            }],
         }
     }
 
@@ -260,7 +279,10 @@ impl Transaction {
     pub fn check(&self) -> Result<(), TxError> {
         let txid = self.txid();
         if self.version != 1 {
-            return Err(TxError::BadVersion { txid, version: self.version });
+            return Err(TxError::BadVersion {
+                txid,
+                version: self.version,
+            });
         }
         if self.inputs.is_empty() {
             return Err(TxError::NoInputs(txid));
@@ -296,11 +318,17 @@ impl Transaction {
             if input.prevout == OutPoint::NULL {
                 return Err(TxError::BadCoinbase(txid));
             }
-            if input.pubkey.len() != PUBKEY_LEN || input.signature.is_empty() || input.signature.len() > MAX_SIGNATURE_LEN {
+            if input.pubkey.len() != PUBKEY_LEN
+                || input.signature.is_empty()
+                || input.signature.len() > MAX_SIGNATURE_LEN
+            {
                 return Err(TxError::MalformedInput { txid, index });
             }
             if !seen.insert(input.prevout) {
-                return Err(TxError::DuplicateInput { txid, outpoint: input.prevout });
+                return Err(TxError::DuplicateInput {
+                    txid,
+                    outpoint: input.prevout,
+                });
             }
         }
         Ok(())
@@ -340,7 +368,12 @@ impl Transaction {
     /// Signs every input; `spent[i]` is the output input `i` spends and `keys[i]` its key.
     pub fn sign_all(&mut self, spent: &[TxOut], keys: &[&PrivateKey]) {
         let common = self.sighash_common();
-        for (i, (input, (out, key))) in self.inputs.iter_mut().zip(spent.iter().zip(keys)).enumerate() {
+        for (i, (input, (out, key))) in self
+            .inputs
+            .iter_mut()
+            .zip(spent.iter().zip(keys))
+            .enumerate()
+        {
             // Input counts are bounded by MAX_TX_SIZE, far below u32::MAX.
             let msg = Self::sighash(&common, i as u32, out);
             input.pubkey = key.public_key().to_compressed().to_vec();
@@ -357,11 +390,17 @@ mod tests {
         Transaction {
             version: 1,
             inputs: vec![TxIn {
-                prevout: OutPoint { txid: Txid([1; 32]), vout: 0 },
+                prevout: OutPoint {
+                    txid: Txid([1; 32]),
+                    vout: 0,
+                },
                 signature: vec![1; 70],
                 pubkey: vec![2; 33],
             }],
-            outputs: vec![TxOut { value: Amount(5), pubkey_hash: PubkeyHash([3; 20]) }],
+            outputs: vec![TxOut {
+                value: Amount(5),
+                pubkey_hash: PubkeyHash([3; 20]),
+            }],
         }
     }
 
@@ -373,7 +412,10 @@ mod tests {
         assert_eq!(back.txid(), tx.txid());
         let mut extra = tx.encode();
         extra.push(0);
-        assert_eq!(Transaction::decode(&extra), Err(DecodeError::Trailing("transaction")));
+        assert_eq!(
+            Transaction::decode(&extra),
+            Err(DecodeError::Trailing("transaction"))
+        );
     }
 
     #[test]
@@ -394,7 +436,10 @@ mod tests {
         t.outputs[0].value = Amount(0);
         assert!(matches!(t.check(), Err(TxError::ZeroOutput { .. })));
         let mut t = sample();
-        t.outputs.push(TxOut { value: Amount(u64::MAX), pubkey_hash: PubkeyHash([0; 20]) });
+        t.outputs.push(TxOut {
+            value: Amount(u64::MAX),
+            pubkey_hash: PubkeyHash([0; 20]),
+        });
         assert!(matches!(t.check(), Err(TxError::OutputOverflow(_))));
         let mut t = sample();
         t.inputs.clear();
@@ -408,11 +453,34 @@ mod tests {
     fn sighash_commits_to_index_and_spent_output() {
         let t = sample();
         let c = t.sighash_common();
-        let out = TxOut { value: Amount(9), pubkey_hash: PubkeyHash([4; 20]) };
+        let out = TxOut {
+            value: Amount(9),
+            pubkey_hash: PubkeyHash([4; 20]),
+        };
         let base = Transaction::sighash(&c, 0, &out);
         assert_ne!(base, Transaction::sighash(&c, 1, &out));
-        assert_ne!(base, Transaction::sighash(&c, 0, &TxOut { value: Amount(8), ..out }));
-        assert_ne!(base, Transaction::sighash(&c, 0, &TxOut { pubkey_hash: PubkeyHash([5; 20]), ..out }));
+        assert_ne!(
+            base,
+            Transaction::sighash(
+                &c,
+                0,
+                &TxOut {
+                    value: Amount(8),
+                    ..out
+                }
+            )
+        );
+        assert_ne!(
+            base,
+            Transaction::sighash(
+                &c,
+                0,
+                &TxOut {
+                    pubkey_hash: PubkeyHash([5; 20]),
+                    ..out
+                }
+            )
+        );
         let mut t2 = t.clone();
         t2.outputs[0].value = Amount(6);
         assert_ne!(c, t2.sighash_common());

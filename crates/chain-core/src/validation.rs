@@ -182,7 +182,9 @@ pub enum BlockError {
     #[error(transparent)]
     Input(#[from] InputError),
     /// Two transactions in the block spend the same output.
-    #[error("transaction {txid} spends {outpoint}, which another transaction in this block spends too")]
+    #[error(
+        "transaction {txid} spends {outpoint}, which another transaction in this block spends too"
+    )]
     DoubleSpendInBlock {
         /// The second spender.
         txid: Txid,
@@ -215,16 +217,28 @@ pub fn check_block(block: &Block) -> Result<(), BlockError> {
     if size > MAX_BLOCK_SIZE {
         return Err(BlockError::Oversized(size));
     }
-    let target = h.bits.to_target().filter(|t| *t <= Target::pow_limit()).ok_or(BlockError::InvalidBits(h.bits))?;
+    let target = h
+        .bits
+        .to_target()
+        .filter(|t| *t <= Target::pow_limit())
+        .ok_or(BlockError::InvalidBits(h.bits))?;
     let hash = h.hash();
     if !target.is_met_by(&hash) {
         return Err(BlockError::BadProofOfWork { hash, bits: h.bits });
     }
-    let first = block.transactions.first().ok_or(BlockError::NoTransactions)?;
+    let first = block
+        .transactions
+        .first()
+        .ok_or(BlockError::NoTransactions)?;
     if !first.is_coinbase() {
         return Err(BlockError::FirstNotCoinbase);
     }
-    if let Some(index) = block.transactions.iter().skip(1).position(Transaction::is_coinbase) {
+    if let Some(index) = block
+        .transactions
+        .iter()
+        .skip(1)
+        .position(Transaction::is_coinbase)
+    {
         return Err(BlockError::ExtraCoinbase { index: index + 1 });
     }
     let txids = block.txids();
@@ -236,7 +250,10 @@ pub fn check_block(block: &Block) -> Result<(), BlockError> {
     }
     let computed = merkle_root(&txids);
     if computed != h.merkle_root {
-        return Err(BlockError::BadMerkleRoot { found: h.merkle_root, computed });
+        return Err(BlockError::BadMerkleRoot {
+            found: h.merkle_root,
+            computed,
+        });
     }
     for tx in &block.transactions {
         tx.check()?;
@@ -262,18 +279,36 @@ pub struct HeaderContext {
 
 /// Checks a header against its parent's chain.
 pub fn check_header_context(header: &BlockHeader, ctx: &HeaderContext) -> Result<(), BlockError> {
-    let expected = ctx.parent_height.checked_add(1).ok_or(BlockError::BadHeight { found: header.height, expected: u32::MAX })?;
+    let expected = ctx
+        .parent_height
+        .checked_add(1)
+        .ok_or(BlockError::BadHeight {
+            found: header.height,
+            expected: u32::MAX,
+        })?;
     if header.height != expected {
-        return Err(BlockError::BadHeight { found: header.height, expected });
+        return Err(BlockError::BadHeight {
+            found: header.height,
+            expected,
+        });
     }
     if header.bits != ctx.expected_bits {
-        return Err(BlockError::UnexpectedBits { found: header.bits, expected: ctx.expected_bits });
+        return Err(BlockError::UnexpectedBits {
+            found: header.bits,
+            expected: ctx.expected_bits,
+        });
     }
     if header.time <= ctx.median_time_past {
-        return Err(BlockError::TimeTooOld { time: header.time, median: ctx.median_time_past });
+        return Err(BlockError::TimeTooOld {
+            time: header.time,
+            median: ctx.median_time_past,
+        });
     }
     if header.time > ctx.now.saturating_add(MAX_FUTURE_BLOCK_TIME) {
-        return Err(BlockError::TimeTooNew { time: header.time, now: ctx.now });
+        return Err(BlockError::TimeTooNew {
+            time: header.time,
+            now: ctx.now,
+        });
     }
     Ok(())
 }
@@ -287,14 +322,20 @@ pub fn median_time(times: &[u64]) -> u64 {
 
 /// The bits the child of `parent` must carry. `time_at(h)` gives the time of
 /// the ancestor at height `h` on the parent's chain.
-pub fn next_bits(params: &ChainParams, parent: &BlockHeader, mut time_at: impl FnMut(u32) -> Option<u64>) -> CompactTarget {
+pub fn next_bits(
+    params: &ChainParams,
+    parent: &BlockHeader,
+    mut time_at: impl FnMut(u32) -> Option<u64>,
+) -> CompactTarget {
     let interval = params.retarget_interval;
     let height = parent.height.saturating_add(1);
-    if interval == 0 || height % interval != 0 {
+    if interval == 0 || !height.is_multiple_of(interval) {
         return parent.bits;
     }
     let first_height = height.saturating_sub(interval);
-    let Some(first_time) = time_at(first_height) else { return parent.bits };
+    let Some(first_time) = time_at(first_height) else {
+        return parent.bits;
+    };
     let actual = parent.time.saturating_sub(first_time);
     let expected = u64::from(interval).saturating_mul(params.target_spacing);
     retarget(parent.bits, actual, expected)
@@ -324,14 +365,26 @@ fn check_inputs<'a>(
         if PubkeyHash::from_pubkey_bytes(&input.pubkey) != coin.output.pubkey_hash {
             return Err(InputError::PubkeyMismatch { txid, index });
         }
-        total = total.checked_add(coin.output.value).ok_or(InputError::InputOverflow(txid))?;
+        total = total
+            .checked_add(coin.output.value)
+            .ok_or(InputError::InputOverflow(txid))?;
         // Inputs are bounded by the transaction size limit, far below u32::MAX.
         let msg = Transaction::sighash(&common, index as u32, &coin.output);
-        jobs.push(SigJob { txid, index, pubkey: &input.pubkey, msg, sig: &input.signature });
+        jobs.push(SigJob {
+            txid,
+            index,
+            pubkey: &input.pubkey,
+            msg,
+            sig: &input.signature,
+        });
     }
     // check() already bounded the output sum; an overflow here is impossible but still refused.
     let outputs = tx.output_value().ok_or(InputError::InputOverflow(txid))?;
-    total.checked_sub(outputs).ok_or(InputError::ValueCreated { txid, inputs: total, outputs })
+    total.checked_sub(outputs).ok_or(InputError::ValueCreated {
+        txid,
+        inputs: total,
+        outputs,
+    })
 }
 
 /// Verifies signature jobs across all cores; the first failure in block order is reported.
@@ -339,17 +392,35 @@ fn verify_jobs(jobs: &[SigJob<'_>]) -> Result<(), InputError> {
     let failure = jobs.par_iter().find_map_first(|j| {
         crate::keys::verify_signature(j.pubkey, &j.msg, j.sig)
             .err()
-            .map(|e| InputError::BadSignature { txid: j.txid, index: j.index, reason: e.to_string() })
+            .map(|e| InputError::BadSignature {
+                txid: j.txid,
+                index: j.index,
+                reason: e.to_string(),
+            })
     });
     failure.map_or(Ok(()), Err)
 }
 
 /// Checks a single transaction against a UTXO view: the mempool's path.
 /// Returns the fee.
-pub fn check_transaction_inputs(tx: &Transaction, view: &impl UtxoView) -> Result<Amount, InputError> {
+pub fn check_transaction_inputs(
+    tx: &Transaction,
+    view: &impl UtxoView,
+) -> Result<Amount, InputError> {
     let txid = tx.txid();
     let mut jobs = Vec::with_capacity(tx.inputs.len());
-    let fee = check_inputs(tx, txid, |index, op| view.coin(op).ok_or(InputError::Missing { txid, index, outpoint: *op }), &mut jobs)?;
+    let fee = check_inputs(
+        tx,
+        txid,
+        |index, op| {
+            view.coin(op).ok_or(InputError::Missing {
+                txid,
+                index,
+                outpoint: *op,
+            })
+        },
+        &mut jobs,
+    )?;
     verify_jobs(&jobs)?;
     Ok(fee)
 }
@@ -367,7 +438,11 @@ pub struct BlockChanges {
 
 /// Full contextual validation of a block's transactions against the UTXO set
 /// of its parent. The block must already have passed [`check_block`].
-pub fn connect_block(block: &Block, params: &ChainParams, view: &impl UtxoView) -> Result<BlockChanges, BlockError> {
+pub fn connect_block(
+    block: &Block,
+    params: &ChainParams,
+    view: &impl UtxoView,
+) -> Result<BlockChanges, BlockError> {
     let height = block.header.height;
     let mut created: HashMap<OutPoint, Coin> = HashMap::new();
     let mut spent_here: HashSet<OutPoint> = HashSet::new();
@@ -382,12 +457,20 @@ pub fn connect_block(block: &Block, params: &ChainParams, view: &impl UtxoView) 
                 txid,
                 |index, op| {
                     if !spent_here.insert(*op) {
-                        return Err(InputError::Missing { txid, index, outpoint: *op });
+                        return Err(InputError::Missing {
+                            txid,
+                            index,
+                            outpoint: *op,
+                        });
                     }
                     if let Some(c) = created.remove(op) {
                         return Ok(c);
                     }
-                    let c = view.coin(op).ok_or(InputError::Missing { txid, index, outpoint: *op })?;
+                    let c = view.coin(op).ok_or(InputError::Missing {
+                        txid,
+                        index,
+                        outpoint: *op,
+                    })?;
                     changes.spent.push((*op, c));
                     Ok(c)
                 },
@@ -399,26 +482,49 @@ pub fn connect_block(block: &Block, params: &ChainParams, view: &impl UtxoView) 
                 }
                 e => BlockError::Input(e),
             })?;
-            changes.fees = changes.fees.checked_add(fee).ok_or(BlockError::FeeOverflow)?;
+            changes.fees = changes
+                .fees
+                .checked_add(fee)
+                .ok_or(BlockError::FeeOverflow)?;
         }
         for (vout, out) in tx.outputs.iter().enumerate() {
             // Outputs are bounded by the transaction size limit, far below u32::MAX.
-            let op = OutPoint { txid, vout: vout as u32 };
-            created.insert(op, Coin { output: *out, height, is_coinbase: i == 0 });
+            let op = OutPoint {
+                txid,
+                vout: vout as u32,
+            };
+            created.insert(
+                op,
+                Coin {
+                    output: *out,
+                    height,
+                    is_coinbase: i == 0,
+                },
+            );
             order.push(op);
         }
     }
-    let allowed = params.reward.checked_add(changes.fees).ok_or(BlockError::FeeOverflow)?;
-    let claimed = block.transactions[0].output_value().ok_or(BlockError::FeeOverflow)?;
+    let allowed = params
+        .reward
+        .checked_add(changes.fees)
+        .ok_or(BlockError::FeeOverflow)?;
+    let claimed = block.transactions[0]
+        .output_value()
+        .ok_or(BlockError::FeeOverflow)?;
     if claimed > allowed {
         return Err(BlockError::CoinbaseTooLarge { claimed, allowed });
     }
     verify_jobs(&jobs)?;
-    changes.created = order.into_iter().filter_map(|op| created.get(&op).map(|c| (op, *c))).collect();
+    changes.created = order
+        .into_iter()
+        .filter_map(|op| created.get(&op).map(|c| (op, *c)))
+        .collect();
     Ok(changes)
 }
 
 /// True when a transaction before index `before` in the block spends `outpoint`.
 fn was_spent_earlier(block: &Block, before: usize, outpoint: &OutPoint) -> bool {
-    block.transactions[..before].iter().any(|t| t.inputs.iter().any(|i| i.prevout == *outpoint))
+    block.transactions[..before]
+        .iter()
+        .any(|t| t.inputs.iter().any(|i| i.prevout == *outpoint))
 }

@@ -1,10 +1,14 @@
 //! Consensus rules, each refusal checked by its typed error.
 
+#![allow(clippy::unwrap_used)]
+
 use chain_core::block::{Block, ChainParams};
 use chain_core::keys::PrivateKey;
 use chain_core::mempool::{Mempool, MempoolError};
 use chain_core::test_utils::{child, easy_params, genesis, outputs_of, remine, spend};
-use chain_core::validation::{check_block, check_header_context, connect_block, BlockError, Coin, HeaderContext, InputError};
+use chain_core::validation::{
+    check_block, check_header_context, connect_block, BlockError, Coin, HeaderContext, InputError,
+};
 use chain_core::{Amount, CompactTarget, OutPoint, PubkeyHash, Transaction, TxError, TxOut};
 use std::collections::HashMap;
 
@@ -23,7 +27,13 @@ fn fixture() -> Fixture {
     let genesis = genesis(&params, pkh);
     let changes = connect_block(&genesis, &params, &HashMap::new()).unwrap();
     let utxo = changes.created.into_iter().collect();
-    Fixture { params, key, pkh, genesis, utxo }
+    Fixture {
+        params,
+        key,
+        pkh,
+        genesis,
+        utxo,
+    }
 }
 
 fn coinbase_coin(f: &Fixture) -> (OutPoint, TxOut) {
@@ -38,7 +48,13 @@ fn connect(f: &Fixture, b: &Block) -> Result<(), BlockError> {
 #[test]
 fn a_valid_spend_connects_with_fees() {
     let f = fixture();
-    let tx = spend(&f.key, &[coinbase_coin(&f)], PubkeyHash([2; 20]), Amount(10), Amount(3));
+    let tx = spend(
+        &f.key,
+        &[coinbase_coin(&f)],
+        PubkeyHash([2; 20]),
+        Amount(10),
+        Amount(3),
+    );
     let b = child(&f.params, &f.genesis.header, vec![tx], Amount(3), f.pkh);
     check_block(&b).unwrap();
     let ch = connect_block(&b, &f.params, &f.utxo).unwrap();
@@ -50,61 +66,136 @@ fn a_valid_spend_connects_with_fees() {
 #[test]
 fn coinbase_over_reward_plus_fees() {
     let f = fixture();
-    let tx = spend(&f.key, &[coinbase_coin(&f)], PubkeyHash([2; 20]), Amount(10), Amount(3));
+    let tx = spend(
+        &f.key,
+        &[coinbase_coin(&f)],
+        PubkeyHash([2; 20]),
+        Amount(10),
+        Amount(3),
+    );
     let b = child(&f.params, &f.genesis.header, vec![tx], Amount(4), f.pkh);
-    assert_eq!(connect(&f, &b), Err(BlockError::CoinbaseTooLarge { claimed: Amount(24), allowed: Amount(23) }));
+    assert_eq!(
+        connect(&f, &b),
+        Err(BlockError::CoinbaseTooLarge {
+            claimed: Amount(24),
+            allowed: Amount(23)
+        })
+    );
 }
 
 #[test]
 fn bad_signature_and_signature_for_another_input() {
     let f = fixture();
-    let mut tx = spend(&f.key, &[coinbase_coin(&f)], PubkeyHash([2; 20]), Amount(10), Amount(0));
+    let mut tx = spend(
+        &f.key,
+        &[coinbase_coin(&f)],
+        PubkeyHash([2; 20]),
+        Amount(10),
+        Amount(0),
+    );
     // A signature over a different transaction: same key, other outputs.
-    let other = spend(&f.key, &[coinbase_coin(&f)], PubkeyHash([3; 20]), Amount(10), Amount(0));
+    let other = spend(
+        &f.key,
+        &[coinbase_coin(&f)],
+        PubkeyHash([3; 20]),
+        Amount(10),
+        Amount(0),
+    );
     tx.inputs[0].signature = other.inputs[0].signature.clone();
     let b = child(&f.params, &f.genesis.header, vec![tx], Amount(0), f.pkh);
-    assert!(matches!(connect(&f, &b), Err(BlockError::Input(InputError::BadSignature { index: 0, .. }))));
+    assert!(matches!(
+        connect(&f, &b),
+        Err(BlockError::Input(InputError::BadSignature { index: 0, .. }))
+    ));
 }
 
 #[test]
 fn pubkey_not_matching_the_output() {
     let f = fixture();
     let thief = PrivateKey::generate();
-    let tx = spend(&thief, &[coinbase_coin(&f)], thief.public_key().pubkey_hash(), Amount(20), Amount(0));
+    let tx = spend(
+        &thief,
+        &[coinbase_coin(&f)],
+        thief.public_key().pubkey_hash(),
+        Amount(20),
+        Amount(0),
+    );
     let b = child(&f.params, &f.genesis.header, vec![tx], Amount(0), f.pkh);
-    assert!(matches!(connect(&f, &b), Err(BlockError::Input(InputError::PubkeyMismatch { index: 0, .. }))));
+    assert!(matches!(
+        connect(&f, &b),
+        Err(BlockError::Input(InputError::PubkeyMismatch {
+            index: 0,
+            ..
+        }))
+    ));
 }
 
 #[test]
 fn missing_input_and_value_creation() {
     let f = fixture();
-    let ghost = (OutPoint { txid: chain_core::Txid([9; 32]), vout: 0 }, TxOut { value: Amount(5), pubkey_hash: f.pkh });
+    let ghost = (
+        OutPoint {
+            txid: chain_core::Txid([9; 32]),
+            vout: 0,
+        },
+        TxOut {
+            value: Amount(5),
+            pubkey_hash: f.pkh,
+        },
+    );
     let tx = spend(&f.key, &[ghost], f.pkh, Amount(5), Amount(0));
     let b = child(&f.params, &f.genesis.header, vec![tx], Amount(0), f.pkh);
-    assert!(matches!(connect(&f, &b), Err(BlockError::Input(InputError::Missing { .. }))));
+    assert!(matches!(
+        connect(&f, &b),
+        Err(BlockError::Input(InputError::Missing { .. }))
+    ));
 
     let mut tx = spend(&f.key, &[coinbase_coin(&f)], f.pkh, Amount(20), Amount(0));
     tx.outputs[0].value = Amount(21);
     let spent = [coinbase_coin(&f).1];
     tx.sign_all(&spent, &[&f.key]);
     let b = child(&f.params, &f.genesis.header, vec![tx], Amount(0), f.pkh);
-    assert!(matches!(connect(&f, &b), Err(BlockError::Input(InputError::ValueCreated { .. }))));
+    assert!(matches!(
+        connect(&f, &b),
+        Err(BlockError::Input(InputError::ValueCreated { .. }))
+    ));
 }
 
 #[test]
 fn double_spend_inside_one_block() {
     let f = fixture();
-    let a = spend(&f.key, &[coinbase_coin(&f)], PubkeyHash([2; 20]), Amount(10), Amount(0));
-    let b2 = spend(&f.key, &[coinbase_coin(&f)], PubkeyHash([3; 20]), Amount(10), Amount(0));
+    let a = spend(
+        &f.key,
+        &[coinbase_coin(&f)],
+        PubkeyHash([2; 20]),
+        Amount(10),
+        Amount(0),
+    );
+    let b2 = spend(
+        &f.key,
+        &[coinbase_coin(&f)],
+        PubkeyHash([3; 20]),
+        Amount(10),
+        Amount(0),
+    );
     let b = child(&f.params, &f.genesis.header, vec![a, b2], Amount(0), f.pkh);
-    assert!(matches!(connect(&f, &b), Err(BlockError::DoubleSpendInBlock { .. })));
+    assert!(matches!(
+        connect(&f, &b),
+        Err(BlockError::DoubleSpendInBlock { .. })
+    ));
 }
 
 #[test]
 fn spending_an_output_of_the_same_block_is_allowed() {
     let f = fixture();
     let a = spend(&f.key, &[coinbase_coin(&f)], f.pkh, Amount(10), Amount(0));
-    let c = spend(&f.key, &[outputs_of(&a)[0]], PubkeyHash([3; 20]), Amount(10), Amount(0));
+    let c = spend(
+        &f.key,
+        &[outputs_of(&a)[0]],
+        PubkeyHash([3; 20]),
+        Amount(10),
+        Amount(0),
+    );
     let b = child(&f.params, &f.genesis.header, vec![a, c], Amount(0), f.pkh);
     assert_eq!(connect(&f, &b), Ok(()));
 }
@@ -112,16 +203,40 @@ fn spending_an_output_of_the_same_block_is_allowed() {
 #[test]
 fn structure_refusals() {
     let f = fixture();
-    let tx = spend(&f.key, &[coinbase_coin(&f)], PubkeyHash([2; 20]), Amount(10), Amount(0));
-    let good = child(&f.params, &f.genesis.header, vec![tx.clone()], Amount(0), f.pkh);
+    let tx = spend(
+        &f.key,
+        &[coinbase_coin(&f)],
+        PubkeyHash([2; 20]),
+        Amount(10),
+        Amount(0),
+    );
+    let good = child(
+        &f.params,
+        &f.genesis.header,
+        vec![tx.clone()],
+        Amount(0),
+        f.pkh,
+    );
 
     let mut b = good.clone();
     b.header.merkle_root = chain_core::MerkleRoot([1; 32]);
     remine_keep_root(&mut b);
-    assert!(matches!(check_block(&b), Err(BlockError::BadMerkleRoot { .. })));
+    assert!(matches!(
+        check_block(&b),
+        Err(BlockError::BadMerkleRoot { .. })
+    ));
 
     // CVE-2012-2459: the last transaction repeated keeps the root.
-    let mut b = child(&f.params, &f.genesis.header, vec![tx.clone(), spend(&f.key, &[coinbase_coin(&f)], f.pkh, Amount(1), Amount(0))], Amount(0), f.pkh);
+    let mut b = child(
+        &f.params,
+        &f.genesis.header,
+        vec![
+            tx.clone(),
+            spend(&f.key, &[coinbase_coin(&f)], f.pkh, Amount(1), Amount(0)),
+        ],
+        Amount(0),
+        f.pkh,
+    );
     let last = b.transactions.last().unwrap().clone();
     b.transactions.push(last);
     assert_eq!(chain_core::merkle_root(&b.txids()), b.header.merkle_root);
@@ -146,12 +261,18 @@ fn structure_refusals() {
 
     let mut b = good.clone();
     b.header.bits = CompactTarget::from_leading_zero_bits(60).unwrap();
-    assert!(matches!(check_block(&b), Err(BlockError::BadProofOfWork { .. })));
+    assert!(matches!(
+        check_block(&b),
+        Err(BlockError::BadProofOfWork { .. })
+    ));
 
     let mut b = good.clone();
     b.transactions[1].outputs[0].value = Amount(0);
     remine(&mut b);
-    assert!(matches!(check_block(&b), Err(BlockError::Tx(TxError::ZeroOutput { .. }))));
+    assert!(matches!(
+        check_block(&b),
+        Err(BlockError::Tx(TxError::ZeroOutput { .. }))
+    ));
 
     let mut b = good.clone();
     b.transactions[0] = Transaction::coinbase(7, f.pkh, Amount(20), b"");
@@ -159,9 +280,15 @@ fn structure_refusals() {
     assert_eq!(check_block(&b), Err(BlockError::CoinbaseHeight(1)));
 
     let mut b = good;
-    b.transactions[1].outputs.push(TxOut { value: Amount(u64::MAX - 5), pubkey_hash: f.pkh });
+    b.transactions[1].outputs.push(TxOut {
+        value: Amount(u64::MAX - 5),
+        pubkey_hash: f.pkh,
+    });
     remine(&mut b);
-    assert!(matches!(check_block(&b), Err(BlockError::Tx(TxError::OutputOverflow(_)))));
+    assert!(matches!(
+        check_block(&b),
+        Err(BlockError::Tx(TxError::OutputOverflow(_)))
+    ));
 }
 
 fn remine_keep_root(b: &mut Block) {
@@ -173,40 +300,84 @@ fn remine_keep_root(b: &mut Block) {
 fn header_context_refusals() {
     let f = fixture();
     let b = child(&f.params, &f.genesis.header, vec![], Amount(0), f.pkh);
-    let ctx = HeaderContext { parent_height: 0, median_time_past: f.genesis.header.time, expected_bits: f.params.initial_bits, now: b.header.time };
+    let ctx = HeaderContext {
+        parent_height: 0,
+        median_time_past: f.genesis.header.time,
+        expected_bits: f.params.initial_bits,
+        now: b.header.time,
+    };
     assert_eq!(check_header_context(&b.header, &ctx), Ok(()));
     let mut h = b.header;
     h.height = 5;
-    assert_eq!(check_header_context(&h, &ctx), Err(BlockError::BadHeight { found: 5, expected: 1 }));
+    assert_eq!(
+        check_header_context(&h, &ctx),
+        Err(BlockError::BadHeight {
+            found: 5,
+            expected: 1
+        })
+    );
     let mut h = b.header;
     h.time = f.genesis.header.time;
-    assert!(matches!(check_header_context(&h, &ctx), Err(BlockError::TimeTooOld { .. })));
+    assert!(matches!(
+        check_header_context(&h, &ctx),
+        Err(BlockError::TimeTooOld { .. })
+    ));
     let mut h = b.header;
     h.time = ctx.now + 2 * 3600 + 1;
-    assert!(matches!(check_header_context(&h, &ctx), Err(BlockError::TimeTooNew { .. })));
-    let ctx2 = HeaderContext { expected_bits: CompactTarget(0x1f10_0000), ..ctx };
-    assert!(matches!(check_header_context(&b.header, &ctx2), Err(BlockError::UnexpectedBits { .. })));
+    assert!(matches!(
+        check_header_context(&h, &ctx),
+        Err(BlockError::TimeTooNew { .. })
+    ));
+    let ctx2 = HeaderContext {
+        expected_bits: CompactTarget(0x1f10_0000),
+        ..ctx
+    };
+    assert!(matches!(
+        check_header_context(&b.header, &ctx2),
+        Err(BlockError::UnexpectedBits { .. })
+    ));
 }
 
 #[test]
 fn mempool_chains_double_spends_and_templates() {
     let f = fixture();
     let mut pool = Mempool::default();
-    let a = spend(&f.key, &[coinbase_coin(&f)], PubkeyHash([2; 20]), Amount(5), Amount(1));
+    let a = spend(
+        &f.key,
+        &[coinbase_coin(&f)],
+        PubkeyHash([2; 20]),
+        Amount(5),
+        Amount(1),
+    );
     let change = outputs_of(&a)[1];
     let b = spend(&f.key, &[change], PubkeyHash([3; 20]), Amount(4), Amount(1));
     // Child first is refused (missing input), parent then child accepted.
-    assert!(matches!(pool.accept(b.clone(), &f.utxo), Err(MempoolError::Input(InputError::Missing { .. }))));
+    assert!(matches!(
+        pool.accept(b.clone(), &f.utxo),
+        Err(MempoolError::Input(InputError::Missing { .. }))
+    ));
     pool.accept(a.clone(), &f.utxo).unwrap();
     pool.accept(b.clone(), &f.utxo).unwrap();
-    let conflict = spend(&f.key, &[coinbase_coin(&f)], PubkeyHash([4; 20]), Amount(5), Amount(0));
+    let conflict = spend(
+        &f.key,
+        &[coinbase_coin(&f)],
+        PubkeyHash([4; 20]),
+        Amount(5),
+        Amount(0),
+    );
     match pool.accept(conflict, &f.utxo) {
         Err(MempoolError::DoubleSpend { conflict, .. }) => assert_eq!(conflict, a.txid()),
         other => panic!("{other:?}"),
     }
-    assert!(matches!(pool.accept(f.genesis.transactions[0].clone(), &f.utxo), Err(MempoolError::Coinbase(_))));
+    assert!(matches!(
+        pool.accept(f.genesis.transactions[0].clone(), &f.utxo),
+        Err(MempoolError::Coinbase(_))
+    ));
     let (txs, fees) = pool.block_template();
-    assert_eq!(txs.iter().map(Transaction::txid).collect::<Vec<_>>(), vec![a.txid(), b.txid()]);
+    assert_eq!(
+        txs.iter().map(Transaction::txid).collect::<Vec<_>>(),
+        vec![a.txid(), b.txid()]
+    );
     assert_eq!(fees, Amount(2));
 
     // The block confirms both; the pool empties.
@@ -223,5 +394,10 @@ fn mempool_chains_double_spends_and_templates() {
     // Disconnecting it gives both back, in order.
     let dropped = pool.update_for_chain(block.transactions.clone(), &[], &f.utxo);
     assert!(dropped.is_empty());
-    assert_eq!(pool.transactions().map(Transaction::txid).collect::<Vec<_>>(), vec![a.txid(), b.txid()]);
+    assert_eq!(
+        pool.transactions()
+            .map(Transaction::txid)
+            .collect::<Vec<_>>(),
+        vec![a.txid(), b.txid()]
+    );
 }

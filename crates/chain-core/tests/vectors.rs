@@ -2,6 +2,8 @@
 //! secp256k1 ECDSA (Bitcoin variant) file, and hash known answers.
 //! Origins and licences are listed in `tests/data/README.md`.
 
+#![allow(clippy::unwrap_used)]
+
 use chain_core::address::{base58check_decode, Address, AddressError, PubkeyHash};
 use chain_core::hash::{hash160, sha256d};
 use chain_core::keys::{verify_signature, PrivateKey};
@@ -40,8 +42,14 @@ fn mainnet_p2pkh_addresses_round_trip() {
         assert_eq!(a.to_string(), s(c, "address"));
         let mut pkh = [0u8; 20];
         pkh.copy_from_slice(&hex::decode(s(c, "pubkey_hash")).unwrap());
-        assert_eq!(Address::from_pubkey_hash(PubkeyHash(pkh)).to_string(), s(c, "address"));
-        assert_eq!(s(c, "script_pubkey"), format!("76a914{}88ac", s(c, "pubkey_hash")));
+        assert_eq!(
+            Address::from_pubkey_hash(PubkeyHash(pkh)).to_string(),
+            s(c, "address")
+        );
+        assert_eq!(
+            s(c, "script_pubkey"),
+            format!("76a914{}88ac", s(c, "pubkey_hash"))
+        );
     }
 }
 
@@ -59,7 +67,10 @@ fn valid_subset_addresses_and_keys() {
             assert_eq!(hex::encode(a.pubkey_hash().0), &hexs[6..46]);
             addrs += 1;
         } else {
-            assert!(Address::parse(text).is_err(), "{text} must not be an address");
+            assert!(
+                Address::parse(text).is_err(),
+                "{text} must not be an address"
+            );
             refused += 1;
         }
         if is_priv && main && meta["isCompressed"].as_bool() == Some(true) {
@@ -117,22 +128,38 @@ fn invalid_base58_each_with_the_right_error() {
         let err = Address::parse(text).unwrap_err();
         let decode = s(c, "decode");
         if decode.starts_with("checksum ok") {
-            let version = u8::from_str_radix(&decode[decode.find("0x").unwrap() + 2..][..2], 16).unwrap();
+            let version =
+                u8::from_str_radix(&decode[decode.find("0x").unwrap() + 2..][..2], 16).unwrap();
             let len = base58check_decode(text).unwrap().len();
             if len != 21 {
-                assert!(matches!(err, AddressError::WrongLength { .. }), "{text}: {err:?}");
+                assert!(
+                    matches!(err, AddressError::WrongLength { .. }),
+                    "{text}: {err:?}"
+                );
             } else {
-                assert_eq!(err, AddressError::WrongVersion { text: text.into(), version });
+                assert_eq!(
+                    err,
+                    AddressError::WrongVersion {
+                        text: text.into(),
+                        version
+                    }
+                );
             }
             shape += 1;
         } else if decode == "checksum" {
             assert!(
-                matches!(err, AddressError::BadChecksum(_) | AddressError::InvalidCharacter { .. }),
+                matches!(
+                    err,
+                    AddressError::BadChecksum(_) | AddressError::InvalidCharacter { .. }
+                ),
                 "{text}: {err:?}"
             );
             checksum += 1;
         } else {
-            assert!(matches!(err, AddressError::WrongLength { .. }), "{text}: {err:?}");
+            assert!(
+                matches!(err, AddressError::WrongLength { .. }),
+                "{text}: {err:?}"
+            );
             short += 1;
         }
     }
@@ -141,8 +168,18 @@ fn invalid_base58_each_with_the_right_error() {
 
 #[test]
 fn alphabet_violation_is_its_own_error() {
-    for bad in ["1BvBMSEYstWetqTFn5Au4m4GFg7xJaNVN0", "1BvBMSEYstWetqTFn5Au4m4GFg7xJaNVNI", "1BvBMSEYstWetqTFn5Au4m4GFg7xJaNVNl"] {
-        assert!(matches!(Address::parse(bad), Err(AddressError::InvalidCharacter { .. })), "{bad}");
+    for bad in [
+        "1BvBMSEYstWetqTFn5Au4m4GFg7xJaNVN0",
+        "1BvBMSEYstWetqTFn5Au4m4GFg7xJaNVNI",
+        "1BvBMSEYstWetqTFn5Au4m4GFg7xJaNVNl",
+    ] {
+        assert!(
+            matches!(
+                Address::parse(bad),
+                Err(AddressError::InvalidCharacter { .. })
+            ),
+            "{bad}"
+        );
     }
 }
 
@@ -162,7 +199,12 @@ fn wycheproof_secp256k1_bitcoin_every_case_agrees() {
                     valid += 1
                 }
                 "invalid" => {
-                    assert!(!ok, "tcId {} ({}) should be refused", t["tcId"], s(t, "comment"));
+                    assert!(
+                        !ok,
+                        "tcId {} ({}) should be refused",
+                        t["tcId"],
+                        s(t, "comment")
+                    );
                     invalid += 1
                 }
                 other => panic!("unexpected result {other}"),
@@ -176,7 +218,9 @@ fn wycheproof_secp256k1_bitcoin_every_case_agrees() {
 /// The message of a known-answer case: literal text, or a byte repeated.
 fn message(c: &Value) -> Vec<u8> {
     match c.get("repeat") {
-        Some(r) => vec![r["byte"].as_str().unwrap().as_bytes()[0]; r["count"].as_u64().unwrap() as usize],
+        Some(r) => {
+            vec![r["byte"].as_str().unwrap().as_bytes()[0]; r["count"].as_u64().unwrap() as usize]
+        }
         None => s(c, "msg_ascii").as_bytes().to_vec(),
     }
 }
@@ -191,7 +235,10 @@ fn hash_known_answers() {
     }
     for c in k["sha256"].as_array().unwrap() {
         use sha2::Digest;
-        assert_eq!(hex::encode(sha2::Sha256::digest(message(c))), s(c, "digest"));
+        assert_eq!(
+            hex::encode(sha2::Sha256::digest(message(c))),
+            s(c, "digest")
+        );
     }
     let g = &k["sha256d_bitcoin_genesis_header"];
     let mut h = sha256d(&hex::decode(s(g, "header_hex")).unwrap());

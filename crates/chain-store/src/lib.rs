@@ -20,7 +20,10 @@ pub use schema::{HeaderEntry, Status};
 
 use chain_core::block::{Block, BlockHeader, ChainParams};
 use chain_core::pow::Work;
-use chain_core::validation::{self, check_block, check_header_context, connect_block, BlockError, Coin, HeaderContext, UtxoView};
+use chain_core::validation::{
+    self, check_block, check_header_context, connect_block, BlockError, Coin, HeaderContext,
+    UtxoView,
+};
 use chain_core::{Amount, BlockHash, OutPoint, PubkeyHash, Transaction, Txid};
 use rocksdb::{ColumnFamilyDescriptor, IteratorMode, Options, WriteBatch, WriteOptions, DB};
 use schema::*;
@@ -68,7 +71,11 @@ pub struct ChainUpdate {
 impl ChainUpdate {
     /// Transactions of disconnected blocks (coinbases left out), oldest first, for the mempool.
     pub fn returned_transactions(&self) -> Vec<Transaction> {
-        self.disconnected.iter().rev().flat_map(|b| b.transactions.iter().skip(1).cloned()).collect()
+        self.disconnected
+            .iter()
+            .rev()
+            .flat_map(|b| b.transactions.iter().skip(1).cloned())
+            .collect()
     }
 }
 
@@ -85,6 +92,14 @@ pub struct CheckReport {
     pub problems: Vec<String>,
 }
 
+/// What replaying the best chain gives: the UTXO set, every (txid, block,
+/// position), and each block's undo data.
+type Replay = (
+    HashMap<OutPoint, Coin>,
+    Vec<(Txid, BlockHash, u32)>,
+    Vec<(BlockHash, Vec<(OutPoint, Coin)>)>,
+);
+
 /// The chain store.
 pub struct ChainStore {
     db: DB,
@@ -97,7 +112,10 @@ pub struct ChainStore {
 
 impl std::fmt::Debug for ChainStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ChainStore").field("path", &self.path).field("tip", &self.tip).finish()
+        f.debug_struct("ChainStore")
+            .field("path", &self.path)
+            .field("tip", &self.tip)
+            .finish()
     }
 }
 
@@ -127,7 +145,10 @@ fn sync_write() -> WriteOptions {
 
 /// Current unix time in seconds.
 pub fn unix_now() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }
 
 impl ChainStore {
@@ -143,22 +164,45 @@ impl ChainStore {
             return Err(StoreError::AlreadyExists(path.to_path_buf()));
         }
         let params = ChainParams::from_genesis(genesis)?;
-        check_block(genesis).map_err(|error| StoreError::InvalidBlock { hash: genesis.hash(), error })?;
+        check_block(genesis).map_err(|error| StoreError::InvalidBlock {
+            hash: genesis.hash(),
+            error,
+        })?;
         if genesis.header.prev != BlockHash::ZERO {
-            return Err(StoreError::InvalidBlock { hash: genesis.hash(), error: BlockError::BadHeight { found: 0, expected: 0 } });
+            return Err(StoreError::InvalidBlock {
+                hash: genesis.hash(),
+                error: BlockError::BadHeight {
+                    found: 0,
+                    expected: 0,
+                },
+            });
         }
         // Build in a sibling temporary directory and rename it into place, so a
         // failure or crash never leaves a half-made chain at `path`.
-        let parent = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-        std::fs::create_dir_all(parent).map_err(|e| StoreError::Corrupt(format!("cannot create {}: {e}", parent.display())))?;
-        let tmp = parent.join(format!(".{}.creating-{}", path.file_name().and_then(|n| n.to_str()).unwrap_or("chain"), std::process::id()));
+        let parent = path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        std::fs::create_dir_all(parent)
+            .map_err(|e| StoreError::Corrupt(format!("cannot create {}: {e}", parent.display())))?;
+        let tmp = parent.join(format!(
+            ".{}.creating-{}",
+            path.file_name().and_then(|n| n.to_str()).unwrap_or("chain"),
+            std::process::id()
+        ));
         let _ = std::fs::remove_dir_all(&tmp);
         {
-            let cfs = ALL_CFS.iter().map(|n| ColumnFamilyDescriptor::new(*n, Options::default()));
+            let cfs = ALL_CFS
+                .iter()
+                .map(|n| ColumnFamilyDescriptor::new(*n, Options::default()));
             let db = DB::open_cf_descriptors(&db_options(), &tmp, cfs)?;
             let hash = genesis.hash();
             let work = genesis.header.work();
-            let entry = HeaderEntry { header: genesis.header, chain_work: work, status: Status::Valid };
+            let entry = HeaderEntry {
+                header: genesis.header,
+                chain_work: work,
+                status: Status::Valid,
+            };
             let mut batch = WriteBatch::default();
             let cf = |n: &str| db.cf_handle(n).expect("column family created above");
             batch.put_cf(cf(META), META_FORMAT, FORMAT_VERSION.to_be_bytes());
@@ -174,7 +218,12 @@ impl ChainStore {
             let _ = std::fs::remove_dir_all(&tmp);
             return Err(StoreError::AlreadyExists(path.to_path_buf()));
         }
-        std::fs::rename(&tmp, path).map_err(|e| StoreError::Corrupt(format!("cannot move the new chain into {}: {e}", path.display())))?;
+        std::fs::rename(&tmp, path).map_err(|e| {
+            StoreError::Corrupt(format!(
+                "cannot move the new chain into {}: {e}",
+                path.display()
+            ))
+        })?;
         Self::open(path)
     }
 
@@ -183,8 +232,11 @@ impl ChainStore {
         if !Self::exists(path) {
             return Err(StoreError::NotFound(path.to_path_buf()));
         }
-        let cfs = ALL_CFS.iter().map(|n| ColumnFamilyDescriptor::new(*n, Options::default()));
-        let db = DB::open_cf_descriptors(&db_options(), path, cfs).map_err(|e| map_open_error(path, e))?;
+        let cfs = ALL_CFS
+            .iter()
+            .map(|n| ColumnFamilyDescriptor::new(*n, Options::default()));
+        let db = DB::open_cf_descriptors(&db_options(), path, cfs)
+            .map_err(|e| map_open_error(path, e))?;
         Self::finish_open(db, path, false)
     }
 
@@ -193,24 +245,38 @@ impl ChainStore {
         if !Self::exists(path) {
             return Err(StoreError::NotFound(path.to_path_buf()));
         }
-        let db = DB::open_cf_for_read_only(&Options::default(), path, ALL_CFS, false).map_err(|e| map_open_error(path, e))?;
+        let db = DB::open_cf_for_read_only(&Options::default(), path, ALL_CFS, false)
+            .map_err(|e| map_open_error(path, e))?;
         Self::finish_open(db, path, true)
     }
 
     fn finish_open(db: DB, path: &Path, read_only: bool) -> Result<ChainStore, StoreError> {
-        let meta = db.cf_handle(META).ok_or_else(|| StoreError::Corrupt("no meta column family".into()))?;
+        let meta = db
+            .cf_handle(META)
+            .ok_or_else(|| StoreError::Corrupt("no meta column family".into()))?;
         let format = db.get_cf(meta, META_FORMAT)?;
-        let format_ok = format.as_deref().map(|f| f == FORMAT_VERSION.to_be_bytes()).unwrap_or(false);
+        let format_ok = format
+            .as_deref()
+            .map(|f| f == FORMAT_VERSION.to_be_bytes())
+            .unwrap_or(false);
         if !format_ok {
             let found = match format.as_deref().and_then(|f| <[u8; 4]>::try_from(f).ok()) {
                 Some(b) => u32::from_be_bytes(b).to_string(),
                 None => "unknown (none recorded)".into(),
             };
-            return Err(StoreError::UnknownFormat { path: path.to_path_buf(), found, expected: FORMAT_VERSION });
+            return Err(StoreError::UnknownFormat {
+                path: path.to_path_buf(),
+                found,
+                expected: FORMAT_VERSION,
+            });
         }
         let read_hash = |k: &[u8]| -> Result<BlockHash, StoreError> {
-            let v = db.get_cf(meta, k)?.ok_or_else(|| StoreError::Corrupt(format!("meta key {} missing", String::from_utf8_lossy(k))))?;
-            Ok(BlockHash(v.as_slice().try_into().map_err(|_| StoreError::Corrupt("bad meta hash".into()))?))
+            let v = db.get_cf(meta, k)?.ok_or_else(|| {
+                StoreError::Corrupt(format!("meta key {} missing", String::from_utf8_lossy(k)))
+            })?;
+            Ok(BlockHash(v.as_slice().try_into().map_err(|_| {
+                StoreError::Corrupt("bad meta hash".into())
+            })?))
         };
         let genesis = read_hash(META_GENESIS)?;
         let tip_hash = read_hash(META_TIP)?;
@@ -220,17 +286,33 @@ impl ChainStore {
             read_only,
             params: ChainParams::default(),
             genesis,
-            tip: Tip { hash: tip_hash, height: 0, work: Work::default(), header: BlockHeader::from_bytes(&[0; 92]) },
+            tip: Tip {
+                hash: tip_hash,
+                height: 0,
+                work: Work::default(),
+                header: BlockHeader::from_bytes(&[0; 92]),
+            },
         };
-        let g = s.block(&genesis)?.ok_or_else(|| StoreError::Corrupt("genesis block missing".into()))?;
+        let g = s
+            .block(&genesis)?
+            .ok_or_else(|| StoreError::Corrupt("genesis block missing".into()))?;
         s.params = ChainParams::from_genesis(&g)?;
-        let e = s.header_entry(&tip_hash)?.ok_or_else(|| StoreError::Corrupt("tip header missing".into()))?;
-        s.tip = Tip { hash: tip_hash, height: e.header.height, work: e.chain_work, header: e.header };
+        let e = s
+            .header_entry(&tip_hash)?
+            .ok_or_else(|| StoreError::Corrupt("tip header missing".into()))?;
+        s.tip = Tip {
+            hash: tip_hash,
+            height: e.header.height,
+            work: e.chain_work,
+            header: e.header,
+        };
         Ok(s)
     }
 
     fn cf(&self, name: &str) -> &rocksdb::ColumnFamily {
-        self.db.cf_handle(name).expect("every column family is opened with the store")
+        self.db
+            .cf_handle(name)
+            .expect("every column family is opened with the store")
     }
 
     /// The directory of this store.
@@ -257,7 +339,9 @@ impl ChainStore {
     pub fn block(&self, hash: &BlockHash) -> Result<Option<Block>, StoreError> {
         match self.db.get_pinned_cf(self.cf(BLOCK_BY_HASH), hash.0)? {
             None => Ok(None),
-            Some(b) => Block::decode(&b).map(Some).map_err(|e| StoreError::Corrupt(format!("block {hash}: {e}"))),
+            Some(b) => Block::decode(&b)
+                .map(Some)
+                .map_err(|e| StoreError::Corrupt(format!("block {hash}: {e}"))),
         }
     }
 
@@ -270,43 +354,62 @@ impl ChainStore {
     pub fn header_entry(&self, hash: &BlockHash) -> Result<Option<HeaderEntry>, StoreError> {
         match self.db.get_pinned_cf(self.cf(HEADER_BY_HASH), hash.0)? {
             None => Ok(None),
-            Some(b) => HeaderEntry::decode(&b).map(Some).ok_or_else(|| StoreError::Corrupt(format!("header entry {hash}"))),
+            Some(b) => HeaderEntry::decode(&b)
+                .map(Some)
+                .ok_or_else(|| StoreError::Corrupt(format!("header entry {hash}"))),
         }
     }
 
     /// The best-chain block hash at `height`.
     pub fn hash_at(&self, height: u32) -> Result<Option<BlockHash>, StoreError> {
-        match self.db.get_pinned_cf(self.cf(HASH_BY_HEIGHT), height_key(height))? {
+        match self
+            .db
+            .get_pinned_cf(self.cf(HASH_BY_HEIGHT), height_key(height))?
+        {
             None => Ok(None),
-            Some(b) => Ok(Some(BlockHash(b.as_ref().try_into().map_err(|_| StoreError::Corrupt(format!("hash at height {height}")))?))),
+            Some(b) => Ok(Some(BlockHash(b.as_ref().try_into().map_err(|_| {
+                StoreError::Corrupt(format!("hash at height {height}"))
+            })?))),
         }
     }
 
     /// True when `hash` is on the best chain.
     pub fn is_on_best_chain(&self, hash: &BlockHash) -> Result<bool, StoreError> {
-        let Some(e) = self.header_entry(hash)? else { return Ok(false) };
+        let Some(e) = self.header_entry(hash)? else {
+            return Ok(false);
+        };
         Ok(self.hash_at(e.header.height)? == Some(*hash))
     }
 
     /// An unspent output.
     pub fn coin(&self, op: &OutPoint) -> Result<Option<Coin>, StoreError> {
-        match self.db.get_pinned_cf(self.cf(UTXO_BY_OUTPOINT), op.to_key())? {
+        match self
+            .db
+            .get_pinned_cf(self.cf(UTXO_BY_OUTPOINT), op.to_key())?
+        {
             None => Ok(None),
-            Some(b) => decode_coin(&b).map(Some).ok_or_else(|| StoreError::Corrupt(format!("coin {op}"))),
+            Some(b) => decode_coin(&b)
+                .map(Some)
+                .ok_or_else(|| StoreError::Corrupt(format!("coin {op}"))),
         }
     }
 
     /// The unspent outputs paying `pkh`, from the address index.
     pub fn utxos_for(&self, pkh: &PubkeyHash) -> Result<Vec<(OutPoint, Coin)>, StoreError> {
         let mut out = Vec::new();
-        let iter = self.db.iterator_cf(self.cf(UTXO_BY_PUBKEY_HASH), IteratorMode::From(&pkh.0, rocksdb::Direction::Forward));
+        let iter = self.db.iterator_cf(
+            self.cf(UTXO_BY_PUBKEY_HASH),
+            IteratorMode::From(&pkh.0, rocksdb::Direction::Forward),
+        );
         for item in iter {
             let (k, v) = item?;
             if !k.starts_with(&pkh.0) {
                 break;
             }
-            let op = OutPoint::from_key(&k[20..]).ok_or_else(|| StoreError::Corrupt("address index key".into()))?;
-            let coin = decode_coin(&v).ok_or_else(|| StoreError::Corrupt("address index value".into()))?;
+            let op = OutPoint::from_key(&k[20..])
+                .ok_or_else(|| StoreError::Corrupt("address index key".into()))?;
+            let coin =
+                decode_coin(&v).ok_or_else(|| StoreError::Corrupt("address index value".into()))?;
             out.push((op, coin));
         }
         Ok(out)
@@ -315,15 +418,27 @@ impl ChainStore {
     /// The confirmed balance of `pkh`.
     pub fn balance(&self, pkh: &PubkeyHash) -> Result<Amount, StoreError> {
         let coins = self.utxos_for(pkh)?;
-        Amount::checked_sum(coins.iter().map(|c| c.1.output.value)).ok_or_else(|| StoreError::Corrupt("balance overflows".into()))
+        Amount::checked_sum(coins.iter().map(|c| c.1.output.value))
+            .ok_or_else(|| StoreError::Corrupt("balance overflows".into()))
     }
 
     /// Finds a best-chain transaction by txid: (block hash, height, transaction).
-    pub fn find_transaction(&self, txid: &Txid) -> Result<Option<(BlockHash, u32, Transaction)>, StoreError> {
-        let Some(v) = self.db.get_cf(self.cf(TX_LOC_BY_TXID), txid.0)? else { return Ok(None) };
-        let (hash, index) = decode_tx_loc(&v).ok_or_else(|| StoreError::Corrupt("tx index value".into()))?;
-        let block = self.block(&hash)?.ok_or_else(|| StoreError::Corrupt(format!("tx index names missing block {hash}")))?;
-        let tx = usize::try_from(index).ok().and_then(|i| block.transactions.get(i)).cloned();
+    pub fn find_transaction(
+        &self,
+        txid: &Txid,
+    ) -> Result<Option<(BlockHash, u32, Transaction)>, StoreError> {
+        let Some(v) = self.db.get_cf(self.cf(TX_LOC_BY_TXID), txid.0)? else {
+            return Ok(None);
+        };
+        let (hash, index) =
+            decode_tx_loc(&v).ok_or_else(|| StoreError::Corrupt("tx index value".into()))?;
+        let block = self
+            .block(&hash)?
+            .ok_or_else(|| StoreError::Corrupt(format!("tx index names missing block {hash}")))?;
+        let tx = usize::try_from(index)
+            .ok()
+            .and_then(|i| block.transactions.get(i))
+            .cloned();
         let tx = tx.ok_or_else(|| StoreError::Corrupt("tx index position".into()))?;
         Ok(Some((hash, block.header.height, tx)))
     }
@@ -348,7 +463,12 @@ impl ChainStore {
     }
 
     /// Best-chain hashes after the first locator entry found on the best chain, at most `max`.
-    pub fn hashes_after(&self, locator: &[BlockHash], stop: Option<BlockHash>, max: usize) -> Result<Vec<BlockHash>, StoreError> {
+    pub fn hashes_after(
+        &self,
+        locator: &[BlockHash],
+        stop: Option<BlockHash>,
+        max: usize,
+    ) -> Result<Vec<BlockHash>, StoreError> {
         let mut start = 0u32;
         for h in locator {
             if self.is_on_best_chain(h)? {
@@ -359,7 +479,9 @@ impl ChainStore {
         let mut out = Vec::new();
         let mut height = start.saturating_add(1);
         while out.len() < max && height <= self.tip.height {
-            let Some(hash) = self.hash_at(height)? else { break };
+            let Some(hash) = self.hash_at(height)? else {
+                break;
+            };
             out.push(hash);
             if Some(hash) == stop {
                 break;
@@ -373,7 +495,9 @@ impl ChainStore {
     fn median_time_past(&self, mut hash: BlockHash) -> Result<u64, StoreError> {
         let mut times = Vec::with_capacity(validation::MEDIAN_TIME_SPAN);
         for _ in 0..validation::MEDIAN_TIME_SPAN {
-            let Some(e) = self.header_entry(&hash)? else { break };
+            let Some(e) = self.header_entry(&hash)? else {
+                break;
+            };
             times.push(e.header.time);
             if e.header.height == 0 {
                 break;
@@ -390,7 +514,9 @@ impl ChainStore {
             let hash = e.header.prev;
             // Fast path: once on the best chain, jump by height.
             if self.hash_at(e.header.height - 1)? == Some(hash) {
-                let Some(h) = self.hash_at(height)? else { return Ok(None) };
+                let Some(h) = self.hash_at(height)? else {
+                    return Ok(None);
+                };
                 return self.header_entry(&h);
             }
             match self.header_entry(&hash)? {
@@ -402,13 +528,20 @@ impl ChainStore {
     }
 
     /// The header context a child of `parent` is checked against.
-    pub fn context_for_child(&self, parent_hash: &BlockHash, parent: &HeaderEntry, now: u64) -> Result<HeaderContext, StoreError> {
+    pub fn context_for_child(
+        &self,
+        parent_hash: &BlockHash,
+        parent: &HeaderEntry,
+        now: u64,
+    ) -> Result<HeaderContext, StoreError> {
         let mut anc_err = None;
-        let expected_bits = validation::next_bits(&self.params, &parent.header, |h| match self.ancestor(parent, h) {
-            Ok(e) => e.map(|e| e.header.time),
-            Err(e) => {
-                anc_err = Some(e);
-                None
+        let expected_bits = validation::next_bits(&self.params, &parent.header, |h| {
+            match self.ancestor(parent, h) {
+                Ok(e) => e.map(|e| e.header.time),
+                Err(e) => {
+                    anc_err = Some(e);
+                    None
+                }
             }
         });
         if let Some(e) = anc_err {
@@ -424,7 +557,9 @@ impl ChainStore {
 
     /// The context for a block on top of the current tip (for mining).
     pub fn context_for_tip(&self, now: u64) -> Result<HeaderContext, StoreError> {
-        let e = self.header_entry(&self.tip.hash)?.ok_or_else(|| StoreError::Corrupt("tip header missing".into()))?;
+        let e = self
+            .header_entry(&self.tip.hash)?
+            .ok_or_else(|| StoreError::Corrupt("tip header missing".into()))?;
         self.context_for_child(&self.tip.hash, &e, now)
     }
 
@@ -437,18 +572,26 @@ impl ChainStore {
         let hash = block.hash();
         if let Some(e) = self.header_entry(&hash)? {
             if e.status == Status::Invalid {
-                return Err(StoreError::InvalidBlock { hash, error: BlockError::InvalidParent(hash) });
+                return Err(StoreError::InvalidBlock {
+                    hash,
+                    error: BlockError::InvalidParent(hash),
+                });
             }
             return Ok(Accepted::AlreadyHave);
         }
         // Context-free checks first; a failure here stores nothing (see the module docs).
         check_block(block).map_err(|error| StoreError::InvalidBlock { hash, error })?;
         let Some(parent) = self.header_entry(&block.header.prev)? else {
-            return Ok(Accepted::Orphan { parent: block.header.prev });
+            return Ok(Accepted::Orphan {
+                parent: block.header.prev,
+            });
         };
         if parent.status == Status::Invalid {
             self.mark_invalid(&hash, block, &parent)?;
-            return Err(StoreError::InvalidBlock { hash, error: BlockError::InvalidParent(block.header.prev) });
+            return Err(StoreError::InvalidBlock {
+                hash,
+                error: BlockError::InvalidParent(block.header.prev),
+            });
         }
         let ctx = self.context_for_child(&block.header.prev, &parent, now)?;
         if let Err(error) = check_header_context(&block.header, &ctx) {
@@ -458,7 +601,11 @@ impl ChainStore {
             }
             return Err(StoreError::InvalidBlock { hash, error });
         }
-        let entry = HeaderEntry { header: block.header, chain_work: parent.chain_work.saturating_add(block.header.work()), status: Status::Stored };
+        let entry = HeaderEntry {
+            header: block.header,
+            chain_work: parent.chain_work.saturating_add(block.header.work()),
+            status: Status::Stored,
+        };
         let mut batch = WriteBatch::default();
         batch.put_cf(self.cf(BLOCK_BY_HASH), hash.0, block.encode());
         batch.put_cf(self.cf(HEADER_BY_HASH), hash.0, entry.encode());
@@ -469,16 +616,30 @@ impl ChainStore {
         self.reorganize_to(hash, entry).map(Accepted::NewTip)
     }
 
-    fn mark_invalid(&self, hash: &BlockHash, block: &Block, parent: &HeaderEntry) -> Result<(), StoreError> {
-        let entry = HeaderEntry { header: block.header, chain_work: parent.chain_work.saturating_add(block.header.work()), status: Status::Invalid };
-        self.db.put_cf(self.cf(HEADER_BY_HASH), hash.0, entry.encode())?;
+    fn mark_invalid(
+        &self,
+        hash: &BlockHash,
+        block: &Block,
+        parent: &HeaderEntry,
+    ) -> Result<(), StoreError> {
+        let entry = HeaderEntry {
+            header: block.header,
+            chain_work: parent.chain_work.saturating_add(block.header.work()),
+            status: Status::Invalid,
+        };
+        self.db
+            .put_cf(self.cf(HEADER_BY_HASH), hash.0, entry.encode())?;
         Ok(())
     }
 
     /// Moves the best chain to `target`. Each block connected or
     /// disconnected is its own atomic batch. If a block of the new branch is
     /// invalid, it is marked so and the previous best chain is restored.
-    fn reorganize_to(&mut self, target: BlockHash, target_entry: HeaderEntry) -> Result<ChainUpdate, StoreError> {
+    fn reorganize_to(
+        &mut self,
+        target: BlockHash,
+        target_entry: HeaderEntry,
+    ) -> Result<ChainUpdate, StoreError> {
         // Walk the new branch back to a best-chain block: the fork point.
         let mut branch = vec![(target, target_entry)];
         loop {
@@ -488,23 +649,40 @@ impl ChainStore {
             if self.is_on_best_chain(&prev)? {
                 break;
             }
-            let pe = self.header_entry(&prev)?.ok_or_else(|| StoreError::Corrupt(format!("missing ancestor {prev}")))?;
+            let pe = self
+                .header_entry(&prev)?
+                .ok_or_else(|| StoreError::Corrupt(format!("missing ancestor {prev}")))?;
             branch.push((prev, pe));
         }
         branch.reverse();
         let fork = branch[0].1.header.prev;
-        let fork_height = self.header_entry(&fork)?.map(|e| e.header.height).ok_or_else(|| StoreError::Corrupt("fork point missing".into()))?;
+        let fork_height = self
+            .header_entry(&fork)?
+            .map(|e| e.header.height)
+            .ok_or_else(|| StoreError::Corrupt("fork point missing".into()))?;
         let mut update = ChainUpdate::default();
         while self.tip.height > fork_height {
             update.disconnected.push(self.disconnect_tip()?);
         }
         for (hash, _) in &branch {
-            let block = self.block(hash)?.ok_or_else(|| StoreError::Corrupt(format!("block {hash} missing")))?;
+            let block = self
+                .block(hash)?
+                .ok_or_else(|| StoreError::Corrupt(format!("block {hash} missing")))?;
             match self.connect(&block) {
                 Ok(()) => update.connected.push(block),
                 Err(StoreError::InvalidBlock { hash: bad, error }) => {
-                    let e = self.header_entry(&bad)?.ok_or_else(|| StoreError::Corrupt("bad block header".into()))?;
-                    self.db.put_cf(self.cf(HEADER_BY_HASH), bad.0, HeaderEntry { status: Status::Invalid, ..e }.encode())?;
+                    let e = self
+                        .header_entry(&bad)?
+                        .ok_or_else(|| StoreError::Corrupt("bad block header".into()))?;
+                    self.db.put_cf(
+                        self.cf(HEADER_BY_HASH),
+                        bad.0,
+                        HeaderEntry {
+                            status: Status::Invalid,
+                            ..e
+                        }
+                        .encode(),
+                    )?;
                     // Restore the previous chain: it was valid.
                     for _ in 0..update.connected.len() {
                         self.disconnect_tip()?;
@@ -524,26 +702,48 @@ impl ChainStore {
     fn connect(&mut self, block: &Block) -> Result<(), StoreError> {
         let hash = block.hash();
         let view = self.prefetch_inputs(block)?;
-        let changes = connect_block(block, &self.params, &view).map_err(|error| StoreError::InvalidBlock { hash, error })?;
+        let changes = connect_block(block, &self.params, &view)
+            .map_err(|error| StoreError::InvalidBlock { hash, error })?;
         let mut batch = WriteBatch::default();
         stage_connect(&self.db, &mut batch, block, &changes);
-        let entry = self.header_entry(&hash)?.ok_or_else(|| StoreError::Corrupt("connecting an unstored block".into()))?;
-        let entry = HeaderEntry { status: Status::Valid, ..entry };
+        let entry = self
+            .header_entry(&hash)?
+            .ok_or_else(|| StoreError::Corrupt("connecting an unstored block".into()))?;
+        let entry = HeaderEntry {
+            status: Status::Valid,
+            ..entry
+        };
         batch.put_cf(self.cf(HEADER_BY_HASH), hash.0, entry.encode());
         self.db.write_opt(batch, &sync_write())?;
-        self.tip = Tip { hash, height: block.header.height, work: entry.chain_work, header: block.header };
+        self.tip = Tip {
+            hash,
+            height: block.header.height,
+            work: entry.chain_work,
+            header: block.header,
+        };
         Ok(())
     }
 
     /// Reads every coin the block's inputs name, in one multi-get.
     fn prefetch_inputs(&self, block: &Block) -> Result<HashMap<OutPoint, Coin>, StoreError> {
-        let ops: Vec<OutPoint> = block.transactions.iter().skip(1).flat_map(|t| t.inputs.iter().map(|i| i.prevout)).collect();
+        let ops: Vec<OutPoint> = block
+            .transactions
+            .iter()
+            .skip(1)
+            .flat_map(|t| t.inputs.iter().map(|i| i.prevout))
+            .collect();
         let cf = self.cf(UTXO_BY_OUTPOINT);
         let keys: Vec<[u8; 36]> = ops.iter().map(OutPoint::to_key).collect();
         let mut view = HashMap::with_capacity(ops.len());
-        for (op, r) in ops.iter().zip(self.db.multi_get_cf(keys.iter().map(|k| (cf, k.as_slice())))) {
+        for (op, r) in ops.iter().zip(
+            self.db
+                .multi_get_cf(keys.iter().map(|k| (cf, k.as_slice()))),
+        ) {
             if let Some(b) = r? {
-                view.insert(*op, decode_coin(&b).ok_or_else(|| StoreError::Corrupt(format!("coin {op}")))?);
+                view.insert(
+                    *op,
+                    decode_coin(&b).ok_or_else(|| StoreError::Corrupt(format!("coin {op}")))?,
+                );
             }
         }
         Ok(view)
@@ -553,17 +753,28 @@ impl ChainStore {
     fn disconnect_tip(&mut self) -> Result<Block, StoreError> {
         let hash = self.tip.hash;
         if hash == self.genesis {
-            return Err(StoreError::Corrupt("asked to disconnect the genesis block".into()));
+            return Err(StoreError::Corrupt(
+                "asked to disconnect the genesis block".into(),
+            ));
         }
-        let block = self.block(&hash)?.ok_or_else(|| StoreError::Corrupt(format!("tip block {hash} missing")))?;
-        let undo = self.db.get_cf(self.cf(UNDO_BY_HASH), hash.0)?.ok_or_else(|| StoreError::Corrupt(format!("undo data of {hash} missing")))?;
-        let undo = decode_undo(&undo).ok_or_else(|| StoreError::Corrupt(format!("undo data of {hash}")))?;
+        let block = self
+            .block(&hash)?
+            .ok_or_else(|| StoreError::Corrupt(format!("tip block {hash} missing")))?;
+        let undo = self
+            .db
+            .get_cf(self.cf(UNDO_BY_HASH), hash.0)?
+            .ok_or_else(|| StoreError::Corrupt(format!("undo data of {hash} missing")))?;
+        let undo = decode_undo(&undo)
+            .ok_or_else(|| StoreError::Corrupt(format!("undo data of {hash}")))?;
         let mut batch = WriteBatch::default();
         for tx in &block.transactions {
             let txid = tx.txid();
             for (i, o) in tx.outputs.iter().enumerate() {
                 // Output counts are bounded by the block size limit.
-                let op = OutPoint { txid, vout: i as u32 };
+                let op = OutPoint {
+                    txid,
+                    vout: i as u32,
+                };
                 batch.delete_cf(self.cf(UTXO_BY_OUTPOINT), op.to_key());
                 batch.delete_cf(self.cf(UTXO_BY_PUBKEY_HASH), addr_key(&o.pubkey_hash, &op));
             }
@@ -571,25 +782,43 @@ impl ChainStore {
         }
         for (op, coin) in &undo {
             batch.put_cf(self.cf(UTXO_BY_OUTPOINT), op.to_key(), encode_coin(coin));
-            batch.put_cf(self.cf(UTXO_BY_PUBKEY_HASH), addr_key(&coin.output.pubkey_hash, op), encode_coin(coin));
+            batch.put_cf(
+                self.cf(UTXO_BY_PUBKEY_HASH),
+                addr_key(&coin.output.pubkey_hash, op),
+                encode_coin(coin),
+            );
         }
         batch.delete_cf(self.cf(UNDO_BY_HASH), hash.0);
         batch.delete_cf(self.cf(HASH_BY_HEIGHT), height_key(block.header.height));
         let prev = block.header.prev;
         batch.put_cf(self.cf(META), META_TIP, prev.0);
-        let pe = self.header_entry(&prev)?.ok_or_else(|| StoreError::Corrupt("parent of tip missing".into()))?;
+        let pe = self
+            .header_entry(&prev)?
+            .ok_or_else(|| StoreError::Corrupt("parent of tip missing".into()))?;
         self.db.write_opt(batch, &sync_write())?;
-        self.tip = Tip { hash: prev, height: pe.header.height, work: pe.chain_work, header: pe.header };
+        self.tip = Tip {
+            hash: prev,
+            height: pe.header.height,
+            work: pe.chain_work,
+            header: pe.header,
+        };
         Ok(block)
     }
 
     /// Every coin of the stored UTXO set, in key order.
     pub fn all_utxos(&self) -> Result<Vec<(OutPoint, Coin)>, StoreError> {
         let mut out = Vec::new();
-        for item in self.db.iterator_cf(self.cf(UTXO_BY_OUTPOINT), IteratorMode::Start) {
+        for item in self
+            .db
+            .iterator_cf(self.cf(UTXO_BY_OUTPOINT), IteratorMode::Start)
+        {
             let (k, v) = item?;
-            let op = OutPoint::from_key(&k).ok_or_else(|| StoreError::Corrupt("utxo key".into()))?;
-            out.push((op, decode_coin(&v).ok_or_else(|| StoreError::Corrupt(format!("coin {op}")))?));
+            let op =
+                OutPoint::from_key(&k).ok_or_else(|| StoreError::Corrupt("utxo key".into()))?;
+            out.push((
+                op,
+                decode_coin(&v).ok_or_else(|| StoreError::Corrupt(format!("coin {op}")))?,
+            ));
         }
         Ok(out)
     }
@@ -599,12 +828,18 @@ impl ChainStore {
     pub fn utxo_digest(&self) -> Result<[u8; 32], StoreError> {
         use sha2::Digest;
         let mut h = sha2::Sha256::new();
-        for item in self.db.iterator_cf(self.cf(UTXO_BY_OUTPOINT), IteratorMode::Start) {
+        for item in self
+            .db
+            .iterator_cf(self.cf(UTXO_BY_OUTPOINT), IteratorMode::Start)
+        {
             let (k, v) = item?;
             h.update(&k);
             h.update(&v);
         }
-        for item in self.db.iterator_cf(self.cf(UTXO_BY_PUBKEY_HASH), IteratorMode::Start) {
+        for item in self
+            .db
+            .iterator_cf(self.cf(UTXO_BY_PUBKEY_HASH), IteratorMode::Start)
+        {
             let (k, v) = item?;
             h.update(&k);
             h.update(&v);
@@ -613,14 +848,19 @@ impl ChainStore {
     }
 
     /// Replays the best chain's blocks and returns the UTXO set and tx index they give.
-    fn replay(&self) -> Result<(HashMap<OutPoint, Coin>, Vec<(Txid, BlockHash, u32)>, Vec<(BlockHash, Vec<(OutPoint, Coin)>)>), StoreError> {
+    fn replay(&self) -> Result<Replay, StoreError> {
         let mut utxo: HashMap<OutPoint, Coin> = HashMap::new();
         let mut txs = Vec::new();
         let mut undos = Vec::new();
         for height in 0..=self.tip.height {
-            let hash = self.hash_at(height)?.ok_or_else(|| StoreError::Corrupt(format!("no best-chain block at height {height}")))?;
-            let block = self.block(&hash)?.ok_or_else(|| StoreError::Corrupt(format!("block {hash} missing")))?;
-            let changes = connect_block(&block, &self.params, &utxo).map_err(|error| StoreError::InvalidBlock { hash, error })?;
+            let hash = self.hash_at(height)?.ok_or_else(|| {
+                StoreError::Corrupt(format!("no best-chain block at height {height}"))
+            })?;
+            let block = self
+                .block(&hash)?
+                .ok_or_else(|| StoreError::Corrupt(format!("block {hash} missing")))?;
+            let changes = connect_block(&block, &self.params, &utxo)
+                .map_err(|error| StoreError::InvalidBlock { hash, error })?;
             for (op, _) in &changes.spent {
                 utxo.remove(op);
             }
@@ -640,35 +880,61 @@ impl ChainStore {
     pub fn check_db(&self) -> Result<CheckReport, StoreError> {
         let (expected, txs, _) = self.replay()?;
         let stored = self.all_utxos()?;
-        let mut report = CheckReport { blocks: self.tip.height + 1, expected_utxos: expected.len(), stored_utxos: stored.len(), problems: vec![] };
+        let mut report = CheckReport {
+            blocks: self.tip.height + 1,
+            expected_utxos: expected.len(),
+            stored_utxos: stored.len(),
+            problems: vec![],
+        };
         let stored_map: HashMap<OutPoint, Coin> = stored.iter().copied().collect();
         for (op, c) in &expected {
             match stored_map.get(op) {
-                None => report.problems.push(format!("coin {op} is missing from the stored UTXO set")),
-                Some(s) if s != c => report.problems.push(format!("coin {op} differs: stored {s:?}, expected {c:?}")),
+                None => report
+                    .problems
+                    .push(format!("coin {op} is missing from the stored UTXO set")),
+                Some(s) if s != c => report
+                    .problems
+                    .push(format!("coin {op} differs: stored {s:?}, expected {c:?}")),
                 _ => {}
             }
         }
         for op in stored_map.keys() {
             if !expected.contains_key(op) {
-                report.problems.push(format!("stored coin {op} should not exist"));
+                report
+                    .problems
+                    .push(format!("stored coin {op} should not exist"));
             }
         }
         let mut indexed = 0usize;
-        for item in self.db.iterator_cf(self.cf(UTXO_BY_PUBKEY_HASH), IteratorMode::Start) {
+        for item in self
+            .db
+            .iterator_cf(self.cf(UTXO_BY_PUBKEY_HASH), IteratorMode::Start)
+        {
             let (k, _) = item?;
             indexed += 1;
-            let op = OutPoint::from_key(&k[20..]).ok_or_else(|| StoreError::Corrupt("address index key".into()))?;
+            let op = OutPoint::from_key(&k[20..])
+                .ok_or_else(|| StoreError::Corrupt("address index key".into()))?;
             if !expected.contains_key(&op) {
-                report.problems.push(format!("address index names spent or unknown coin {op}"));
+                report
+                    .problems
+                    .push(format!("address index names spent or unknown coin {op}"));
             }
         }
         if indexed != expected.len() {
-            report.problems.push(format!("address index has {indexed} entries, the UTXO set {}", expected.len()));
+            report.problems.push(format!(
+                "address index has {indexed} entries, the UTXO set {}",
+                expected.len()
+            ));
         }
         for (txid, hash, _) in &txs {
-            if self.db.get_pinned_cf(self.cf(TX_LOC_BY_TXID), txid.0)?.is_none() {
-                report.problems.push(format!("transaction {txid} of block {hash} is not in the transaction index"));
+            if self
+                .db
+                .get_pinned_cf(self.cf(TX_LOC_BY_TXID), txid.0)?
+                .is_none()
+            {
+                report.problems.push(format!(
+                    "transaction {txid} of block {hash} is not in the transaction index"
+                ));
             }
         }
         Ok(report)
@@ -682,12 +948,21 @@ impl ChainStore {
         }
         let (utxo, txs, undos) = self.replay()?;
         let mut batch = WriteBatch::default();
-        for cf in [UTXO_BY_OUTPOINT, UTXO_BY_PUBKEY_HASH, TX_LOC_BY_TXID, UNDO_BY_HASH] {
+        for cf in [
+            UTXO_BY_OUTPOINT,
+            UTXO_BY_PUBKEY_HASH,
+            TX_LOC_BY_TXID,
+            UNDO_BY_HASH,
+        ] {
             clear_cf(&self.db, &mut batch, cf)?;
         }
         for (op, c) in &utxo {
             batch.put_cf(self.cf(UTXO_BY_OUTPOINT), op.to_key(), encode_coin(c));
-            batch.put_cf(self.cf(UTXO_BY_PUBKEY_HASH), addr_key(&c.output.pubkey_hash, op), encode_coin(c));
+            batch.put_cf(
+                self.cf(UTXO_BY_PUBKEY_HASH),
+                addr_key(&c.output.pubkey_hash, op),
+                encode_coin(c),
+            );
         }
         for (txid, hash, i) in &txs {
             batch.put_cf(self.cf(TX_LOC_BY_TXID), txid.0, encode_tx_loc(hash, *i));
@@ -709,7 +984,9 @@ impl UtxoView for ChainStore {
 }
 
 fn clear_cf(db: &DB, batch: &mut WriteBatch, name: &str) -> Result<(), StoreError> {
-    let cf = db.cf_handle(name).expect("every column family is opened with the store");
+    let cf = db
+        .cf_handle(name)
+        .expect("every column family is opened with the store");
     for item in db.iterator_cf(cf, IteratorMode::Start) {
         let (k, _) = item?;
         batch.delete_cf(cf, k);
@@ -719,20 +996,39 @@ fn clear_cf(db: &DB, batch: &mut WriteBatch, name: &str) -> Result<(), StoreErro
 
 /// Stages everything connecting `block` changes: UTXOs, address index, tx
 /// index, undo data, the best-chain height entry and the tip.
-fn stage_connect(db: &DB, batch: &mut WriteBatch, block: &Block, changes: &validation::BlockChanges) {
-    let cf = |n: &str| db.cf_handle(n).expect("every column family is opened with the store");
+fn stage_connect(
+    db: &DB,
+    batch: &mut WriteBatch,
+    block: &Block,
+    changes: &validation::BlockChanges,
+) {
+    let cf = |n: &str| {
+        db.cf_handle(n)
+            .expect("every column family is opened with the store")
+    };
     let hash = block.hash();
     for (op, coin) in &changes.spent {
         batch.delete_cf(cf(UTXO_BY_OUTPOINT), op.to_key());
-        batch.delete_cf(cf(UTXO_BY_PUBKEY_HASH), addr_key(&coin.output.pubkey_hash, op));
+        batch.delete_cf(
+            cf(UTXO_BY_PUBKEY_HASH),
+            addr_key(&coin.output.pubkey_hash, op),
+        );
     }
     for (op, coin) in &changes.created {
         batch.put_cf(cf(UTXO_BY_OUTPOINT), op.to_key(), encode_coin(coin));
-        batch.put_cf(cf(UTXO_BY_PUBKEY_HASH), addr_key(&coin.output.pubkey_hash, op), encode_coin(coin));
+        batch.put_cf(
+            cf(UTXO_BY_PUBKEY_HASH),
+            addr_key(&coin.output.pubkey_hash, op),
+            encode_coin(coin),
+        );
     }
     for (i, tx) in block.transactions.iter().enumerate() {
         // Positions are bounded by the block size limit.
-        batch.put_cf(cf(TX_LOC_BY_TXID), tx.txid().0, encode_tx_loc(&hash, i as u32));
+        batch.put_cf(
+            cf(TX_LOC_BY_TXID),
+            tx.txid().0,
+            encode_tx_loc(&hash, i as u32),
+        );
     }
     batch.put_cf(cf(UNDO_BY_HASH), hash.0, encode_undo(&changes.spent));
     batch.put_cf(cf(HASH_BY_HEIGHT), height_key(block.header.height), hash.0);

@@ -24,8 +24,16 @@ pub const UNDO_BY_HASH: &str = "undo_by_hash";
 pub const META: &str = "meta";
 
 /// Every column family, in creation order.
-pub const ALL_CFS: [&str; 8] =
-    [BLOCK_BY_HASH, HEADER_BY_HASH, HASH_BY_HEIGHT, UTXO_BY_OUTPOINT, UTXO_BY_PUBKEY_HASH, TX_LOC_BY_TXID, UNDO_BY_HASH, META];
+pub const ALL_CFS: [&str; 8] = [
+    BLOCK_BY_HASH,
+    HEADER_BY_HASH,
+    HASH_BY_HEIGHT,
+    UTXO_BY_OUTPOINT,
+    UTXO_BY_PUBKEY_HASH,
+    TX_LOC_BY_TXID,
+    UNDO_BY_HASH,
+    META,
+];
 
 /// The storage format this code reads and writes.
 pub const FORMAT_VERSION: u32 = 1;
@@ -85,7 +93,11 @@ impl HeaderEntry {
             2 => Status::Invalid,
             _ => return None,
         };
-        Some(HeaderEntry { header, chain_work, status })
+        Some(HeaderEntry {
+            header,
+            chain_work,
+            status,
+        })
     }
 }
 
@@ -141,7 +153,10 @@ pub fn decode_tx_loc(b: &[u8]) -> Option<(BlockHash, u32)> {
     if b.len() != 36 {
         return None;
     }
-    Some((BlockHash(b[..32].try_into().ok()?), u32::from_be_bytes(b[32..].try_into().ok()?)))
+    Some((
+        BlockHash(b[..32].try_into().ok()?),
+        u32::from_be_bytes(b[32..].try_into().ok()?),
+    ))
 }
 
 /// Value of [`UNDO_BY_HASH`]: count (u32 BE) then 36-byte outpoint key and 33-byte coin per spent coin.
@@ -163,7 +178,9 @@ pub fn decode_undo(b: &[u8]) -> Option<Vec<(OutPoint, Coin)>> {
     if body.len() != n.checked_mul(69)? {
         return None;
     }
-    body.chunks_exact(69).map(|c| Some((OutPoint::from_key(&c[..36])?, decode_coin(&c[36..])?))).collect()
+    body.chunks_exact(69)
+        .map(|c| Some((OutPoint::from_key(&c[..36])?, decode_coin(&c[36..])?)))
+        .collect()
 }
 
 #[cfg(test)]
@@ -173,15 +190,25 @@ mod tests {
     #[test]
     fn layouts_round_trip() {
         let c = Coin {
-            output: chain_core::TxOut { value: chain_core::Amount(77), pubkey_hash: PubkeyHash([9; 20]) },
+            output: chain_core::TxOut {
+                value: chain_core::Amount(77),
+                pubkey_hash: PubkeyHash([9; 20]),
+            },
             height: 5,
             is_coinbase: true,
         };
         assert_eq!(decode_coin(&encode_coin(&c)), Some(c));
-        let op = OutPoint { txid: chain_core::Txid([3; 32]), vout: 2 };
+        let op = OutPoint {
+            txid: chain_core::Txid([3; 32]),
+            vout: 2,
+        };
         assert_eq!(decode_undo(&encode_undo(&[(op, c)])), Some(vec![(op, c)]));
         assert_eq!(decode_undo(&[0, 0, 0, 2]), None);
-        let e = HeaderEntry { header: BlockHeader::from_bytes(&[1; 92]), chain_work: Work::default(), status: Status::Valid };
+        let e = HeaderEntry {
+            header: BlockHeader::from_bytes(&[1; 92]),
+            chain_work: Work::default(),
+            status: Status::Valid,
+        };
         assert_eq!(HeaderEntry::decode(&e.encode()), Some(e));
     }
 }

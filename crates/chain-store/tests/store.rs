@@ -1,6 +1,8 @@
 //! Chain store behaviour: atomic connects, fork choice, reorganisations,
 //! locking, format checks and maintenance.
 
+#![allow(clippy::unwrap_used)]
+
 use chain_core::block::Block;
 use chain_core::keys::PrivateKey;
 use chain_core::test_utils::{child, child_with_extra, easy_params, genesis, outputs_of, spend};
@@ -22,7 +24,12 @@ fn setup() -> Setup {
     let key = PrivateKey::generate();
     let g = genesis(&easy_params(), key.public_key().pubkey_hash());
     let store = ChainStore::create(&dir.path().join("blocks_1"), &g).unwrap();
-    Setup { _dir: dir, store, key, g }
+    Setup {
+        _dir: dir,
+        store,
+        key,
+        g,
+    }
 }
 
 fn accept(s: &mut ChainStore, b: &Block) -> Accepted {
@@ -33,17 +40,25 @@ fn accept(s: &mut ChainStore, b: &Block) -> Accepted {
 fn create_refuses_an_existing_chain_and_reopens() {
     let s = setup();
     let path = s.store.path().to_path_buf();
-    assert!(matches!(ChainStore::create(&path, &s.g), Err(StoreError::AlreadyExists(_))));
+    assert!(matches!(
+        ChainStore::create(&path, &s.g),
+        Err(StoreError::AlreadyExists(_))
+    ));
     // A second writer is refused with a clear reason while the first is open.
     match ChainStore::open(&path) {
         Err(StoreError::InUse(p)) => assert_eq!(p, path),
         other => panic!("expected InUse, got {other:?}"),
     }
-    assert!(StoreError::InUse(path.clone()).to_string().contains("is in use by a running node"));
+    assert!(StoreError::InUse(path.clone())
+        .to_string()
+        .contains("is in use by a running node"));
     // A reader works alongside the writer.
     let ro = ChainStore::open_read_only(&path).unwrap();
     assert_eq!(ro.tip().hash, s.g.hash());
-    assert_eq!(ro.balance(&s.key.public_key().pubkey_hash()).unwrap(), Amount(20));
+    assert_eq!(
+        ro.balance(&s.key.public_key().pubkey_hash()).unwrap(),
+        Amount(20)
+    );
 }
 
 #[test]
@@ -52,8 +67,18 @@ fn unknown_format_is_refused() {
     let path = s.store.path().to_path_buf();
     drop(s.store);
     {
-        let db = rocksdb::DB::open_cf(&rocksdb::Options::default(), &path, chain_store::schema::ALL_CFS).unwrap();
-        db.put_cf(db.cf_handle("meta").unwrap(), b"format_version", 99u32.to_be_bytes()).unwrap();
+        let db = rocksdb::DB::open_cf(
+            &rocksdb::Options::default(),
+            &path,
+            chain_store::schema::ALL_CFS,
+        )
+        .unwrap();
+        db.put_cf(
+            db.cf_handle("meta").unwrap(),
+            b"format_version",
+            99u32.to_be_bytes(),
+        )
+        .unwrap();
     }
     let e = ChainStore::open(&path).unwrap_err();
     assert!(matches!(e, StoreError::UnknownFormat { .. }), "{e}");
@@ -73,12 +98,27 @@ fn connect_updates_utxos_indexes_and_balance() {
     let mut s = setup();
     let p = easy_params();
     let to = PrivateKey::generate().public_key().pubkey_hash();
-    let tx = spend(&s.key, &outputs_of(&s.g.transactions[0]), to, Amount(10), Amount(0));
-    let b1 = child(&p, &s.g.header, vec![tx.clone()], Amount(0), s.key.public_key().pubkey_hash());
+    let tx = spend(
+        &s.key,
+        &outputs_of(&s.g.transactions[0]),
+        to,
+        Amount(10),
+        Amount(0),
+    );
+    let b1 = child(
+        &p,
+        &s.g.header,
+        vec![tx.clone()],
+        Amount(0),
+        s.key.public_key().pubkey_hash(),
+    );
     assert!(matches!(accept(&mut s.store, &b1), Accepted::NewTip(_)));
     assert_eq!(s.store.tip().height, 1);
     assert_eq!(s.store.balance(&to).unwrap(), Amount(10));
-    assert_eq!(s.store.balance(&s.key.public_key().pubkey_hash()).unwrap(), Amount(30));
+    assert_eq!(
+        s.store.balance(&s.key.public_key().pubkey_hash()).unwrap(),
+        Amount(30)
+    );
     let (bh, h, found) = s.store.find_transaction(&tx.txid()).unwrap().unwrap();
     assert_eq!((bh, h, found), (b1.hash(), 1, tx));
     assert_eq!(accept(&mut s.store, &b1), Accepted::AlreadyHave);
@@ -93,7 +133,10 @@ fn orphan_is_not_stored() {
     let pkh = s.key.public_key().pubkey_hash();
     let b1 = child(&p, &s.g.header, vec![], Amount(0), pkh);
     let b2 = child(&p, &b1.header, vec![], Amount(0), pkh);
-    assert_eq!(accept(&mut s.store, &b2), Accepted::Orphan { parent: b1.hash() });
+    assert_eq!(
+        accept(&mut s.store, &b2),
+        Accepted::Orphan { parent: b1.hash() }
+    );
     assert!(s.store.block(&b2.hash()).unwrap().is_none());
     accept(&mut s.store, &b1);
     assert!(matches!(accept(&mut s.store, &b2), Accepted::NewTip(_)));
@@ -108,17 +151,33 @@ fn reorg_and_back_leave_the_utxo_set_byte_for_byte() {
     let before = s.store.utxo_digest().unwrap();
 
     // Branch A: one block spending the genesis coinbase.
-    let ta = spend(&s.key, &outputs_of(&s.g.transactions[0]), other, Amount(7), Amount(0));
+    let ta = spend(
+        &s.key,
+        &outputs_of(&s.g.transactions[0]),
+        other,
+        Amount(7),
+        Amount(0),
+    );
     let a1 = child(&p, &s.g.header, vec![ta.clone()], Amount(0), pkh);
     accept(&mut s.store, &a1);
     let digest_a = s.store.utxo_digest().unwrap();
     assert_ne!(digest_a, before);
 
     // Branch B: two blocks, a different spend; more work, so it wins.
-    let tb = spend(&s.key, &outputs_of(&s.g.transactions[0]), other, Amount(3), Amount(0));
+    let tb = spend(
+        &s.key,
+        &outputs_of(&s.g.transactions[0]),
+        other,
+        Amount(3),
+        Amount(0),
+    );
     let b1 = child_with_extra(&p, &s.g.header, vec![tb], Amount(0), pkh, 61);
     assert_eq!(accept(&mut s.store, &b1), Accepted::SideChain);
-    assert_eq!(s.store.utxo_digest().unwrap(), digest_a, "a side block changes nothing");
+    assert_eq!(
+        s.store.utxo_digest().unwrap(),
+        digest_a,
+        "a side block changes nothing"
+    );
     let b2 = child(&p, &b1.header, vec![], Amount(0), pkh);
     match accept(&mut s.store, &b2) {
         Accepted::NewTip(u) => {
@@ -163,15 +222,27 @@ fn invalid_block_changes_nothing_and_its_children_are_refused() {
     let pkh = s.key.public_key().pubkey_hash();
     let before = s.store.utxo_digest().unwrap();
     let thief = PrivateKey::generate();
-    let bad_tx = spend(&thief, &outputs_of(&s.g.transactions[0]), pkh, Amount(20), Amount(0));
+    let bad_tx = spend(
+        &thief,
+        &outputs_of(&s.g.transactions[0]),
+        pkh,
+        Amount(20),
+        Amount(0),
+    );
     let bad = child(&p, &s.g.header, vec![bad_tx], Amount(0), pkh);
     let err = s.store.accept_block(&bad, NOW).unwrap_err();
-    assert!(matches!(err.block_error(), Some(BlockError::Input(_))), "{err}");
+    assert!(
+        matches!(err.block_error(), Some(BlockError::Input(_))),
+        "{err}"
+    );
     assert_eq!(s.store.utxo_digest().unwrap(), before);
     assert_eq!(s.store.tip().hash, s.g.hash());
     let kid = child(&p, &bad.header, vec![], Amount(0), pkh);
     let err = s.store.accept_block(&kid, NOW).unwrap_err();
-    assert!(matches!(err.block_error(), Some(BlockError::InvalidParent(_))), "{err}");
+    assert!(
+        matches!(err.block_error(), Some(BlockError::InvalidParent(_))),
+        "{err}"
+    );
     assert!(s.store.check_db().unwrap().problems.is_empty());
 }
 
@@ -180,7 +251,13 @@ fn mutated_duplicate_block_then_honest_block_is_accepted() {
     let mut s = setup();
     let p = easy_params();
     let pkh = s.key.public_key().pubkey_hash();
-    let t1 = spend(&s.key, &outputs_of(&s.g.transactions[0]), pkh, Amount(5), Amount(0));
+    let t1 = spend(
+        &s.key,
+        &outputs_of(&s.g.transactions[0]),
+        pkh,
+        Amount(5),
+        Amount(0),
+    );
     let t2 = spend(&s.key, &[outputs_of(&t1)[0]], pkh, Amount(5), Amount(0));
     let honest = child(&p, &s.g.header, vec![t1, t2], Amount(0), pkh);
     let mut mutated = honest.clone();
@@ -188,7 +265,10 @@ fn mutated_duplicate_block_then_honest_block_is_accepted() {
     mutated.transactions.push(last);
     assert_eq!(mutated.hash(), honest.hash());
     let err = s.store.accept_block(&mutated, NOW).unwrap_err();
-    assert!(matches!(err.block_error(), Some(BlockError::DuplicateTxid(_))));
+    assert!(matches!(
+        err.block_error(),
+        Some(BlockError::DuplicateTxid(_))
+    ));
     assert!(matches!(accept(&mut s.store, &honest), Accepted::NewTip(_)));
 }
 
@@ -201,9 +281,15 @@ fn wrong_height_time_and_bits_are_refused() {
     b.header.time = NOW + 3 * 3600;
     chain_core::miner::solve(&mut b, 1, &Default::default(), &mut |_| {});
     let e = s.store.accept_block(&b, NOW).unwrap_err();
-    assert!(matches!(e.block_error(), Some(BlockError::TimeTooNew { .. })));
+    assert!(matches!(
+        e.block_error(),
+        Some(BlockError::TimeTooNew { .. })
+    ));
     // Too far ahead is a timing fault: accepted later when the clock catches up.
-    assert!(matches!(s.store.accept_block(&b, NOW + 3 * 3600).unwrap(), Accepted::NewTip(_)));
+    assert!(matches!(
+        s.store.accept_block(&b, NOW + 3 * 3600).unwrap(),
+        Accepted::NewTip(_)
+    ));
 }
 
 #[test]
@@ -211,7 +297,13 @@ fn reindex_rebuilds_the_same_state() {
     let mut s = setup();
     let p = easy_params();
     let pkh = s.key.public_key().pubkey_hash();
-    let tx = spend(&s.key, &outputs_of(&s.g.transactions[0]), PubkeyHash([1; 20]), Amount(4), Amount(1));
+    let tx = spend(
+        &s.key,
+        &outputs_of(&s.g.transactions[0]),
+        PubkeyHash([1; 20]),
+        Amount(4),
+        Amount(1),
+    );
     let b1 = child(&p, &s.g.header, vec![tx], Amount(1), pkh);
     accept(&mut s.store, &b1);
     let before = s.store.utxo_digest().unwrap();

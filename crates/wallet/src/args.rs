@@ -15,7 +15,10 @@ pub fn go_style_args<I: IntoIterator<Item = String>>(args: I) -> Vec<String> {
                 && b.len() > 2
                 && b[0] == b'-'
                 && b[1].is_ascii_alphabetic()
-                && a[1..].split('=').next().is_some_and(|name| name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'));
+                && a[1..].split('=').next().is_some_and(|name| {
+                    name.chars()
+                        .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+                });
             if single_dash_word {
                 format!("-{a}")
             } else {
@@ -33,8 +36,32 @@ mod tests {
     fn rewrites_only_single_dash_words() {
         let v = |s: &[&str]| s.iter().map(|x| x.to_string()).collect::<Vec<_>>();
         assert_eq!(
-            go_style_args(v(&["prog", "send", "-from", "w1", "--to", "x", "-amount", "10", "-h", "-mint", "-dest=/ip4/1"])),
-            v(&["prog", "send", "--from", "w1", "--to", "x", "--amount", "10", "-h", "--mint", "--dest=/ip4/1"])
+            go_style_args(v(&[
+                "prog",
+                "send",
+                "-from",
+                "w1",
+                "--to",
+                "x",
+                "-amount",
+                "10",
+                "-h",
+                "-mint",
+                "-dest=/ip4/1"
+            ])),
+            v(&[
+                "prog",
+                "send",
+                "--from",
+                "w1",
+                "--to",
+                "x",
+                "--amount",
+                "10",
+                "-h",
+                "--mint",
+                "--dest=/ip4/1"
+            ])
         );
         assert_eq!(go_style_args(v(&["prog", "-5"])), v(&["prog", "-5"]));
     }

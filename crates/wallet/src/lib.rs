@@ -123,13 +123,19 @@ pub fn wallet_path(data_dir: &Path, node_id: &str) -> PathBuf {
 }
 
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> WalletError + '_ {
-    move |source| WalletError::Io { path: path.to_path_buf(), source }
+    move |source| WalletError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
 }
 
 /// Checks an alias is usable.
 pub fn validate_alias(alias: &str) -> Result<(), WalletError> {
-    let ok_chars = alias.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
-    if alias.is_empty() || alias.len() > MAX_ALIAS_LEN || !ok_chars || Address::parse(alias).is_ok() {
+    let ok_chars = alias
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    if alias.is_empty() || alias.len() > MAX_ALIAS_LEN || !ok_chars || Address::parse(alias).is_ok()
+    {
         return Err(WalletError::BadAlias(alias.to_string()));
     }
     Ok(())
@@ -140,7 +146,9 @@ impl Wallet {
     pub fn load(path: &Path) -> Result<Wallet, WalletError> {
         let text = match std::fs::read_to_string(path) {
             Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(WalletError::NoWalletFile(path.to_path_buf())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(WalletError::NoWalletFile(path.to_path_buf()))
+            }
             Err(e) => return Err(io_err(path)(e)),
         };
         Self::parse(path, &text)
@@ -149,36 +157,67 @@ impl Wallet {
     /// Loads the file, or an empty wallet when there is none.
     pub fn load_or_empty(path: &Path) -> Result<Wallet, WalletError> {
         match Self::load(path) {
-            Err(WalletError::NoWalletFile(_)) => Ok(Wallet { path: path.to_path_buf(), keys: vec![] }),
+            Err(WalletError::NoWalletFile(_)) => Ok(Wallet {
+                path: path.to_path_buf(),
+                keys: vec![],
+            }),
             other => other,
         }
     }
 
     fn parse(path: &Path, text: &str) -> Result<Wallet, WalletError> {
-        let corrupt = |reason: String| WalletError::Corrupt { path: path.to_path_buf(), reason };
+        let corrupt = |reason: String| WalletError::Corrupt {
+            path: path.to_path_buf(),
+            reason,
+        };
         let body: FileBody = serde_json::from_str(text).map_err(|e| corrupt(e.to_string()))?;
         if body.version != FILE_VERSION {
-            return Err(corrupt(format!("format version {} is not understood (this program reads {FILE_VERSION})", body.version)));
+            return Err(corrupt(format!(
+                "format version {} is not understood (this program reads {FILE_VERSION})",
+                body.version
+            )));
         }
         let mut keys = Vec::with_capacity(body.keys.len());
         for e in body.keys {
-            let key = PrivateKey::from_wif(&e.wif).map_err(|err| corrupt(format!("key of {}: {err}", e.address)))?;
+            let key = PrivateKey::from_wif(&e.wif)
+                .map_err(|err| corrupt(format!("key of {}: {err}", e.address)))?;
             let address = key.public_key().address();
             if address.to_string() != e.address {
-                return Err(corrupt(format!("key recorded for {} belongs to {address}", e.address)));
+                return Err(corrupt(format!(
+                    "key recorded for {} belongs to {address}",
+                    e.address
+                )));
             }
-            keys.push(WalletKey { alias: e.alias, key, address });
+            keys.push(WalletKey {
+                alias: e.alias,
+                key,
+                address,
+            });
         }
-        Ok(Wallet { path: path.to_path_buf(), keys })
+        Ok(Wallet {
+            path: path.to_path_buf(),
+            keys,
+        })
     }
 
     /// Runs `change` on the current file contents under an exclusive lock and
     /// saves the result atomically. Nothing is written if `change` fails.
-    pub fn update<T>(path: &Path, change: impl FnOnce(&mut Wallet) -> Result<T, WalletError>) -> Result<T, WalletError> {
-        let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    pub fn update<T>(
+        path: &Path,
+        change: impl FnOnce(&mut Wallet) -> Result<T, WalletError>,
+    ) -> Result<T, WalletError> {
+        let dir = path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
         std::fs::create_dir_all(dir).map_err(io_err(dir))?;
         let lock_path = path.with_extension("lock");
-        let lock = OpenOptions::new().create(true).truncate(false).write(true).open(&lock_path).map_err(io_err(&lock_path))?;
+        let lock = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(io_err(&lock_path))?;
         lock.lock().map_err(io_err(&lock_path))?;
         let mut w = Self::load_or_empty(path)?;
         let out = change(&mut w)?;
@@ -194,16 +233,31 @@ impl Wallet {
             keys: self
                 .keys
                 .iter()
-                .map(|k| FileEntry { alias: k.alias.clone(), address: k.address.to_string(), wif: k.key.to_wif() })
+                .map(|k| FileEntry {
+                    alias: k.alias.clone(),
+                    address: k.address.to_string(),
+                    wif: k.key.to_wif(),
+                })
                 .collect(),
         };
-        let text = serde_json::to_string_pretty(&body).map_err(|e| WalletError::Corrupt { path: self.path.clone(), reason: e.to_string() })?;
-        let dir = self.path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-        let mut tmp = tempfile::Builder::new().prefix(".wallet-").tempfile_in(dir).map_err(io_err(dir))?;
+        let text = serde_json::to_string_pretty(&body).map_err(|e| WalletError::Corrupt {
+            path: self.path.clone(),
+            reason: e.to_string(),
+        })?;
+        let dir = self
+            .path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        let mut tmp = tempfile::Builder::new()
+            .prefix(".wallet-")
+            .tempfile_in(dir)
+            .map_err(io_err(dir))?;
         set_private(tmp.as_file(), tmp.path())?;
         tmp.write_all(text.as_bytes()).map_err(io_err(tmp.path()))?;
         tmp.as_file().sync_all().map_err(io_err(&self.path))?;
-        tmp.persist(&self.path).map_err(|e| io_err(&self.path)(e.error))?;
+        tmp.persist(&self.path)
+            .map_err(|e| io_err(&self.path)(e.error))?;
         // Make the rename itself durable.
         if let Ok(d) = File::open(dir) {
             let _ = d.sync_all();
@@ -227,7 +281,11 @@ impl Wallet {
     }
 
     /// Adds an existing key.
-    pub fn add_key(&mut self, key: PrivateKey, alias: Option<&str>) -> Result<Address, WalletError> {
+    pub fn add_key(
+        &mut self,
+        key: PrivateKey,
+        alias: Option<&str>,
+    ) -> Result<Address, WalletError> {
         if let Some(a) = alias {
             validate_alias(a)?;
             if self.keys.iter().any(|k| k.alias.as_deref() == Some(a)) {
@@ -238,7 +296,11 @@ impl Wallet {
         if self.keys.iter().any(|k| k.address == address) {
             return Err(WalletError::KeyExists(address));
         }
-        self.keys.push(WalletKey { alias: alias.map(str::to_string), key, address });
+        self.keys.push(WalletKey {
+            alias: alias.map(str::to_string),
+            key,
+            address,
+        });
         Ok(address)
     }
 
@@ -247,13 +309,20 @@ impl Wallet {
         if let Some(k) = self.keys.iter().find(|k| k.alias.as_deref() == Some(name)) {
             return Ok(k.address);
         }
-        Address::parse(name).map_err(|reason| WalletError::UnknownAliasOrAddress { name: name.to_string(), file: self.path.clone(), reason })
+        Address::parse(name).map_err(|reason| WalletError::UnknownAliasOrAddress {
+            name: name.to_string(),
+            file: self.path.clone(),
+            reason,
+        })
     }
 
     /// The key for an alias or address of this wallet.
     pub fn key_for(&self, name: &str) -> Result<&WalletKey, WalletError> {
         let address = self.resolve(name)?;
-        self.keys.iter().find(|k| k.address == address).ok_or(WalletError::NotOurs(address))
+        self.keys
+            .iter()
+            .find(|k| k.address == address)
+            .ok_or(WalletError::NotOurs(address))
     }
 }
 
@@ -262,7 +331,11 @@ pub fn resolve_name(wallet_file: &Path, name: &str) -> Result<Address, WalletErr
     match Wallet::load(wallet_file) {
         Ok(w) => w.resolve(name),
         Err(WalletError::NoWalletFile(_)) => {
-            Address::parse(name).map_err(|reason| WalletError::UnknownAliasOrAddress { name: name.to_string(), file: wallet_file.to_path_buf(), reason })
+            Address::parse(name).map_err(|reason| WalletError::UnknownAliasOrAddress {
+                name: name.to_string(),
+                file: wallet_file.to_path_buf(),
+                reason,
+            })
         }
         Err(e) => Err(e),
     }
@@ -271,7 +344,8 @@ pub fn resolve_name(wallet_file: &Path, name: &str) -> Result<Address, WalletErr
 #[cfg(unix)]
 fn set_private(f: &File, path: &Path) -> Result<(), WalletError> {
     use std::os::unix::fs::PermissionsExt;
-    f.set_permissions(std::fs::Permissions::from_mode(0o600)).map_err(io_err(path))
+    f.set_permissions(std::fs::Permissions::from_mode(0o600))
+        .map_err(io_err(path))
 }
 
 #[cfg(not(unix))]
@@ -291,7 +365,12 @@ pub struct Spendable {
 /// Picks coins covering `needed`: largest first, so few inputs are used.
 /// Returns the chosen coins and their total.
 pub fn select_coins(mut coins: Vec<Spendable>, needed: Amount) -> Option<(Vec<Spendable>, Amount)> {
-    coins.sort_by(|a, b| b.output.value.cmp(&a.output.value).then(a.outpoint.cmp(&b.outpoint)));
+    coins.sort_by(|a, b| {
+        b.output
+            .value
+            .cmp(&a.output.value)
+            .then(a.outpoint.cmp(&b.outpoint))
+    });
     let mut total = Amount::ZERO;
     let mut chosen = Vec::new();
     for c in coins {
@@ -317,17 +396,34 @@ pub fn build_transaction(
         return Err(WalletError::ZeroAmount);
     }
     let needed = amount.checked_add(fee).ok_or(WalletError::Overflow)?;
-    let available = Amount::checked_sum(coins.iter().map(|c| c.output.value)).unwrap_or(Amount(u64::MAX));
-    let (chosen, total) =
-        select_coins(coins, needed).ok_or(WalletError::InsufficientFunds { address: from.address, available, needed })?;
-    let mut outputs = vec![TxOut { value: amount, pubkey_hash: to.pubkey_hash() }];
+    let available =
+        Amount::checked_sum(coins.iter().map(|c| c.output.value)).unwrap_or(Amount(u64::MAX));
+    let (chosen, total) = select_coins(coins, needed).ok_or(WalletError::InsufficientFunds {
+        address: from.address,
+        available,
+        needed,
+    })?;
+    let mut outputs = vec![TxOut {
+        value: amount,
+        pubkey_hash: to.pubkey_hash(),
+    }];
     let change = total.checked_sub(needed).ok_or(WalletError::Overflow)?;
     if change > Amount::ZERO {
-        outputs.push(TxOut { value: change, pubkey_hash: from.address.pubkey_hash() });
+        outputs.push(TxOut {
+            value: change,
+            pubkey_hash: from.address.pubkey_hash(),
+        });
     }
     let mut tx = Transaction {
         version: 1,
-        inputs: chosen.iter().map(|c| TxIn { prevout: c.outpoint, signature: vec![], pubkey: vec![] }).collect(),
+        inputs: chosen
+            .iter()
+            .map(|c| TxIn {
+                prevout: c.outpoint,
+                signature: vec![],
+                pubkey: vec![],
+            })
+            .collect(),
         outputs,
     };
     let spent: Vec<TxOut> = chosen.iter().map(|c| c.output).collect();
@@ -354,14 +450,30 @@ mod tests {
         let w = Wallet::load(&path).unwrap();
         assert_eq!(w.resolve("w1").unwrap(), a);
         assert_eq!(w.resolve(&b.to_string()).unwrap(), b);
-        assert!(matches!(w.resolve("nope"), Err(WalletError::UnknownAliasOrAddress { .. })));
-        assert!(matches!(Wallet::update(&path, |w| w.create_key(Some("w1"))), Err(WalletError::AliasTaken(_))));
-        assert!(matches!(Wallet::update(&path, |w| w.create_key(Some("a b"))), Err(WalletError::BadAlias(_))));
-        assert_eq!(Wallet::load(&path).unwrap().keys().len(), 2, "failed updates write nothing");
+        assert!(matches!(
+            w.resolve("nope"),
+            Err(WalletError::UnknownAliasOrAddress { .. })
+        ));
+        assert!(matches!(
+            Wallet::update(&path, |w| w.create_key(Some("w1"))),
+            Err(WalletError::AliasTaken(_))
+        ));
+        assert!(matches!(
+            Wallet::update(&path, |w| w.create_key(Some("a b"))),
+            Err(WalletError::BadAlias(_))
+        ));
+        assert_eq!(
+            Wallet::load(&path).unwrap().keys().len(),
+            2,
+            "failed updates write nothing"
+        );
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+            assert_eq!(
+                std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+                0o600
+            );
         }
     }
 
@@ -371,11 +483,17 @@ mod tests {
         let path = wallet_path(dir.path(), "1");
         let k = PrivateKey::generate();
         let wif = k.to_wif();
-        let a = Wallet::update(&path, |w| w.add_key(PrivateKey::from_wif(&wif)?, Some("imp"))).unwrap();
+        let a = Wallet::update(&path, |w| {
+            w.add_key(PrivateKey::from_wif(&wif)?, Some("imp"))
+        })
+        .unwrap();
         assert_eq!(a, k.public_key().address());
         let w = Wallet::load(&path).unwrap();
         assert_eq!(w.key_for("imp").unwrap().key.to_wif(), wif);
-        assert!(matches!(Wallet::update(&path, |w| w.add_key(PrivateKey::from_wif(&wif)?, None)), Err(WalletError::KeyExists(_))));
+        assert!(matches!(
+            Wallet::update(&path, |w| w.add_key(PrivateKey::from_wif(&wif)?, None)),
+            Err(WalletError::KeyExists(_))
+        ));
     }
 
     #[test]
@@ -385,7 +503,9 @@ mod tests {
         let handles: Vec<_> = (0..8)
             .map(|i| {
                 let p = path.clone();
-                std::thread::spawn(move || Wallet::update(&p, |w| w.create_key(Some(&format!("k{i}")))).unwrap())
+                std::thread::spawn(move || {
+                    Wallet::update(&p, |w| w.create_key(Some(&format!("k{i}")))).unwrap()
+                })
             })
             .collect();
         for h in handles {
@@ -399,25 +519,51 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = wallet_path(dir.path(), "9");
         std::fs::write(&path, "{ not json").unwrap();
-        assert!(matches!(Wallet::update(&path, |w| w.create_key(None)), Err(WalletError::Corrupt { .. })));
+        assert!(matches!(
+            Wallet::update(&path, |w| w.create_key(None)),
+            Err(WalletError::Corrupt { .. })
+        ));
         assert_eq!(std::fs::read_to_string(&path).unwrap(), "{ not json");
     }
 
     #[test]
     fn building_selects_coins_and_returns_change() {
-        let k = WalletKey { alias: None, key: PrivateKey::generate(), address: PrivateKey::generate().public_key().address() };
-        let k = WalletKey { address: k.key.public_key().address(), ..k };
+        let k = WalletKey {
+            alias: None,
+            key: PrivateKey::generate(),
+            address: PrivateKey::generate().public_key().address(),
+        };
+        let k = WalletKey {
+            address: k.key.public_key().address(),
+            ..k
+        };
         let coin = |v: u64, i: u8| Spendable {
-            outpoint: OutPoint { txid: chain_core::Txid([i; 32]), vout: 0 },
-            output: TxOut { value: Amount(v), pubkey_hash: k.address.pubkey_hash() },
+            outpoint: OutPoint {
+                txid: chain_core::Txid([i; 32]),
+                vout: 0,
+            },
+            output: TxOut {
+                value: Amount(v),
+                pubkey_hash: k.address.pubkey_hash(),
+            },
         };
         let to = PrivateKey::generate().public_key().address();
-        let tx = build_transaction(&k, vec![coin(5, 1), coin(20, 2), coin(3, 3)], &to, Amount(10), Amount(1)).unwrap();
+        let tx = build_transaction(
+            &k,
+            vec![coin(5, 1), coin(20, 2), coin(3, 3)],
+            &to,
+            Amount(10),
+            Amount(1),
+        )
+        .unwrap();
         assert_eq!(tx.inputs.len(), 1);
         assert_eq!(tx.outputs[1].value, Amount(9));
         let e = build_transaction(&k, vec![coin(5, 1)], &to, Amount(10), Amount(0)).unwrap_err();
         assert!(matches!(e, WalletError::InsufficientFunds { .. }));
         assert!(e.to_string().contains("insufficient funds"));
-        assert!(matches!(build_transaction(&k, vec![coin(5, 1)], &to, Amount(0), Amount(0)), Err(WalletError::ZeroAmount)));
+        assert!(matches!(
+            build_transaction(&k, vec![coin(5, 1)], &to, Amount(0), Amount(0)),
+            Err(WalletError::ZeroAmount)
+        ));
     }
 }

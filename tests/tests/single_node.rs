@@ -1,0 +1,166 @@
+//! The Go tutorial's single-node flow with the real binaries, and the
+//! refusals a user meets on the way.
+
+#![allow(clippy::unwrap_used)]
+
+use e2e_tests::Env;
+
+#[test]
+fn tutorial_single_node_flow() {
+    let env = Env::new();
+    let id = "3000";
+    let w1 = env.json("wallet-cli", id, &["createwallet", "-alias", "w1"]);
+    let w2 = env.json("wallet-cli", id, &["createwallet", "--alias", "w2"]);
+    let w2_addr = w2["address"].as_str().unwrap().to_string();
+    assert!(w1["address"].as_str().unwrap().starts_with('1'));
+
+    let g = env.json("node", id, &["createblockchain", "-address", "w1"]);
+    assert_eq!(g["height"], 0);
+    assert!(
+        g["hash"].as_str().unwrap().starts_with("000"),
+        "12 leading zero bits"
+    );
+
+    let s = env.json(
+        "wallet-cli",
+        id,
+        &[
+            "send", "-from", "w1", "-to", &w2_addr, "-amount", "10", "-mint",
+        ],
+    );
+    assert_eq!(s["height"], 1);
+    assert_eq!(s["txid"].as_str().unwrap().len(), 64);
+
+    assert_eq!(
+        env.json("wallet-cli", id, &["getbalance", "-address", "w1"])["balance"],
+        30
+    );
+    assert_eq!(
+        env.json("wallet-cli", id, &["getbalance", "-address", &w2_addr])["balance"],
+        10
+    );
+
+    let chain = env.json("node", id, &["printchain"]);
+    let blocks = chain["blocks"].as_array().unwrap();
+    assert_eq!(blocks.len(), 2);
+    assert_eq!(blocks[0]["height"], 1);
+    assert_eq!(blocks[0]["transactions"].as_array().unwrap().len(), 2);
+    assert_eq!(blocks[0]["transactions"][1]["txid"], s["txid"]);
+
+    assert_eq!(env.json("node", id, &["checkdb"])["ok"], true);
+    assert_eq!(env.json("node", id, &["reindexutxo"])["utxos"], 3);
+    let listed = env.json("wallet-cli", id, &["listaddresses"]);
+    assert_eq!(listed["addresses"].as_array().unwrap().len(), 2);
+}
+
+#[test]
+fn bad_input_is_one_clear_line_and_nothing_is_written() {
+    let env = Env::new();
+    let id = "4000";
+    env.json("wallet-cli", id, &["createwallet", "-alias", "w1"]);
+    env.json("wallet-cli", id, &["createwallet", "-alias", "w2"]);
+
+    let e = env.fails("wallet-cli", id, &["getbalance", "-address", "w1"]);
+    assert!(e.contains("no chain in"), "{e}");
+    let e = env.fails("node", id, &["createblockchain", "-address", "nobody"]);
+    assert!(e.contains("'nobody' is not an alias"), "{e}");
+    env.json("node", id, &["createblockchain", "-address", "w1"]);
+    let e = env.fails("node", id, &["createblockchain", "-address", "w1"]);
+    assert!(e.contains("already exists"), "{e}");
+
+    let before = env.json("node", id, &["printchain"]);
+    for (args, needle) in [
+        (
+            vec!["send", "-from", "w1", "-to", "w2", "-amount", "0", "-mint"],
+            "above zero",
+        ),
+        (
+            vec![
+                "send", "-from", "w1", "-to", "w2", "-amount", "999", "-mint",
+            ],
+            "insufficient funds",
+        ),
+        (
+            vec![
+                "send",
+                "-from",
+                "w1",
+                "-to",
+                "w2",
+                "-amount",
+                "99999999999999999",
+                "-mint",
+            ],
+            "larger than the money supply",
+        ),
+        (
+            vec![
+                "send",
+                "-from",
+                "w1",
+                "-to",
+                "1BvBMSEYstWetqTFn5Au4m4GFg7xJaNVN3",
+                "-amount",
+                "1",
+                "-mint",
+            ],
+            "checksum",
+        ),
+        (
+            vec![
+                "send", "-from", "ghost", "-to", "w2", "-amount", "1", "-mint",
+            ],
+            "'ghost' is not an alias",
+        ),
+        (
+            vec!["send", "-from", "w1", "-to", "w2", "-amount", "1"],
+            "--mint",
+        ),
+    ] {
+        let e = env.fails("wallet-cli", id, &args);
+        assert!(e.contains(needle), "{args:?}: {e}");
+        assert_eq!(e.trim().lines().count(), 1, "one line: {e}");
+    }
+    assert_eq!(
+        env.json("node", id, &["printchain"]),
+        before,
+        "failed sends wrote nothing"
+    );
+
+    let e = env.fails("wallet-cli", id, &["createwallet", "-alias", "w1"]);
+    assert!(e.contains("already used"), "{e}");
+    assert_eq!(
+        env.json("wallet-cli", id, &["listaddresses"])["addresses"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+    let e = env.fails("wallet-cli", id, &["importkey", "-wif", "5notakey"]);
+    assert!(e.contains("WIF"), "{e}");
+    let no_id = std::process::Command::new(e2e_tests::bin("node"))
+        .arg("printchain")
+        .env_remove("NODE_ID")
+        .output()
+        .unwrap();
+    assert!(!no_id.status.success());
+    assert!(String::from_utf8_lossy(&no_id.stderr).contains("NODE_ID"));
+}
+
+#[test]
+fn keys_round_trip_through_wif_between_nodes() {
+    let env = Env::new();
+    let a = env.json("wallet-cli", "1", &["createwallet", "-alias", "k"]);
+    let wif = env.json("wallet-cli", "1", &["exportkey", "-address", "k"])["wif"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let b = env.json(
+        "wallet-cli",
+        "2",
+        &["importkey", "-wif", &wif, "-alias", "moved"],
+    );
+    assert_eq!(a["address"], b["address"]);
+    let e = env.fails("wallet-cli", "2", &["importkey", "-wif", &wif]);
+    assert!(e.contains("already in this wallet"), "{e}");
+}
