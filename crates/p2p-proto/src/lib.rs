@@ -1,1 +1,279 @@
-//! placeholder
+//! The node's wire messages and their codec. No async runtime, no libp2p.
+//!
+//! Every message is postcard-encoded. Request/response messages travel in
+//! frames of a 4-byte big-endian length and the body; announcements are
+//! gossipsub payloads. Decoding refuses a body over its size limit before
+//! reading it, and every vector is capped while it is decoded, before its
+//! elements are allocated. `docs/protocol.md` is the specification.
+
+use chain_core::transaction::{decode_exact, encode, DecodeError};
+use chain_core::{Amount, Block, BlockHash, OutPoint, PubkeyHash, Transaction, Txid, MAX_BLOCK_SIZE};
+use serde::{Deserialize, Serialize};
+
+pub mod bounded;
+
+/// The protocol version spoken.
+pub const PROTOCOL_VERSION: u32 = 1;
+/// Request/response protocol id.
+pub const SYNC_PROTOCOL: &str = "/chain/sync/1";
+/// Gossipsub topic of block announcements.
+pub const BLOCK_TOPIC: &str = "chain/blocks/1";
+/// Gossipsub topic of transaction announcements.
+pub const TX_TOPIC: &str = "chain/txs/1";
+/// Most block hashes in one `Inv`.
+pub const MAX_INV: usize = 500;
+/// Most locator entries.
+pub const MAX_LOCATOR: usize = 64;
+/// Most hashes asked for in one `GetData`.
+pub const MAX_GETDATA: usize = 128;
+/// Most blocks in one `Blocks` reply.
+pub const MAX_BLOCKS_PER_REPLY: usize = 16;
+/// Soft byte budget of one `Blocks` reply: the responder stops adding blocks past it.
+pub const BLOCKS_REPLY_BUDGET: usize = 2_000_000;
+/// Most coins in one `Utxos` reply.
+pub const MAX_UTXOS: usize = 20_000;
+/// Longest agent string.
+pub const MAX_AGENT: usize = 128;
+/// Longest rejection reason.
+pub const MAX_REASON: usize = 1_024;
+/// Largest request body.
+pub const MAX_REQUEST_SIZE: usize = 128 * 1024;
+/// Largest response body: a full budget plus one maximal block.
+pub const MAX_RESPONSE_SIZE: usize = BLOCKS_REPLY_BUDGET + MAX_BLOCK_SIZE + 64 * 1024;
+/// Largest gossip announcement.
+pub const MAX_ANNOUNCEMENT_SIZE: usize = MAX_BLOCK_SIZE + 1024;
+
+/// A node's view of its chain, exchanged as the handshake and on polls.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Status {
+    /// [`PROTOCOL_VERSION`].
+    pub protocol_version: u32,
+    /// The genesis hash: peers on another chain are refused.
+    pub genesis: BlockHash,
+    /// Height of the best block.
+    pub best_height: u32,
+    /// Hash of the best block.
+    pub best_hash: BlockHash,
+    /// Cumulative work of the best chain, 256-bit big-endian.
+    pub total_work: [u8; 32],
+    /// Free-form software name, at most [`MAX_AGENT`] bytes.
+    pub agent: String,
+}
+
+/// A coin reported to a wallet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UtxoEntry {
+    /// Where it is.
+    pub outpoint: OutPoint,
+    /// Its value.
+    pub value: Amount,
+    /// Height of the block holding it; `None` while it is only in the mempool.
+    pub confirmed_height: Option<u32>,
+}
+
+/// A request.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Request {
+    /// Handshake: the sender's status; the reply is the receiver's.
+    Status(Status),
+    /// Best-chain hashes after the first locator hash the receiver knows, up to `stop`.
+    GetBlocks {
+        /// Hashes from the sender's tip back to genesis, sparser with depth.
+        #[serde(deserialize_with = "bounded::vec::<_, _, MAX_LOCATOR>")]
+        locator: Vec<BlockHash>,
+        /// Where to stop, if anywhere.
+        stop: Option<BlockHash>,
+    },
+    /// Blocks by hash.
+    GetData {
+        /// The hashes.
+        #[serde(deserialize_with = "bounded::vec::<_, _, MAX_GETDATA>")]
+        hashes: Vec<BlockHash>,
+    },
+    /// Submit a transaction to the receiver's mempool.
+    SubmitTx(Transaction),
+    /// The spendable coins of a public-key hash, mempool-aware.
+    GetUtxos {
+        /// Whose coins.
+        pubkey_hash: PubkeyHash,
+    },
+}
+
+/// A response.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Response {
+    /// The receiver's status.
+    Status(Status),
+    /// Block hashes, oldest first.
+    Inv {
+        /// At most [`MAX_INV`].
+        #[serde(deserialize_with = "bounded::vec::<_, _, MAX_INV>")]
+        hashes: Vec<BlockHash>,
+    },
+    /// Blocks in the order asked; hashes left out for size are neither here nor in `not_found`.
+    Blocks {
+        /// The blocks.
+        #[serde(deserialize_with = "bounded::vec::<_, _, MAX_BLOCKS_PER_REPLY>")]
+        blocks: Vec<Block>,
+        /// Hashes the receiver does not have.
+        #[serde(deserialize_with = "bounded::vec::<_, _, MAX_GETDATA>")]
+        not_found: Vec<BlockHash>,
+    },
+    /// The transaction entered the mempool.
+    TxAccepted {
+        /// Its id.
+        txid: Txid,
+    },
+    /// The transaction was refused.
+    TxRejected {
+        /// Its id.
+        txid: Txid,
+        /// Why, for a person to read.
+        reason: String,
+    },
+    /// Coins of a public-key hash.
+    Utxos {
+        /// The receiver's best height.
+        height: u32,
+        /// The coins: confirmed ones not spent in the mempool, then unconfirmed ones.
+        #[serde(deserialize_with = "bounded::vec::<_, _, MAX_UTXOS>")]
+        utxos: Vec<UtxoEntry>,
+    },
+    /// The request could not be served.
+    Error {
+        /// Why.
+        reason: String,
+    },
+}
+
+/// A gossip announcement.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Announcement {
+    /// A new block.
+    Block(Block),
+    /// A new transaction.
+    Tx(Transaction),
+}
+
+/// Why bytes are not a valid message.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ProtoError {
+    /// Decoding failed or a limit was exceeded.
+    #[error(transparent)]
+    Decode(#[from] DecodeError),
+    /// A string field is over its limit.
+    #[error("{field} is {len} bytes, the limit is {limit}")]
+    FieldTooLong {
+        /// Which field.
+        field: &'static str,
+        /// Its length.
+        len: usize,
+        /// The limit.
+        limit: usize,
+    },
+}
+
+fn check_len(field: &'static str, len: usize, limit: usize) -> Result<(), ProtoError> {
+    if len > limit {
+        return Err(ProtoError::FieldTooLong { field, len, limit });
+    }
+    Ok(())
+}
+
+impl Request {
+    /// Encodes the body.
+    pub fn encode(&self) -> Vec<u8> {
+        encode(self)
+    }
+
+    /// Decodes a body of at most [`MAX_REQUEST_SIZE`] bytes.
+    pub fn decode(bytes: &[u8]) -> Result<Request, ProtoError> {
+        let r: Request = decode_exact(bytes, MAX_REQUEST_SIZE, "request")?;
+        if let Request::Status(s) = &r {
+            check_len("agent", s.agent.len(), MAX_AGENT)?;
+        }
+        Ok(r)
+    }
+}
+
+impl Response {
+    /// Encodes the body.
+    pub fn encode(&self) -> Vec<u8> {
+        encode(self)
+    }
+
+    /// Decodes a body of at most [`MAX_RESPONSE_SIZE`] bytes.
+    pub fn decode(bytes: &[u8]) -> Result<Response, ProtoError> {
+        let r: Response = decode_exact(bytes, MAX_RESPONSE_SIZE, "response")?;
+        match &r {
+            Response::Status(s) => check_len("agent", s.agent.len(), MAX_AGENT)?,
+            Response::TxRejected { reason, .. } | Response::Error { reason } => check_len("reason", reason.len(), MAX_REASON)?,
+            _ => {}
+        }
+        Ok(r)
+    }
+}
+
+impl Announcement {
+    /// Encodes the payload.
+    pub fn encode(&self) -> Vec<u8> {
+        encode(self)
+    }
+
+    /// Decodes a payload of at most [`MAX_ANNOUNCEMENT_SIZE`] bytes.
+    pub fn decode(bytes: &[u8]) -> Result<Announcement, ProtoError> {
+        Ok(decode_exact(bytes, MAX_ANNOUNCEMENT_SIZE, "announcement")?)
+    }
+}
+
+/// Cuts a reason to [`MAX_REASON`] bytes on a character boundary.
+pub fn clip_reason(mut s: String) -> String {
+    if s.len() > MAX_REASON {
+        let mut end = MAX_REASON;
+        while !s.is_char_boundary(end) {
+            end -= 1;
+        }
+        s.truncate(end);
+    }
+    s
+}
+
+/// Frame header: the body length, 4 bytes big-endian.
+pub fn frame_header(body_len: usize) -> [u8; 4] {
+    // Bodies are capped far below 4 GiB by the limits above.
+    u32::try_from(body_len).unwrap_or(u32::MAX).to_be_bytes()
+}
+
+/// Reads a frame header and checks the length against `limit` before any body is read.
+pub fn frame_len(header: [u8; 4], limit: usize) -> Result<usize, ProtoError> {
+    let len = usize::try_from(u32::from_be_bytes(header)).unwrap_or(usize::MAX);
+    if len > limit {
+        return Err(DecodeError::TooLarge { what: "frame", size: len, limit }.into());
+    }
+    Ok(len)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn oversize_frames_and_vectors_are_refused_before_allocation() {
+        assert!(frame_len(frame_header(MAX_REQUEST_SIZE + 1), MAX_REQUEST_SIZE).is_err());
+        assert_eq!(frame_len(frame_header(10), MAX_REQUEST_SIZE), Ok(10));
+        // A GetData claiming 2^32 - 1 hashes: postcard varint tag 2, then the length.
+        let bytes = [2u8, 0xff, 0xff, 0xff, 0xff, 0x0f];
+        assert!(Request::decode(&bytes).is_err());
+        let too_many = Request::GetData { hashes: vec![BlockHash::ZERO; MAX_GETDATA + 1] };
+        assert!(Request::decode(&too_many.encode()).is_err());
+        let ok = Request::GetData { hashes: vec![BlockHash::ZERO; MAX_GETDATA] };
+        assert_eq!(Request::decode(&ok.encode()).unwrap(), ok);
+    }
+
+    #[test]
+    fn long_agent_is_refused() {
+        let s = Status { protocol_version: 1, genesis: BlockHash::ZERO, best_height: 0, best_hash: BlockHash::ZERO, total_work: [0; 32], agent: "x".repeat(MAX_AGENT + 1) };
+        assert!(matches!(Request::decode(&Request::Status(s).encode()), Err(ProtoError::FieldTooLong { .. })));
+    }
+}
