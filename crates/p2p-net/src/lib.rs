@@ -1,1 +1,588 @@
-//! placeholder
+//! The libp2p host: TCP with Noise and Yamux; identify and ping;
+//! request-response for sync, submission and wallet queries; gossipsub for
+//! announcements; Kademlia and mDNS for discovery; connection limits and a
+//! ban list; a persistent identity and peer store.
+//!
+//! One task owns the `Swarm`. The rest of the program talks to it through a
+//! cloneable [`NetHandle`] (bounded command channel, answers on oneshot
+//! channels) and reads [`NetEvent`]s from a bounded channel. The swarm task
+//! never waits on the program: when the event channel is full, an inbound
+//! request is answered "busy" and an announcement is ignored, so a slow
+//! consumer cannot stall the network or deadlock with its own requests.
+//! This crate knows nothing of chain rules.
+
+mod codec;
+pub mod persist;
+
+pub use libp2p::{Multiaddr, PeerId};
+pub use p2p_proto::{Announcement, Request, Response};
+
+use codec::SyncCodec;
+use futures::StreamExt;
+use libp2p::swarm::behaviour::toggle::Toggle;
+use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
+use libp2p::{allow_block_list, connection_limits, gossipsub, identify, kad, mdns, noise, ping, request_response, tcp, yamux, StreamProtocol, Swarm};
+use std::collections::{HashMap, HashSet};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+use tokio::sync::{mpsc, oneshot};
+
+/// How long a request may take before it fails.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// Capacity of the command and event channels.
+const CHANNEL: usize = 1024;
+
+/// What the host is started with.
+#[derive(Clone, Debug)]
+pub struct NetConfig {
+    /// Directory for the identity key and the peer store (never the chain directory).
+    pub identity_dir: PathBuf,
+    /// Addresses to listen on.
+    pub listen: Vec<Multiaddr>,
+    /// Peers to dial at start and bootstrap Kademlia from (each ending in /p2p/<id>).
+    pub bootstrap: Vec<Multiaddr>,
+    /// Whether to discover peers on the LAN with mDNS.
+    pub mdns: bool,
+    /// The agent string announced by identify.
+    pub agent: String,
+    /// Most established connections.
+    pub max_connections: u32,
+}
+
+/// Errors of the network layer.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum NetError {
+    /// Identity, transport or listener set-up failed.
+    #[error("network set-up failed: {0}")]
+    Setup(String),
+    /// A multiaddress without the peer id.
+    #[error("{0} does not end with /p2p/<peer id>; use the full address the node prints when it starts")]
+    NoPeerId(Multiaddr),
+    /// The peer could not be reached.
+    #[error("cannot reach {addr}: {reason}")]
+    Unreachable {
+        /// The address.
+        addr: String,
+        /// Why.
+        reason: String,
+    },
+    /// A request failed.
+    #[error("request to {peer} failed: {reason}")]
+    RequestFailed {
+        /// The peer.
+        peer: PeerId,
+        /// Why.
+        reason: String,
+    },
+    /// The host stopped.
+    #[error("the network host has stopped")]
+    Stopped,
+}
+
+/// Where to send the answer to an inbound request.
+pub struct ReplyHandle(request_response::ResponseChannel<Response>);
+
+impl std::fmt::Debug for ReplyHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ReplyHandle")
+    }
+}
+
+/// Identifies a received announcement, for reporting its validation result.
+#[derive(Clone, Debug)]
+pub struct GossipId {
+    id: gossipsub::MessageId,
+    source: PeerId,
+}
+
+/// The result of validating an announcement.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// Valid: forward it.
+    Accept,
+    /// Invalid: drop it and penalise the sender.
+    Reject,
+    /// Neither (already known, or not checkable yet): drop it quietly.
+    Ignore,
+}
+
+/// What the host reports.
+#[derive(Debug)]
+pub enum NetEvent {
+    /// Listening on an address (with this node's /p2p/ id appended).
+    Listening(Multiaddr),
+    /// A connection to a peer opened.
+    Connected {
+        /// The peer.
+        peer: PeerId,
+        /// Its address.
+        address: Multiaddr,
+    },
+    /// The last connection to a peer closed.
+    Disconnected {
+        /// The peer.
+        peer: PeerId,
+    },
+    /// A peer asks something; answer with [`NetHandle::respond`].
+    Request {
+        /// Who asks.
+        peer: PeerId,
+        /// What.
+        request: Request,
+        /// Where to answer.
+        reply: ReplyHandle,
+    },
+    /// An announcement arrived; report its validity with [`NetHandle::validate`].
+    Announcement {
+        /// The peer it came from.
+        peer: PeerId,
+        /// Its id.
+        id: GossipId,
+        /// The content.
+        announcement: Announcement,
+    },
+    /// A peer sent something undecodable.
+    Misbehaved {
+        /// The peer.
+        peer: PeerId,
+        /// What it did.
+        reason: String,
+    },
+}
+
+enum Command {
+    Request { peer: PeerId, request: Request, reply: oneshot::Sender<Result<Response, NetError>> },
+    Respond { handle: ReplyHandle, response: Response },
+    Publish { announcement: Announcement },
+    Validate { id: GossipId, verdict: Verdict },
+    Ban { peer: PeerId, duration: Duration },
+    Peers { reply: oneshot::Sender<Vec<PeerId>> },
+    Shutdown,
+}
+
+/// The program's handle on the host. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct NetHandle {
+    tx: mpsc::Sender<Command>,
+    local: PeerId,
+}
+
+impl NetHandle {
+    /// This node's peer id.
+    pub fn local_peer_id(&self) -> PeerId {
+        self.local
+    }
+
+    async fn send(&self, c: Command) -> Result<(), NetError> {
+        self.tx.send(c).await.map_err(|_| NetError::Stopped)
+    }
+
+    /// Sends a request and waits for the answer (bounded by [`REQUEST_TIMEOUT`]).
+    pub async fn request(&self, peer: PeerId, request: Request) -> Result<Response, NetError> {
+        let (reply, rx) = oneshot::channel();
+        self.send(Command::Request { peer, request, reply }).await?;
+        rx.await.map_err(|_| NetError::Stopped)?
+    }
+
+    /// Answers an inbound request.
+    pub async fn respond(&self, handle: ReplyHandle, response: Response) -> Result<(), NetError> {
+        self.send(Command::Respond { handle, response }).await
+    }
+
+    /// Announces a block or transaction to the network.
+    pub async fn publish(&self, announcement: Announcement) -> Result<(), NetError> {
+        self.send(Command::Publish { announcement }).await
+    }
+
+    /// Reports whether a received announcement is valid.
+    pub async fn validate(&self, id: GossipId, verdict: Verdict) -> Result<(), NetError> {
+        self.send(Command::Validate { id, verdict }).await
+    }
+
+    /// Disconnects a peer and refuses it for `duration`.
+    pub async fn ban(&self, peer: PeerId, duration: Duration) -> Result<(), NetError> {
+        self.send(Command::Ban { peer, duration }).await
+    }
+
+    /// The peers connected now.
+    pub async fn peers(&self) -> Result<Vec<PeerId>, NetError> {
+        let (reply, rx) = oneshot::channel();
+        self.send(Command::Peers { reply }).await?;
+        rx.await.map_err(|_| NetError::Stopped)
+    }
+
+    /// Stops the host.
+    pub async fn shutdown(&self) {
+        let _ = self.send(Command::Shutdown).await;
+    }
+}
+
+#[derive(NetworkBehaviour)]
+struct Behaviour {
+    blocked: allow_block_list::Behaviour<allow_block_list::BlockedPeers>,
+    limits: connection_limits::Behaviour,
+    identify: identify::Behaviour,
+    ping: ping::Behaviour,
+    rr: request_response::Behaviour<SyncCodec>,
+    gossipsub: gossipsub::Behaviour,
+    kad: kad::Behaviour<kad::store::MemoryStore>,
+    mdns: Toggle<mdns::tokio::Behaviour>,
+}
+
+fn rr_behaviour() -> request_response::Behaviour<SyncCodec> {
+    let cfg = request_response::Config::default().with_request_timeout(REQUEST_TIMEOUT).with_max_concurrent_streams(64);
+    request_response::Behaviour::with_codec(SyncCodec, [(StreamProtocol::new(p2p_proto::SYNC_PROTOCOL), request_response::ProtocolSupport::Full)], cfg)
+}
+
+/// Splits `/…/p2p/<id>` into the peer id and the address before it.
+pub fn split_peer(addr: &Multiaddr) -> Option<(PeerId, Multiaddr)> {
+    let mut a = addr.clone();
+    match a.pop() {
+        Some(libp2p::multiaddr::Protocol::P2p(peer)) => Some((peer, a)),
+        _ => None,
+    }
+}
+
+fn gossip_topics() -> (gossipsub::IdentTopic, gossipsub::IdentTopic) {
+    (gossipsub::IdentTopic::new(p2p_proto::BLOCK_TOPIC), gossipsub::IdentTopic::new(p2p_proto::TX_TOPIC))
+}
+
+fn build_swarm(cfg: &NetConfig, keypair: libp2p::identity::Keypair) -> Result<Swarm<Behaviour>, NetError> {
+    let setup = |e: String| NetError::Setup(e);
+    let mdns_on = cfg.mdns;
+    let agent = cfg.agent.clone();
+    let max = cfg.max_connections;
+    let swarm = libp2p::SwarmBuilder::with_existing_identity(keypair)
+        .with_tokio()
+        .with_tcp(tcp::Config::default().nodelay(true), noise::Config::new, yamux::Config::default)
+        .map_err(|e| setup(e.to_string()))?
+        .with_behaviour(|key| {
+            let peer = key.public().to_peer_id();
+            let gcfg = gossipsub::ConfigBuilder::default()
+                .heartbeat_interval(Duration::from_millis(700))
+                .validation_mode(gossipsub::ValidationMode::Strict)
+                .validate_messages()
+                .message_id_fn(|m: &gossipsub::Message| {
+                    use sha2::Digest;
+                    gossipsub::MessageId::from(sha2::Sha256::digest(&m.data)[..20].to_vec())
+                })
+                .max_transmit_size(p2p_proto::MAX_ANNOUNCEMENT_SIZE + 4096)
+                .max_publish_messages(64)
+                .duplicate_cache_time(Duration::from_secs(300))
+                .build()
+                .map_err(|e| e.to_string())?;
+            let gossipsub = gossipsub::Behaviour::new(gossipsub::MessageAuthenticity::Signed(key.clone()), gcfg)?;
+            let mut kcfg = kad::Config::new(StreamProtocol::new("/chain/kad/1"));
+            kcfg.set_query_timeout(Duration::from_secs(30));
+            let mut kad = kad::Behaviour::with_config(peer, kad::store::MemoryStore::new(peer), kcfg);
+            kad.set_mode(Some(kad::Mode::Server));
+            let mdns = if mdns_on { Some(mdns::tokio::Behaviour::new(mdns::Config::default(), peer)?) } else { None };
+            let limits = connection_limits::ConnectionLimits::default()
+                .with_max_established(Some(max))
+                .with_max_established_per_peer(Some(2))
+                .with_max_pending_incoming(Some(32))
+                .with_max_pending_outgoing(Some(32));
+            Ok(Behaviour {
+                blocked: Default::default(),
+                limits: connection_limits::Behaviour::new(limits),
+                identify: identify::Behaviour::new(identify::Config::new("/chain/id/1".into(), key.public()).with_agent_version(agent)),
+                ping: ping::Behaviour::new(ping::Config::new()),
+                rr: rr_behaviour(),
+                gossipsub,
+                kad,
+                mdns: Toggle::from(mdns),
+            })
+        })
+        .map_err(|e| setup(e.to_string()))?
+        .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(120)))
+        .build();
+    Ok(swarm)
+}
+
+/// Starts the host. Returns the handle, the event stream, and the task running the swarm.
+pub async fn start(cfg: NetConfig) -> Result<(NetHandle, mpsc::Receiver<NetEvent>, tokio::task::JoinHandle<()>), NetError> {
+    let keypair = persist::load_or_create_identity(&cfg.identity_dir.join("identity.key")).map_err(NetError::Setup)?;
+    let local = keypair.public().to_peer_id();
+    let mut swarm = build_swarm(&cfg, keypair)?;
+    let (blocks, txs) = gossip_topics();
+    for t in [&blocks, &txs] {
+        swarm.behaviour_mut().gossipsub.subscribe(t).map_err(|e| NetError::Setup(e.to_string()))?;
+    }
+    for addr in &cfg.listen {
+        swarm.listen_on(addr.clone()).map_err(|e| NetError::Setup(format!("cannot listen on {addr}: {e}")))?;
+    }
+    let peers = persist::PeerStore::load(&cfg.identity_dir.join("peers.json"));
+    let mut to_dial: Vec<(PeerId, Multiaddr)> = peers.known();
+    for addr in &cfg.bootstrap {
+        let (peer, base) = split_peer(addr).ok_or_else(|| NetError::NoPeerId(addr.clone()))?;
+        if peer == local {
+            return Err(NetError::Setup(format!("{addr} is this node itself")));
+        }
+        to_dial.push((peer, base));
+    }
+    for (peer, base) in &to_dial {
+        swarm.behaviour_mut().kad.add_address(peer, base.clone());
+        let full = base.clone().with(libp2p::multiaddr::Protocol::P2p(*peer));
+        if let Err(e) = swarm.dial(full.clone()) {
+            tracing::debug!(%full, "dial failed: {e}");
+        }
+    }
+    let (cmd_tx, cmd_rx) = mpsc::channel(CHANNEL);
+    let (ev_tx, ev_rx) = mpsc::channel(CHANNEL);
+    let host = Host { swarm, local, events: ev_tx, pending: HashMap::new(), banned: HashMap::new(), peers, blocks, txs, connected: HashSet::new() };
+    let task = tokio::spawn(host.run(cmd_rx));
+    Ok((NetHandle { tx: cmd_tx, local }, ev_rx, task))
+}
+
+struct Host {
+    swarm: Swarm<Behaviour>,
+    local: PeerId,
+    events: mpsc::Sender<NetEvent>,
+    pending: HashMap<request_response::OutboundRequestId, oneshot::Sender<Result<Response, NetError>>>,
+    banned: HashMap<PeerId, Instant>,
+    peers: persist::PeerStore,
+    blocks: gossipsub::IdentTopic,
+    txs: gossipsub::IdentTopic,
+    connected: HashSet<PeerId>,
+}
+
+impl Host {
+    async fn run(mut self, mut commands: mpsc::Receiver<Command>) {
+        let mut tick = tokio::time::interval(Duration::from_secs(5));
+        let mut bootstrap = tokio::time::interval(Duration::from_secs(30));
+        loop {
+            tokio::select! {
+                ev = self.swarm.select_next_some() => self.on_swarm_event(ev),
+                cmd = commands.recv() => match cmd {
+                    None | Some(Command::Shutdown) => break,
+                    Some(c) => self.on_command(c),
+                },
+                _ = tick.tick() => self.housekeeping(),
+                _ = bootstrap.tick() => { let _ = self.swarm.behaviour_mut().kad.bootstrap(); }
+            }
+        }
+        if let Err(e) = self.peers.save() {
+            tracing::warn!("cannot save the peer store: {e}");
+        }
+        for (_, reply) in self.pending.drain() {
+            let _ = reply.send(Err(NetError::Stopped));
+        }
+    }
+
+    fn housekeeping(&mut self) {
+        let now = Instant::now();
+        let expired: Vec<PeerId> = self.banned.iter().filter(|(_, until)| **until <= now).map(|(p, _)| *p).collect();
+        for p in expired {
+            self.banned.remove(&p);
+            self.swarm.behaviour_mut().blocked.unblock_peer(p);
+            tracing::info!(peer = %p, "ban lifted");
+        }
+        if let Err(e) = self.peers.save() {
+            tracing::warn!("cannot save the peer store: {e}");
+        }
+    }
+
+    fn emit(&mut self, ev: NetEvent) {
+        match self.events.try_send(ev) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full(ev)) => match ev {
+                NetEvent::Request { reply, .. } => {
+                    let _ = self.swarm.behaviour_mut().rr.send_response(reply.0, Response::Error { reason: "busy, try again".into() });
+                }
+                NetEvent::Announcement { id, .. } => {
+                    self.swarm.behaviour_mut().gossipsub.report_message_validation_result(&id.id, &id.source, gossipsub::MessageAcceptance::Ignore);
+                }
+                _ => tracing::warn!("event channel full, dropping an event"),
+            },
+            Err(mpsc::error::TrySendError::Closed(_)) => {}
+        }
+    }
+
+    fn on_command(&mut self, c: Command) {
+        let b = self.swarm.behaviour_mut();
+        match c {
+            Command::Request { peer, request, reply } => {
+                let id = b.rr.send_request(&peer, request);
+                self.pending.insert(id, reply);
+            }
+            Command::Respond { handle, response } => {
+                if b.rr.send_response(handle.0, response).is_err() {
+                    tracing::debug!("response not sent: the peer went away");
+                }
+            }
+            Command::Publish { announcement } => {
+                let topic = match announcement {
+                    Announcement::Block(_) => self.blocks.clone(),
+                    Announcement::Tx(_) => self.txs.clone(),
+                };
+                match b.gossipsub.publish(topic, announcement.encode()) {
+                    Ok(_) | Err(gossipsub::PublishError::Duplicate) => {}
+                    Err(gossipsub::PublishError::NoPeersSubscribedToTopic) => tracing::debug!("nothing published: no peers yet"),
+                    Err(e) => tracing::warn!("publish failed: {e}"),
+                }
+            }
+            Command::Validate { id, verdict } => {
+                let acceptance = match verdict {
+                    Verdict::Accept => gossipsub::MessageAcceptance::Accept,
+                    Verdict::Reject => gossipsub::MessageAcceptance::Reject,
+                    Verdict::Ignore => gossipsub::MessageAcceptance::Ignore,
+                };
+                b.gossipsub.report_message_validation_result(&id.id, &id.source, acceptance);
+            }
+            Command::Ban { peer, duration } => {
+                b.blocked.block_peer(peer);
+                self.banned.insert(peer, Instant::now() + duration);
+                tracing::warn!(%peer, secs = duration.as_secs(), "peer banned");
+            }
+            Command::Peers { reply } => {
+                let _ = reply.send(self.swarm.connected_peers().copied().collect());
+            }
+            Command::Shutdown => {}
+        }
+    }
+
+    fn on_swarm_event(&mut self, ev: SwarmEvent<BehaviourEvent>) {
+        match ev {
+            SwarmEvent::NewListenAddr { address, .. } => {
+                let full = address.with(libp2p::multiaddr::Protocol::P2p(self.local));
+                self.emit(NetEvent::Listening(full));
+            }
+            SwarmEvent::ConnectionEstablished { peer_id, endpoint, num_established, .. } => {
+                if endpoint.is_dialer() {
+                    let addr = endpoint.get_remote_address().clone();
+                    let base = split_peer(&addr).map(|(_, b)| b).unwrap_or(addr);
+                    self.peers.success(&peer_id, &base);
+                    self.swarm.behaviour_mut().kad.add_address(&peer_id, base);
+                }
+                if num_established.get() == 1 && self.connected.insert(peer_id) {
+                    self.emit(NetEvent::Connected { peer: peer_id, address: endpoint.get_remote_address().clone() });
+                }
+            }
+            SwarmEvent::ConnectionClosed { peer_id, num_established, .. } => {
+                if num_established == 0 && self.connected.remove(&peer_id) {
+                    self.emit(NetEvent::Disconnected { peer: peer_id });
+                }
+            }
+            SwarmEvent::OutgoingConnectionError { peer_id: Some(peer), error, .. } => {
+                tracing::debug!(%peer, "dial failed: {error}");
+                if self.peers.failure(&peer) {
+                    tracing::info!(%peer, "forgetting a peer that stayed unreachable");
+                }
+            }
+            SwarmEvent::Behaviour(b) => self.on_behaviour_event(b),
+            _ => {}
+        }
+    }
+
+    fn dial_if_new(&mut self, peer: PeerId, addr: Multiaddr) {
+        if peer == self.local || self.swarm.is_connected(&peer) || self.banned.contains_key(&peer) {
+            return;
+        }
+        let full = addr.with(libp2p::multiaddr::Protocol::P2p(peer));
+        let _ = self.swarm.dial(full);
+    }
+
+    fn on_behaviour_event(&mut self, ev: BehaviourEvent) {
+        match ev {
+            BehaviourEvent::Rr(request_response::Event::Message { peer, message, .. }) => match message {
+                request_response::Message::Request { request, channel, .. } => {
+                    self.emit(NetEvent::Request { peer, request, reply: ReplyHandle(channel) });
+                }
+                request_response::Message::Response { request_id, response } => {
+                    if let Some(tx) = self.pending.remove(&request_id) {
+                        let _ = tx.send(Ok(response));
+                    }
+                }
+            },
+            BehaviourEvent::Rr(request_response::Event::OutboundFailure { peer, request_id, error, .. }) => {
+                if let Some(tx) = self.pending.remove(&request_id) {
+                    let _ = tx.send(Err(NetError::RequestFailed { peer, reason: error.to_string() }));
+                }
+            }
+            BehaviourEvent::Rr(request_response::Event::InboundFailure { peer, error, .. }) => {
+                if let request_response::InboundFailure::Io(e) = &error {
+                    if e.kind() == std::io::ErrorKind::InvalidData {
+                        self.emit(NetEvent::Misbehaved { peer, reason: format!("undecodable request: {e}") });
+                        return;
+                    }
+                }
+                tracing::debug!(%peer, "inbound request failed: {error}");
+            }
+            BehaviourEvent::Gossipsub(gossipsub::Event::Message { propagation_source, message_id, message }) => {
+                let id = GossipId { id: message_id, source: propagation_source };
+                match Announcement::decode(&message.data) {
+                    Ok(announcement) => self.emit(NetEvent::Announcement { peer: propagation_source, id, announcement }),
+                    Err(e) => {
+                        self.swarm.behaviour_mut().gossipsub.report_message_validation_result(&id.id, &id.source, gossipsub::MessageAcceptance::Reject);
+                        self.emit(NetEvent::Misbehaved { peer: propagation_source, reason: format!("undecodable announcement: {e}") });
+                    }
+                }
+            }
+            BehaviourEvent::Identify(identify::Event::Received { peer_id, info, .. }) => {
+                for a in info.listen_addrs {
+                    self.swarm.behaviour_mut().kad.add_address(&peer_id, a);
+                }
+            }
+            BehaviourEvent::Kad(kad::Event::RoutingUpdated { peer, addresses, .. }) => {
+                if self.connected.len() < 16 {
+                    let addr = addresses.first().clone();
+                    self.dial_if_new(peer, addr);
+                }
+            }
+            BehaviourEvent::Mdns(mdns::Event::Discovered(list)) => {
+                for (peer, addr) in list {
+                    tracing::info!(%peer, %addr, "found a peer on the LAN");
+                    self.swarm.behaviour_mut().kad.add_address(&peer, addr.clone());
+                    self.dial_if_new(peer, addr);
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Sends one request to the node at `addr` through a short-lived host and
+/// returns its answer. Connecting is bounded by `connect_timeout` and the
+/// whole exchange by [`REQUEST_TIMEOUT`].
+pub async fn request_once(addr: &Multiaddr, request: Request, connect_timeout: Duration) -> Result<Response, NetError> {
+    let (peer, _) = split_peer(addr).ok_or_else(|| NetError::NoPeerId(addr.clone()))?;
+    let unreachable = |reason: String| NetError::Unreachable { addr: addr.to_string(), reason };
+    let mut swarm = libp2p::SwarmBuilder::with_new_identity()
+        .with_tokio()
+        .with_tcp(tcp::Config::default().nodelay(true), noise::Config::new, yamux::Config::default)
+        .map_err(|e| NetError::Setup(e.to_string()))?
+        .with_behaviour(|_| rr_behaviour())
+        .map_err(|e| NetError::Setup(e.to_string()))?
+        .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(5)))
+        .build();
+    swarm.dial(addr.clone()).map_err(|e| unreachable(e.to_string()))?;
+    let connect = async {
+        loop {
+            match swarm.select_next_some().await {
+                SwarmEvent::ConnectionEstablished { peer_id, .. } if peer_id == peer => return Ok(()),
+                SwarmEvent::OutgoingConnectionError { error, .. } => return Err(unreachable(error.to_string())),
+                _ => {}
+            }
+        }
+    };
+    tokio::time::timeout(connect_timeout, connect).await.map_err(|_| unreachable(format!("no answer within {}s", connect_timeout.as_secs())))??;
+    let id = swarm.behaviour_mut().send_request(&peer, request);
+    let exchange = async {
+        loop {
+            match swarm.select_next_some().await {
+                SwarmEvent::Behaviour(request_response::Event::Message { message: request_response::Message::Response { request_id, response }, .. }) if request_id == id => {
+                    return Ok(response)
+                }
+                SwarmEvent::Behaviour(request_response::Event::OutboundFailure { request_id, error, .. }) if request_id == id => {
+                    return Err(NetError::RequestFailed { peer, reason: error.to_string() })
+                }
+                SwarmEvent::ConnectionClosed { peer_id, .. } if peer_id == peer => {
+                    return Err(NetError::RequestFailed { peer, reason: "the connection closed".into() })
+                }
+                _ => {}
+            }
+        }
+    };
+    tokio::time::timeout(REQUEST_TIMEOUT, exchange).await.map_err(|_| NetError::RequestFailed { peer, reason: "timed out".into() })?
+}

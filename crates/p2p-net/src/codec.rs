@@ -1,0 +1,51 @@
+//! Adapts p2p-proto's messages to libp2p's request-response codec: each
+//! message is one frame, a 4-byte big-endian length then the body, and the
+//! length is checked against the message's limit before the body is read.
+
+use futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use libp2p::StreamProtocol;
+use p2p_proto::{frame_header, frame_len, Request, Response, MAX_REQUEST_SIZE, MAX_RESPONSE_SIZE};
+use std::io;
+
+/// The codec of [`p2p_proto::SYNC_PROTOCOL`].
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SyncCodec;
+
+async fn read_frame<T: AsyncRead + Unpin + Send>(io: &mut T, limit: usize) -> io::Result<Vec<u8>> {
+    let mut header = [0u8; 4];
+    io.read_exact(&mut header).await?;
+    let len = frame_len(header, limit).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+    let mut body = vec![0u8; len];
+    io.read_exact(&mut body).await?;
+    Ok(body)
+}
+
+async fn write_frame<T: AsyncWrite + Unpin + Send>(io: &mut T, body: &[u8]) -> io::Result<()> {
+    io.write_all(&frame_header(body.len())).await?;
+    io.write_all(body).await?;
+    io.close().await
+}
+
+impl libp2p::request_response::Codec for SyncCodec {
+    type Protocol = StreamProtocol;
+    type Request = Request;
+    type Response = Response;
+
+    async fn read_request<T: AsyncRead + Unpin + Send>(&mut self, _: &StreamProtocol, io: &mut T) -> io::Result<Request> {
+        let body = read_frame(io, MAX_REQUEST_SIZE).await?;
+        Request::decode(&body).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
+    }
+
+    async fn read_response<T: AsyncRead + Unpin + Send>(&mut self, _: &StreamProtocol, io: &mut T) -> io::Result<Response> {
+        let body = read_frame(io, MAX_RESPONSE_SIZE).await?;
+        Response::decode(&body).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
+    }
+
+    async fn write_request<T: AsyncWrite + Unpin + Send>(&mut self, _: &StreamProtocol, io: &mut T, req: Request) -> io::Result<()> {
+        write_frame(io, &req.encode()).await
+    }
+
+    async fn write_response<T: AsyncWrite + Unpin + Send>(&mut self, _: &StreamProtocol, io: &mut T, res: Response) -> io::Result<()> {
+        write_frame(io, &res.encode()).await
+    }
+}

@@ -1,0 +1,141 @@
+//! The node's persistent identity key and peer store, kept outside the
+//! chain directory so that copying a chain never clones an identity.
+
+use libp2p::identity::Keypair;
+use libp2p::{Multiaddr, PeerId};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+/// Dial failures in a row after which a peer is forgotten.
+pub const MAX_FAILURES: u32 = 5;
+
+fn write_atomic(path: &Path, bytes: &[u8], private: bool) -> std::io::Result<()> {
+    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir)?;
+    let mut tmp = tempfile::Builder::new().prefix(".tmp-").tempfile_in(dir)?;
+    #[cfg(unix)]
+    if private {
+        use std::os::unix::fs::PermissionsExt;
+        tmp.as_file().set_permissions(std::fs::Permissions::from_mode(0o600))?;
+    }
+    #[cfg(not(unix))]
+    let _ = private;
+    tmp.write_all(bytes)?;
+    tmp.as_file().sync_all()?;
+    tmp.persist(path).map_err(|e| e.error)?;
+    Ok(())
+}
+
+/// Loads the identity key at `path`, or creates and saves a new ed25519 one.
+pub fn load_or_create_identity(path: &Path) -> Result<Keypair, String> {
+    match std::fs::read(path) {
+        Ok(bytes) => Keypair::from_protobuf_encoding(&bytes).map_err(|e| format!("identity key {} is unreadable: {e}", path.display())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let k = Keypair::generate_ed25519();
+            let bytes = k.to_protobuf_encoding().map_err(|e| e.to_string())?;
+            write_atomic(path, &bytes, true).map_err(|e| format!("cannot save identity key {}: {e}", path.display()))?;
+            Ok(k)
+        }
+        Err(e) => Err(format!("cannot read identity key {}: {e}", path.display())),
+    }
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+struct PeerRecord {
+    addrs: Vec<String>,
+    failures: u32,
+}
+
+/// Known peers and their addresses, saved as JSON.
+#[derive(Debug)]
+pub struct PeerStore {
+    path: PathBuf,
+    peers: BTreeMap<String, PeerRecord>,
+    dirty: bool,
+}
+
+impl PeerStore {
+    /// Loads the store at `path` (empty if missing or unreadable).
+    pub fn load(path: &Path) -> PeerStore {
+        let peers = std::fs::read(path).ok().and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or_default();
+        PeerStore { path: path.to_path_buf(), peers, dirty: false }
+    }
+
+    /// Every known (peer, address) pair.
+    pub fn known(&self) -> Vec<(PeerId, Multiaddr)> {
+        let mut out = Vec::new();
+        for (p, r) in &self.peers {
+            let Ok(peer) = p.parse::<PeerId>() else { continue };
+            for a in &r.addrs {
+                if let Ok(addr) = a.parse::<Multiaddr>() {
+                    out.push((peer, addr));
+                }
+            }
+        }
+        out
+    }
+
+    /// Records a successful connection to `peer` at `addr`.
+    pub fn success(&mut self, peer: &PeerId, addr: &Multiaddr) {
+        let r = self.peers.entry(peer.to_string()).or_default();
+        let a = addr.to_string();
+        if !r.addrs.contains(&a) {
+            r.addrs.insert(0, a);
+            r.addrs.truncate(4);
+            self.dirty = true;
+        }
+        if r.failures != 0 {
+            r.failures = 0;
+            self.dirty = true;
+        }
+    }
+
+    /// Records a failed dial; returns true when the peer was forgotten.
+    pub fn failure(&mut self, peer: &PeerId) -> bool {
+        let key = peer.to_string();
+        let Some(r) = self.peers.get_mut(&key) else { return false };
+        r.failures += 1;
+        self.dirty = true;
+        if r.failures >= MAX_FAILURES {
+            self.peers.remove(&key);
+            return true;
+        }
+        false
+    }
+
+    /// Saves if anything changed.
+    pub fn save(&mut self) -> std::io::Result<()> {
+        if !self.dirty {
+            return Ok(());
+        }
+        let bytes = serde_json::to_vec_pretty(&self.peers).map_err(std::io::Error::other)?;
+        write_atomic(&self.path, &bytes, false)?;
+        self.dirty = false;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn identity_survives_and_peers_are_dropped_after_failures() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = load_or_create_identity(&dir.path().join("id.key")).unwrap();
+        let b = load_or_create_identity(&dir.path().join("id.key")).unwrap();
+        assert_eq!(a.public().to_peer_id(), b.public().to_peer_id());
+        let mut s = PeerStore::load(&dir.path().join("peers.json"));
+        let p = PeerId::random();
+        s.success(&p, &"/ip4/127.0.0.1/tcp/1".parse().unwrap());
+        s.save().unwrap();
+        let mut s = PeerStore::load(&dir.path().join("peers.json"));
+        assert_eq!(s.known().len(), 1);
+        for i in 0..MAX_FAILURES {
+            assert_eq!(s.failure(&p), i + 1 == MAX_FAILURES);
+        }
+        assert!(s.known().is_empty());
+    }
+}
