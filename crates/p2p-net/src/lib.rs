@@ -586,3 +586,13 @@ pub async fn request_once(addr: &Multiaddr, request: Request, connect_timeout: D
     };
     tokio::time::timeout(REQUEST_TIMEOUT, exchange).await.map_err(|_| NetError::RequestFailed { peer, reason: "timed out".into() })?
 }
+
+/// False for an address on 0.0.0.0 or `::`, which no peer can dial.
+pub fn is_dialable(addr: &Multiaddr) -> bool {
+    use libp2p::multiaddr::Protocol;
+    !addr.iter().any(|p| match p {
+        Protocol::Ip4(a) => a.is_unspecified(),
+        Protocol::Ip6(a) => a.is_unspecified(),
+        _ => false,
+    })
+}
