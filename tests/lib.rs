@@ -38,9 +38,13 @@ impl Default for Env {
 impl Env {
     /// A new empty data directory.
     pub fn new() -> Env {
-        Env {
-            dir: tempfile::tempdir().expect("temporary directory"),
+        let mut dir = tempfile::tempdir().expect("temporary directory");
+        // E2E_KEEP=1 keeps the data directories and logs for inspection.
+        if std::env::var_os("E2E_KEEP").is_some() {
+            dir.disable_cleanup(true);
+            eprintln!("keeping {}", dir.path().display());
         }
+        Env { dir }
     }
 
     /// The data directory path.
@@ -198,4 +202,93 @@ pub fn eventually<T>(timeout: Duration, what: &str, mut f: impl FnMut() -> Optio
         );
         std::thread::sleep(Duration::from_millis(200));
     }
+}
+
+/// A running node in a test: its process, id and dialable address.
+pub struct Node {
+    /// The process.
+    pub proc: Proc,
+    /// Its NODE_ID (also its port).
+    pub id: String,
+    /// Its full /ip4/127.0.0.1/tcp/<port>/p2p/<id> address.
+    pub addr: String,
+}
+
+impl Env {
+    /// Starts `node startp2p` as `id` on 127.0.0.1:<id>, with mDNS off, plus `extra` flags,
+    /// and waits until it prints its address.
+    pub fn start_node(&self, id: &str, extra: &[&str]) -> Node {
+        let listen = format!("/ip4/127.0.0.1/tcp/{id}");
+        let mut args = vec!["startp2p", "--no-mdns", "--listen", &listen];
+        args.extend_from_slice(extra);
+        let log = self.path().join(format!(
+            "node-{id}-{}.log",
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos())
+                .unwrap_or(0)
+        ));
+        let proc = self.spawn("node", id, &args, &log);
+        let prefix = format!("Listening on /ip4/127.0.0.1/tcp/{id}/p2p/");
+        let text = proc.wait_for_log(&prefix, Duration::from_secs(20));
+        let line = text
+            .lines()
+            .find(|l| l.starts_with(&prefix))
+            .expect("listening line");
+        let addr = line.trim_start_matches("Listening on ").trim().to_string();
+        Node {
+            proc,
+            id: id.to_string(),
+            addr,
+        }
+    }
+
+    /// (height, tip hash) of a node's chain, read-only.
+    pub fn tip(&self, id: &str) -> Option<(u64, String)> {
+        let out = self.run("node", id, &["printchain", "--json"]);
+        if !out.status.success() {
+            return None;
+        }
+        let v: Value = serde_json::from_slice(&out.stdout).ok()?;
+        Some((v["height"].as_u64()?, v["tip"].as_str()?.to_string()))
+    }
+
+    /// The best chain's blocks, newest first, as printchain --json gives them.
+    pub fn blocks(&self, id: &str) -> Vec<Value> {
+        self.json("node", id, &["printchain"])["blocks"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// The confirmed balance of `address` in node `id`'s chain.
+    pub fn balance(&self, id: &str, address: &str) -> u64 {
+        self.json("wallet-cli", id, &["getbalance", "--address", address])["balance"]
+            .as_u64()
+            .expect("balance")
+    }
+
+    /// Creates a wallet key with an alias in node `id`'s wallet and returns its address.
+    pub fn wallet(&self, id: &str, alias: &str) -> String {
+        self.json("wallet-cli", id, &["createwallet", "--alias", alias])["address"]
+            .as_str()
+            .expect("address")
+            .to_string()
+    }
+
+    /// Copies node `from`'s chain directory to node `to`, as the tutorial does.
+    pub fn copy_chain(&self, from: &str, to: &str) {
+        let st = Command::new("cp")
+            .arg("-r")
+            .arg(self.path().join(format!("blocks_{from}")))
+            .arg(self.path().join(format!("blocks_{to}")))
+            .status()
+            .expect("cp");
+        assert!(st.success());
+    }
+}
+
+/// A distinct free port as a node id.
+pub fn free_id() -> String {
+    free_port().to_string()
 }

@@ -102,7 +102,12 @@ pub fn startp2p(ctx: &Ctx, a: StartArgs) -> Result<()> {
         }
     }
     let listen = if a.listen.is_empty() {
-        let port: u16 = ctx.node_id.parse().with_context(|| format!("node id '{}' is not a TCP port; pass --listen /ip4/0.0.0.0/tcp/PORT", ctx.node_id))?;
+        let port: u16 = ctx.node_id.parse().with_context(|| {
+            format!(
+                "node id '{}' is not a TCP port; pass --listen /ip4/0.0.0.0/tcp/PORT",
+                ctx.node_id
+            )
+        })?;
         vec![format!("/ip4/0.0.0.0/tcp/{port}").parse()?]
     } else {
         parse_addrs(&a.listen, "--listen")?
@@ -120,7 +125,9 @@ pub fn startp2p(ctx: &Ctx, a: StartArgs) -> Result<()> {
         None
     };
     init_tracing();
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     let cfg = NetConfig {
         identity_dir: ctx.data_dir.join(format!("p2p_{}", ctx.node_id)),
         listen,
@@ -129,22 +136,43 @@ pub fn startp2p(ctx: &Ctx, a: StartArgs) -> Result<()> {
         agent: format!("chain-node/{}", env!("CARGO_PKG_VERSION")),
         max_connections: 64,
     };
-    let state = State { store, chain_dir, mempool: Mempool::default(), peers: HashMap::new(), orphans: HashMap::new(), mining: None, syncing: false };
-    rt.block_on(run(cfg, state, minter.map(|m| m.pubkey_hash()), a.min_txs as usize, threads(a.threads)))
+    let state = State {
+        store,
+        chain_dir,
+        mempool: Mempool::default(),
+        peers: HashMap::new(),
+        orphans: HashMap::new(),
+        mining: None,
+        syncing: false,
+    };
+    rt.block_on(run(
+        cfg,
+        state,
+        minter.map(|m| m.pubkey_hash()),
+        a.min_txs as usize,
+        threads(a.threads),
+    ))
 }
 
 fn init_tracing() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,libp2p=warn"));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr())).with_target(false).try_init();
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,libp2p=warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_target(false)
+        .try_init();
 }
 
 async fn shutdown_signal() {
     #[cfg(unix)]
     {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(s) => s,
-            Err(_) => return std::future::pending().await,
-        };
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => return std::future::pending().await,
+            };
         tokio::select! {
             _ = tokio::signal::ctrl_c() => {}
             _ = term.recv() => {}
@@ -154,7 +182,13 @@ async fn shutdown_signal() {
     let _ = tokio::signal::ctrl_c().await;
 }
 
-async fn run(cfg: NetConfig, state: State, minter: Option<PubkeyHash>, min_txs: usize, threads: usize) -> Result<()> {
+async fn run(
+    cfg: NetConfig,
+    state: State,
+    minter: Option<PubkeyHash>,
+    min_txs: usize,
+    threads: usize,
+) -> Result<()> {
     let (net, mut events, net_task) = p2p_net::start(cfg).await?;
     tracing::info!(peer_id = %net.local_peer_id(), "node started");
     if let Some(s) = &state.store {
@@ -162,7 +196,14 @@ async fn run(cfg: NetConfig, state: State, minter: Option<PubkeyHash>, min_txs: 
         tracing::info!(height = t.height, tip = %t.hash.short(), "chain loaded");
     }
     let (mined_tx, mut mined_rx) = mpsc::channel::<Option<Block>>(4);
-    let node = Arc::new(Node { state: Arc::new(Mutex::new(state)), net: net.clone(), minter, min_txs, threads, mined_tx });
+    let node = Arc::new(Node {
+        state: Arc::new(Mutex::new(state)),
+        net: net.clone(),
+        minter,
+        min_txs,
+        threads,
+        mined_tx,
+    });
     let _ = NODE.set(node.clone());
     let mut poll = tokio::time::interval(Duration::from_secs(3));
     let mut printed_join = false;
@@ -191,7 +232,10 @@ async fn run(cfg: NetConfig, state: State, minter: Option<PubkeyHash>, min_txs: 
                 }
                 node.maybe_mine();
             }
-            _ = poll.tick() => node.clone().poll_peers().await,
+            _ = poll.tick() => {
+                node.clone().poll_peers().await;
+                node.maybe_mine();
+            }
         }
     }
     tracing::info!("shutting down");
@@ -232,18 +276,28 @@ impl Node {
         match ev {
             NetEvent::Connected { peer, address } => {
                 tracing::info!(%peer, %address, "peer connected");
-                lock(&self.state).peers.insert(peer, PeerInfo { status: None });
+                lock(&self.state)
+                    .peers
+                    .insert(peer, PeerInfo { status: None });
                 tokio::spawn(self.clone().handshake(peer));
             }
             NetEvent::Disconnected { peer } => {
                 tracing::info!(%peer, "peer disconnected");
                 lock(&self.state).peers.remove(&peer);
             }
-            NetEvent::Request { peer, request, reply } => {
+            NetEvent::Request {
+                peer,
+                request,
+                reply,
+            } => {
                 let response = self.answer(peer, request).await;
                 let _ = self.net.respond(reply, response).await;
             }
-            NetEvent::Announcement { peer, id, announcement } => match announcement {
+            NetEvent::Announcement {
+                peer,
+                id,
+                announcement,
+            } => match announcement {
                 Announcement::Block(block) => {
                     self.on_block(block, Some(peer), Some(id)).await;
                 }
@@ -302,7 +356,9 @@ impl Node {
             if let Some(p) = st.peers.get_mut(&peer) {
                 p.status = Some(theirs.clone());
             }
-            st.store.as_ref().is_some_and(|s| work_of(&theirs) > s.tip().work)
+            st.store
+                .as_ref()
+                .is_some_and(|s| work_of(&theirs) > s.tip().work)
         };
         if better {
             self.clone().start_sync(peer);
@@ -310,9 +366,17 @@ impl Node {
     }
 
     async fn fetch_genesis(&self, peer: PeerId, hash: BlockHash) -> Result<()> {
-        let resp = self.net.request(peer, Request::GetData { hashes: vec![hash] }).await?;
-        let Response::Blocks { blocks, .. } = resp else { bail!("unexpected answer") };
-        let g = blocks.into_iter().find(|b| b.hash() == hash).context("the peer did not send its genesis")?;
+        let resp = self
+            .net
+            .request(peer, Request::GetData { hashes: vec![hash] })
+            .await?;
+        let Response::Blocks { blocks, .. } = resp else {
+            bail!("unexpected answer")
+        };
+        let g = blocks
+            .into_iter()
+            .find(|b| b.hash() == hash)
+            .context("the peer did not send its genesis")?;
         let mut st = lock(&self.state);
         if st.store.is_some() {
             return Ok(());
@@ -336,6 +400,8 @@ impl Node {
                 tracing::warn!(%peer, "sync stopped: {e:#}");
             }
             lock(&self.state).syncing = false;
+            // Minting waits while a sync runs; the mempool may be ready now.
+            self.maybe_mine();
         });
     }
 
@@ -345,33 +411,54 @@ impl Node {
     async fn sync_from(self: &Arc<Self>, peer: PeerId) -> Result<()> {
         let started = Instant::now();
         let mut fetched = 0u64;
-        let target = lock(&self.state).peers.get(&peer).and_then(|p| p.status.as_ref().map(|s| s.best_height)).unwrap_or(0);
+        let target = lock(&self.state)
+            .peers
+            .get(&peer)
+            .and_then(|p| p.status.as_ref().map(|s| s.best_height))
+            .unwrap_or(0);
         let bar = progress_bar(target);
         loop {
             let locator = match lock(&self.state).store.as_ref() {
                 Some(s) => s.locator()?,
                 None => return Ok(()),
             };
-            let Response::Inv { hashes } = self.net.request(peer, Request::GetBlocks { locator, stop: None }).await? else {
+            let Response::Inv { hashes } = self
+                .net
+                .request(
+                    peer,
+                    Request::GetBlocks {
+                        locator,
+                        stop: None,
+                    },
+                )
+                .await?
+            else {
                 bail!("unexpected answer to getblocks");
             };
             let full_batch = hashes.len() >= p2p_proto::MAX_INV;
             let wanted: Vec<BlockHash> = {
                 let st = lock(&self.state);
-                let Some(store) = st.store.as_ref() else { return Ok(()) };
-                hashes.into_iter().filter(|h| !matches!(store.header_entry(h), Ok(Some(_)))).collect()
+                let Some(store) = st.store.as_ref() else {
+                    return Ok(());
+                };
+                hashes
+                    .into_iter()
+                    .filter(|h| !matches!(store.header_entry(h), Ok(Some(_))))
+                    .collect()
             };
             if wanted.is_empty() {
                 break;
             }
             let sources = self.sources_for(peer);
-            let chunks: Vec<Vec<BlockHash>> = wanted.chunks(CHUNK).map(<[BlockHash]>::to_vec).collect();
-            let mut results = futures::stream::iter(chunks.into_iter().enumerate().map(|(i, chunk)| {
-                let net = self.net.clone();
-                let source = sources[i % sources.len()];
-                async move { fetch_chunk(&net, source, peer, chunk).await }
-            }))
-            .buffered(IN_FLIGHT);
+            let chunks: Vec<Vec<BlockHash>> =
+                wanted.chunks(CHUNK).map(<[BlockHash]>::to_vec).collect();
+            let mut results =
+                futures::stream::iter(chunks.into_iter().enumerate().map(|(i, chunk)| {
+                    let net = self.net.clone();
+                    let source = sources[i % sources.len()];
+                    async move { fetch_chunk(&net, source, peer, chunk).await }
+                }))
+                .buffered(IN_FLIGHT);
             use futures::StreamExt;
             while let Some(r) = results.next().await {
                 let blocks = r?;
@@ -381,12 +468,21 @@ impl Node {
                         bail!("peer {from} sent an invalid block");
                     }
                 }
-                let height = lock(&self.state).store.as_ref().map(|s| s.tip().height).unwrap_or(0);
+                let height = lock(&self.state)
+                    .store
+                    .as_ref()
+                    .map(|s| s.tip().height)
+                    .unwrap_or(0);
                 if let Some(b) = &bar {
                     b.set_position(u64::from(height));
                 }
                 let rate = fetched as f64 / started.elapsed().as_secs_f64().max(1e-3);
-                tracing::info!(height, target, rate = format!("{rate:.0} blocks/s"), "syncing");
+                tracing::info!(
+                    height,
+                    target,
+                    rate = format!("{rate:.0} blocks/s"),
+                    "syncing"
+                );
             }
             if !full_batch {
                 break;
@@ -407,7 +503,12 @@ impl Node {
     /// Peers to download from: the sync peer and every peer whose chain has at least as much work.
     fn sources_for(&self, peer: PeerId) -> Vec<PeerId> {
         let st = lock(&self.state);
-        let min = st.peers.get(&peer).and_then(|p| p.status.as_ref()).map(work_of).unwrap_or_default();
+        let min = st
+            .peers
+            .get(&peer)
+            .and_then(|p| p.status.as_ref())
+            .map(work_of)
+            .unwrap_or_default();
         let mut v = vec![peer];
         for (p, info) in &st.peers {
             if *p != peer && info.status.as_ref().is_some_and(|s| work_of(s) >= min) {
@@ -423,8 +524,16 @@ impl Node {
         let hash = block.hash();
         let (verdict, ok, publish, sync_from) = {
             let mut st = lock(&self.state);
-            let State { store, mempool, orphans, mining, .. } = &mut *st;
-            let Some(store) = store.as_mut() else { return true };
+            let State {
+                store,
+                mempool,
+                orphans,
+                mining,
+                ..
+            } = &mut *st;
+            let Some(store) = store.as_mut() else {
+                return true;
+            };
             let mut queue = vec![(block, from)];
             let mut verdict = Verdict::Ignore;
             let mut ok = true;
@@ -433,7 +542,9 @@ impl Node {
             let mut first = true;
             while let Some((b, src)) = queue.pop() {
                 let h = b.hash();
-                let who = src.map(|p| p.to_string()).unwrap_or_else(|| "this node".into());
+                let who = src
+                    .map(|p| p.to_string())
+                    .unwrap_or_else(|| "this node".into());
                 let res = store.accept_block(&b, unix_now());
                 let this_verdict = match res {
                     Ok(Accepted::NewTip(update)) => {
@@ -443,14 +554,22 @@ impl Node {
                         for c in &update.connected {
                             tracing::info!(height = c.header.height, hash = %c.hash().short(), txs = c.transactions.len(), from = %who, "connected block");
                         }
-                        let dropped = mempool.update_for_chain(update.returned_transactions(), &update.connected, &*store);
+                        let dropped = mempool.update_for_chain(
+                            update.returned_transactions(),
+                            &update.connected,
+                            &*store,
+                        );
                         for (txid, why) in dropped {
                             tracing::debug!(%txid, "dropped from the mempool: {why}");
                         }
                         if let Some(c) = mining.as_ref() {
                             c.store(true, Ordering::Relaxed);
                         }
-                        let children: Vec<BlockHash> = orphans.iter().filter(|(_, (o, _))| o.header.prev == h).map(|(k, _)| *k).collect();
+                        let children: Vec<BlockHash> = orphans
+                            .iter()
+                            .filter(|(_, (o, _))| o.header.prev == h)
+                            .map(|(k, _)| *k)
+                            .collect();
                         for c in children {
                             if let Some(o) = orphans.remove(&c) {
                                 queue.push((o.0, Some(o.1)));
@@ -531,7 +650,9 @@ impl Node {
         let verdict = {
             let mut st = lock(&self.state);
             let State { store, mempool, .. } = &mut *st;
-            let Some(store) = store.as_ref() else { return Verdict::Ignore };
+            let Some(store) = store.as_ref() else {
+                return Verdict::Ignore;
+            };
             match mempool.accept(tx, store) {
                 Ok(_) => {
                     tracing::info!(%txid, from = %from.map(|p| p.to_string()).unwrap_or_else(|| "a wallet".into()), pool = mempool.len(), "transaction accepted");
@@ -552,7 +673,9 @@ impl Node {
 
     /// Answers a peer's request.
     async fn answer(self: &Arc<Self>, peer: PeerId, request: Request) -> Response {
-        let no_chain = || Response::Error { reason: "this node has no chain yet".into() };
+        let no_chain = || Response::Error {
+            reason: "this node has no chain yet".into(),
+        };
         match request {
             Request::Status(theirs) => {
                 let ours = lock(&self.state).store.as_ref().map(our_status);
@@ -562,20 +685,28 @@ impl Node {
             }
             Request::GetBlocks { locator, stop } => {
                 let st = lock(&self.state);
-                let Some(s) = st.store.as_ref() else { return no_chain() };
+                let Some(s) = st.store.as_ref() else {
+                    return no_chain();
+                };
                 match s.hashes_after(&locator, stop, p2p_proto::MAX_INV) {
                     Ok(hashes) => Response::Inv { hashes },
-                    Err(e) => Response::Error { reason: p2p_proto::clip_reason(e.to_string()) },
+                    Err(e) => Response::Error {
+                        reason: p2p_proto::clip_reason(e.to_string()),
+                    },
                 }
             }
             Request::GetData { hashes } => {
                 let st = lock(&self.state);
-                let Some(s) = st.store.as_ref() else { return no_chain() };
+                let Some(s) = st.store.as_ref() else {
+                    return no_chain();
+                };
                 let mut blocks = Vec::new();
                 let mut not_found = Vec::new();
                 let mut bytes = 0usize;
                 for h in hashes {
-                    if blocks.len() >= p2p_proto::MAX_BLOCKS_PER_REPLY || bytes >= p2p_proto::BLOCKS_REPLY_BUDGET {
+                    if blocks.len() >= p2p_proto::MAX_BLOCKS_PER_REPLY
+                        || bytes >= p2p_proto::BLOCKS_REPLY_BUDGET
+                    {
                         break;
                     }
                     match s.block(&h) {
@@ -607,30 +738,50 @@ impl Node {
                     }
                     Err(reason) => {
                         tracing::info!(%txid, %peer, "refused a submitted transaction: {reason}");
-                        Response::TxRejected { txid, reason: p2p_proto::clip_reason(reason) }
+                        Response::TxRejected {
+                            txid,
+                            reason: p2p_proto::clip_reason(reason),
+                        }
                     }
                 }
             }
             Request::GetUtxos { pubkey_hash } => {
                 let st = lock(&self.state);
-                let Some(s) = st.store.as_ref() else { return no_chain() };
+                let Some(s) = st.store.as_ref() else {
+                    return no_chain();
+                };
                 let confirmed = match s.utxos_for(&pubkey_hash) {
                     Ok(c) => c,
-                    Err(e) => return Response::Error { reason: p2p_proto::clip_reason(e.to_string()) },
+                    Err(e) => {
+                        return Response::Error {
+                            reason: p2p_proto::clip_reason(e.to_string()),
+                        }
+                    }
                 };
                 let mut utxos: Vec<UtxoEntry> = confirmed
                     .into_iter()
                     .filter(|(op, _)| st.mempool.spender_of(op).is_none())
-                    .map(|(op, c)| UtxoEntry { outpoint: op, value: c.output.value, confirmed_height: Some(c.height) })
+                    .map(|(op, c)| UtxoEntry {
+                        outpoint: op,
+                        value: c.output.value,
+                        confirmed_height: Some(c.height),
+                    })
                     .collect();
                 utxos.extend(
                     st.mempool
                         .unspent_outputs()
                         .filter(|(_, o)| o.pubkey_hash == pubkey_hash)
-                        .map(|(op, o)| UtxoEntry { outpoint: op, value: o.value, confirmed_height: None }),
+                        .map(|(op, o)| UtxoEntry {
+                            outpoint: op,
+                            value: o.value,
+                            confirmed_height: None,
+                        }),
                 );
                 utxos.truncate(p2p_proto::MAX_UTXOS);
-                Response::Utxos { height: s.tip().height, utxos }
+                Response::Utxos {
+                    height: s.tip().height,
+                    utxos,
+                }
             }
         }
     }
@@ -650,21 +801,41 @@ impl Node {
         if st.mining.is_some() || st.syncing || st.mempool.len() < self.min_txs {
             return;
         }
-        let Some(store) = st.store.as_ref() else { return };
+        let Some(store) = st.store.as_ref() else {
+            return;
+        };
         let now = unix_now();
-        let Ok(ctx) = store.context_for_tip(now) else { return };
+        let Ok(ctx) = store.context_for_tip(now) else {
+            return;
+        };
         let (txs, fees) = st.mempool.block_template();
         let tip = store.tip();
-        let mut block = assemble_block(store.params(), &tip.header, ctx.expected_bits, now.max(ctx.median_time_past + 1), to, txs, fees);
+        let mut block = assemble_block(
+            store.params(),
+            &tip.header,
+            ctx.expected_bits,
+            now.max(ctx.median_time_past + 1),
+            to,
+            txs,
+            fees,
+        );
         let cancel = Arc::new(AtomicBool::new(false));
         st.mining = Some(cancel.clone());
         drop(st);
-        tracing::info!(height = block.header.height, txs = block.transactions.len() - 1, "minting");
+        tracing::info!(
+            height = block.header.height,
+            txs = block.transactions.len() - 1,
+            "minting"
+        );
         let tx = self.mined_tx.clone();
         let threads = self.threads;
         tokio::task::spawn_blocking(move || {
             let found = solve(&mut block, threads, &cancel, &mut |p| {
-                tracing::debug!(hashes = p.hashes, rate = format!("{:.0}/s", p.rate()), "mining");
+                tracing::debug!(
+                    hashes = p.hashes,
+                    rate = format!("{:.0}/s", p.rate()),
+                    "mining"
+                );
             });
             let _ = tx.blocking_send(found.then_some(block));
         });
@@ -676,21 +847,38 @@ static NODE: std::sync::OnceLock<Arc<Node>> = std::sync::OnceLock::new();
 
 /// Fetches one chunk of blocks from `source`, falling back to `origin` for
 /// anything missing. Returns the blocks in the order asked.
-async fn fetch_chunk(net: &NetHandle, source: PeerId, origin: PeerId, chunk: Vec<BlockHash>) -> Result<Vec<(Block, PeerId)>> {
+async fn fetch_chunk(
+    net: &NetHandle,
+    source: PeerId,
+    origin: PeerId,
+    chunk: Vec<BlockHash>,
+) -> Result<Vec<(Block, PeerId)>> {
     let mut got: HashMap<BlockHash, (Block, PeerId)> = HashMap::new();
     let mut tried: HashSet<PeerId> = HashSet::new();
     for peer in [source, origin] {
         if !tried.insert(peer) {
             continue;
         }
-        let missing: Vec<BlockHash> = chunk.iter().filter(|h| !got.contains_key(h)).copied().collect();
+        let missing: Vec<BlockHash> = chunk
+            .iter()
+            .filter(|h| !got.contains_key(h))
+            .copied()
+            .collect();
         if missing.is_empty() {
             break;
         }
         // A reply may stop early for size; ask again for the rest.
         let mut rest = missing;
         while !rest.is_empty() {
-            match net.request(peer, Request::GetData { hashes: rest.clone() }).await {
+            match net
+                .request(
+                    peer,
+                    Request::GetData {
+                        hashes: rest.clone(),
+                    },
+                )
+                .await
+            {
                 Ok(Response::Blocks { blocks, .. }) if !blocks.is_empty() => {
                     for b in blocks {
                         let h = b.hash();
@@ -708,7 +896,13 @@ async fn fetch_chunk(net: &NetHandle, source: PeerId, origin: PeerId, chunk: Vec
             }
         }
     }
-    chunk.iter().map(|h| got.remove(h).with_context(|| format!("no peer sent block {}", h.short()))).collect()
+    chunk
+        .iter()
+        .map(|h| {
+            got.remove(h)
+                .with_context(|| format!("no peer sent block {}", h.short()))
+        })
+        .collect()
 }
 
 fn progress_bar(target: u32) -> Option<indicatif::ProgressBar> {
@@ -717,6 +911,9 @@ fn progress_bar(target: u32) -> Option<indicatif::ProgressBar> {
         return None;
     }
     let bar = indicatif::ProgressBar::new(u64::from(target));
-    bar.set_style(indicatif::ProgressStyle::with_template("sync {bar:40} {pos}/{len} blocks ({per_sec})").ok()?);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("sync {bar:40} {pos}/{len} blocks ({per_sec})")
+            .ok()?,
+    );
     Some(bar)
 }

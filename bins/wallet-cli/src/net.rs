@@ -12,7 +12,9 @@ use wallet::{Spendable, WalletKey};
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 fn runtime() -> Result<tokio::runtime::Runtime> {
-    Ok(tokio::runtime::Builder::new_current_thread().enable_all().build()?)
+    Ok(tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?)
 }
 
 fn parse_peer(peer: &str) -> Result<Multiaddr> {
@@ -31,8 +33,18 @@ fn ask(rt: &tokio::runtime::Runtime, addr: &Multiaddr, req: Request) -> Result<R
     Ok(resp)
 }
 
-fn utxos(rt: &tokio::runtime::Runtime, addr: &Multiaddr, who: &Address) -> Result<(u32, Vec<UtxoEntry>)> {
-    match ask(rt, addr, Request::GetUtxos { pubkey_hash: who.pubkey_hash() })? {
+fn utxos(
+    rt: &tokio::runtime::Runtime,
+    addr: &Multiaddr,
+    who: &Address,
+) -> Result<(u32, Vec<UtxoEntry>)> {
+    match ask(
+        rt,
+        addr,
+        Request::GetUtxos {
+            pubkey_hash: who.pubkey_hash(),
+        },
+    )? {
         Response::Utxos { height, utxos } => Ok((height, utxos)),
         other => bail!("unexpected answer from {addr}: {other:?}"),
     }
@@ -44,25 +56,42 @@ pub fn balance(peer: &str, who: &Address) -> Result<(Amount, Option<u32>)> {
     let addr = parse_peer(peer)?;
     let rt = runtime()?;
     let (height, list) = utxos(&rt, &addr, who)?;
-    let total = Amount::checked_sum(list.iter().map(|u| u.value)).context("the node reported a balance that overflows")?;
+    let total = Amount::checked_sum(list.iter().map(|u| u.value))
+        .context("the node reported a balance that overflows")?;
     Ok((total, Some(height)))
 }
 
 /// Builds the payment from the coins the node reports and submits it there.
-pub fn send(peer: &str, from: &WalletKey, to: &Address, amount: Amount, fee: Amount, json: bool) -> Result<()> {
+pub fn send(
+    peer: &str,
+    from: &WalletKey,
+    to: &Address,
+    amount: Amount,
+    fee: Amount,
+    json: bool,
+) -> Result<()> {
     let addr = parse_peer(peer)?;
     let rt = runtime()?;
     let (_, list) = utxos(&rt, &addr, &from.address)?;
     let coins: Vec<Spendable> = list
         .iter()
-        .map(|u| Spendable { outpoint: u.outpoint, output: chain_core::TxOut { value: u.value, pubkey_hash: from.address.pubkey_hash() } })
+        .map(|u| Spendable {
+            outpoint: u.outpoint,
+            output: chain_core::TxOut {
+                value: u.value,
+                pubkey_hash: from.address.pubkey_hash(),
+            },
+        })
         .collect();
     let tx = wallet::build_transaction(from, coins, to, amount, fee)?;
     let txid = tx.txid();
     match ask(&rt, &addr, Request::SubmitTx(tx))? {
         Response::TxAccepted { txid: t } if t == txid => {
             if json {
-                println!("{}", json!({"txid": txid.to_string(), "accepted": true, "from": from.address.to_string(), "to": to.to_string(), "amount": amount.0, "fee": fee.0}));
+                println!(
+                    "{}",
+                    json!({"txid": txid.to_string(), "accepted": true, "from": from.address.to_string(), "to": to.to_string(), "amount": amount.0, "fee": fee.0})
+                );
             } else {
                 println!("Transaction {txid} accepted by {addr}");
             }
@@ -70,7 +99,10 @@ pub fn send(peer: &str, from: &WalletKey, to: &Address, amount: Amount, fee: Amo
         }
         Response::TxRejected { reason, .. } => {
             if json {
-                println!("{}", json!({"txid": txid.to_string(), "accepted": false, "reason": reason}));
+                println!(
+                    "{}",
+                    json!({"txid": txid.to_string(), "accepted": false, "reason": reason})
+                );
             }
             bail!("the node refused transaction {txid}: {reason}")
         }

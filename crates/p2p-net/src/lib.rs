@@ -21,7 +21,10 @@ use codec::SyncCodec;
 use futures::StreamExt;
 use libp2p::swarm::behaviour::toggle::Toggle;
 use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
-use libp2p::{allow_block_list, connection_limits, gossipsub, identify, kad, mdns, noise, ping, request_response, tcp, yamux, StreamProtocol, Swarm};
+use libp2p::{
+    allow_block_list, connection_limits, gossipsub, identify, kad, mdns, noise, ping,
+    request_response, tcp, yamux, StreamProtocol, Swarm,
+};
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -57,7 +60,9 @@ pub enum NetError {
     #[error("network set-up failed: {0}")]
     Setup(String),
     /// A multiaddress without the peer id.
-    #[error("{0} does not end with /p2p/<peer id>; use the full address the node prints when it starts")]
+    #[error(
+        "{0} does not end with /p2p/<peer id>; use the full address the node prints when it starts"
+    )]
     NoPeerId(Multiaddr),
     /// The peer could not be reached.
     #[error("cannot reach {addr}: {reason}")]
@@ -152,12 +157,29 @@ pub enum NetEvent {
 }
 
 enum Command {
-    Request { peer: PeerId, request: Request, reply: oneshot::Sender<Result<Response, NetError>> },
-    Respond { handle: ReplyHandle, response: Response },
-    Publish { announcement: Announcement },
-    Validate { id: GossipId, verdict: Verdict },
-    Ban { peer: PeerId, duration: Duration },
-    Peers { reply: oneshot::Sender<Vec<PeerId>> },
+    Request {
+        peer: PeerId,
+        request: Request,
+        reply: oneshot::Sender<Result<Response, NetError>>,
+    },
+    Respond {
+        handle: ReplyHandle,
+        response: Response,
+    },
+    Publish {
+        announcement: Announcement,
+    },
+    Validate {
+        id: GossipId,
+        verdict: Verdict,
+    },
+    Ban {
+        peer: PeerId,
+        duration: Duration,
+    },
+    Peers {
+        reply: oneshot::Sender<Vec<PeerId>>,
+    },
     Shutdown,
 }
 
@@ -181,7 +203,12 @@ impl NetHandle {
     /// Sends a request and waits for the answer (bounded by [`REQUEST_TIMEOUT`]).
     pub async fn request(&self, peer: PeerId, request: Request) -> Result<Response, NetError> {
         let (reply, rx) = oneshot::channel();
-        self.send(Command::Request { peer, request, reply }).await?;
+        self.send(Command::Request {
+            peer,
+            request,
+            reply,
+        })
+        .await?;
         rx.await.map_err(|_| NetError::Stopped)?
     }
 
@@ -231,8 +258,17 @@ struct Behaviour {
 }
 
 fn rr_behaviour() -> request_response::Behaviour<SyncCodec> {
-    let cfg = request_response::Config::default().with_request_timeout(REQUEST_TIMEOUT).with_max_concurrent_streams(64);
-    request_response::Behaviour::with_codec(SyncCodec, [(StreamProtocol::new(p2p_proto::SYNC_PROTOCOL), request_response::ProtocolSupport::Full)], cfg)
+    let cfg = request_response::Config::default()
+        .with_request_timeout(REQUEST_TIMEOUT)
+        .with_max_concurrent_streams(64);
+    request_response::Behaviour::with_codec(
+        SyncCodec,
+        [(
+            StreamProtocol::new(p2p_proto::SYNC_PROTOCOL),
+            request_response::ProtocolSupport::Full,
+        )],
+        cfg,
+    )
 }
 
 /// Splits `/…/p2p/<id>` into the peer id and the address before it.
@@ -245,17 +281,27 @@ pub fn split_peer(addr: &Multiaddr) -> Option<(PeerId, Multiaddr)> {
 }
 
 fn gossip_topics() -> (gossipsub::IdentTopic, gossipsub::IdentTopic) {
-    (gossipsub::IdentTopic::new(p2p_proto::BLOCK_TOPIC), gossipsub::IdentTopic::new(p2p_proto::TX_TOPIC))
+    (
+        gossipsub::IdentTopic::new(p2p_proto::BLOCK_TOPIC),
+        gossipsub::IdentTopic::new(p2p_proto::TX_TOPIC),
+    )
 }
 
-fn build_swarm(cfg: &NetConfig, keypair: libp2p::identity::Keypair) -> Result<Swarm<Behaviour>, NetError> {
+fn build_swarm(
+    cfg: &NetConfig,
+    keypair: libp2p::identity::Keypair,
+) -> Result<Swarm<Behaviour>, NetError> {
     let setup = |e: String| NetError::Setup(e);
     let mdns_on = cfg.mdns;
     let agent = cfg.agent.clone();
     let max = cfg.max_connections;
     let swarm = libp2p::SwarmBuilder::with_existing_identity(keypair)
         .with_tokio()
-        .with_tcp(tcp::Config::default().nodelay(true), noise::Config::new, yamux::Config::default)
+        .with_tcp(
+            tcp::Config::default().nodelay(true),
+            noise::Config::new,
+            yamux::Config::default,
+        )
         .map_err(|e| setup(e.to_string()))?
         .with_behaviour(|key| {
             let peer = key.public().to_peer_id();
@@ -272,12 +318,20 @@ fn build_swarm(cfg: &NetConfig, keypair: libp2p::identity::Keypair) -> Result<Sw
                 .duplicate_cache_time(Duration::from_secs(300))
                 .build()
                 .map_err(|e| e.to_string())?;
-            let gossipsub = gossipsub::Behaviour::new(gossipsub::MessageAuthenticity::Signed(key.clone()), gcfg)?;
+            let gossipsub = gossipsub::Behaviour::new(
+                gossipsub::MessageAuthenticity::Signed(key.clone()),
+                gcfg,
+            )?;
             let mut kcfg = kad::Config::new(StreamProtocol::new("/chain/kad/1"));
             kcfg.set_query_timeout(Duration::from_secs(30));
-            let mut kad = kad::Behaviour::with_config(peer, kad::store::MemoryStore::new(peer), kcfg);
+            let mut kad =
+                kad::Behaviour::with_config(peer, kad::store::MemoryStore::new(peer), kcfg);
             kad.set_mode(Some(kad::Mode::Server));
-            let mdns = if mdns_on { Some(mdns::tokio::Behaviour::new(mdns::Config::default(), peer)?) } else { None };
+            let mdns = if mdns_on {
+                Some(mdns::tokio::Behaviour::new(mdns::Config::default(), peer)?)
+            } else {
+                None
+            };
             let limits = connection_limits::ConnectionLimits::default()
                 .with_max_established(Some(max))
                 .with_max_established_per_peer(Some(2))
@@ -286,7 +340,10 @@ fn build_swarm(cfg: &NetConfig, keypair: libp2p::identity::Keypair) -> Result<Sw
             Ok(Behaviour {
                 blocked: Default::default(),
                 limits: connection_limits::Behaviour::new(limits),
-                identify: identify::Behaviour::new(identify::Config::new("/chain/id/1".into(), key.public()).with_agent_version(agent)),
+                identify: identify::Behaviour::new(
+                    identify::Config::new("/chain/id/1".into(), key.public())
+                        .with_agent_version(agent),
+                ),
                 ping: ping::Behaviour::new(ping::Config::new()),
                 rr: rr_behaviour(),
                 gossipsub,
@@ -301,16 +358,32 @@ fn build_swarm(cfg: &NetConfig, keypair: libp2p::identity::Keypair) -> Result<Sw
 }
 
 /// Starts the host. Returns the handle, the event stream, and the task running the swarm.
-pub async fn start(cfg: NetConfig) -> Result<(NetHandle, mpsc::Receiver<NetEvent>, tokio::task::JoinHandle<()>), NetError> {
-    let keypair = persist::load_or_create_identity(&cfg.identity_dir.join("identity.key")).map_err(NetError::Setup)?;
+pub async fn start(
+    cfg: NetConfig,
+) -> Result<
+    (
+        NetHandle,
+        mpsc::Receiver<NetEvent>,
+        tokio::task::JoinHandle<()>,
+    ),
+    NetError,
+> {
+    let keypair = persist::load_or_create_identity(&cfg.identity_dir.join("identity.key"))
+        .map_err(NetError::Setup)?;
     let local = keypair.public().to_peer_id();
     let mut swarm = build_swarm(&cfg, keypair)?;
     let (blocks, txs) = gossip_topics();
     for t in [&blocks, &txs] {
-        swarm.behaviour_mut().gossipsub.subscribe(t).map_err(|e| NetError::Setup(e.to_string()))?;
+        swarm
+            .behaviour_mut()
+            .gossipsub
+            .subscribe(t)
+            .map_err(|e| NetError::Setup(e.to_string()))?;
     }
     for addr in &cfg.listen {
-        swarm.listen_on(addr.clone()).map_err(|e| NetError::Setup(format!("cannot listen on {addr}: {e}")))?;
+        swarm
+            .listen_on(addr.clone())
+            .map_err(|e| NetError::Setup(format!("cannot listen on {addr}: {e}")))?;
     }
     let peers = persist::PeerStore::load(&cfg.identity_dir.join("peers.json"));
     let mut to_dial: Vec<(PeerId, Multiaddr)> = peers.known();
@@ -330,7 +403,17 @@ pub async fn start(cfg: NetConfig) -> Result<(NetHandle, mpsc::Receiver<NetEvent
     }
     let (cmd_tx, cmd_rx) = mpsc::channel(CHANNEL);
     let (ev_tx, ev_rx) = mpsc::channel(CHANNEL);
-    let host = Host { swarm, local, events: ev_tx, pending: HashMap::new(), banned: HashMap::new(), peers, blocks, txs, connected: HashSet::new() };
+    let host = Host {
+        swarm,
+        local,
+        events: ev_tx,
+        pending: HashMap::new(),
+        banned: HashMap::new(),
+        peers,
+        blocks,
+        txs,
+        connected: HashSet::new(),
+    };
     let task = tokio::spawn(host.run(cmd_rx));
     Ok((NetHandle { tx: cmd_tx, local }, ev_rx, task))
 }
@@ -339,7 +422,8 @@ struct Host {
     swarm: Swarm<Behaviour>,
     local: PeerId,
     events: mpsc::Sender<NetEvent>,
-    pending: HashMap<request_response::OutboundRequestId, oneshot::Sender<Result<Response, NetError>>>,
+    pending:
+        HashMap<request_response::OutboundRequestId, oneshot::Sender<Result<Response, NetError>>>,
     banned: HashMap<PeerId, Instant>,
     peers: persist::PeerStore,
     blocks: gossipsub::IdentTopic,
@@ -372,7 +456,12 @@ impl Host {
 
     fn housekeeping(&mut self) {
         let now = Instant::now();
-        let expired: Vec<PeerId> = self.banned.iter().filter(|(_, until)| **until <= now).map(|(p, _)| *p).collect();
+        let expired: Vec<PeerId> = self
+            .banned
+            .iter()
+            .filter(|(_, until)| **until <= now)
+            .map(|(p, _)| *p)
+            .collect();
         for p in expired {
             self.banned.remove(&p);
             self.swarm.behaviour_mut().blocked.unblock_peer(p);
@@ -388,10 +477,22 @@ impl Host {
             Ok(()) => {}
             Err(mpsc::error::TrySendError::Full(ev)) => match ev {
                 NetEvent::Request { reply, .. } => {
-                    let _ = self.swarm.behaviour_mut().rr.send_response(reply.0, Response::Error { reason: "busy, try again".into() });
+                    let _ = self.swarm.behaviour_mut().rr.send_response(
+                        reply.0,
+                        Response::Error {
+                            reason: "busy, try again".into(),
+                        },
+                    );
                 }
                 NetEvent::Announcement { id, .. } => {
-                    self.swarm.behaviour_mut().gossipsub.report_message_validation_result(&id.id, &id.source, gossipsub::MessageAcceptance::Ignore);
+                    self.swarm
+                        .behaviour_mut()
+                        .gossipsub
+                        .report_message_validation_result(
+                            &id.id,
+                            &id.source,
+                            gossipsub::MessageAcceptance::Ignore,
+                        );
                 }
                 _ => tracing::warn!("event channel full, dropping an event"),
             },
@@ -402,7 +503,11 @@ impl Host {
     fn on_command(&mut self, c: Command) {
         let b = self.swarm.behaviour_mut();
         match c {
-            Command::Request { peer, request, reply } => {
+            Command::Request {
+                peer,
+                request,
+                reply,
+            } => {
                 let id = b.rr.send_request(&peer, request);
                 self.pending.insert(id, reply);
             }
@@ -418,7 +523,9 @@ impl Host {
                 };
                 match b.gossipsub.publish(topic, announcement.encode()) {
                     Ok(_) | Err(gossipsub::PublishError::Duplicate) => {}
-                    Err(gossipsub::PublishError::NoPeersSubscribedToTopic) => tracing::debug!("nothing published: no peers yet"),
+                    Err(gossipsub::PublishError::NoPeersSubscribedToTopic) => {
+                        tracing::debug!("nothing published: no peers yet")
+                    }
                     Err(e) => tracing::warn!("publish failed: {e}"),
                 }
             }
@@ -428,7 +535,8 @@ impl Host {
                     Verdict::Reject => gossipsub::MessageAcceptance::Reject,
                     Verdict::Ignore => gossipsub::MessageAcceptance::Ignore,
                 };
-                b.gossipsub.report_message_validation_result(&id.id, &id.source, acceptance);
+                b.gossipsub
+                    .report_message_validation_result(&id.id, &id.source, acceptance);
             }
             Command::Ban { peer, duration } => {
                 b.blocked.block_peer(peer);
@@ -448,7 +556,12 @@ impl Host {
                 let full = address.with(libp2p::multiaddr::Protocol::P2p(self.local));
                 self.emit(NetEvent::Listening(full));
             }
-            SwarmEvent::ConnectionEstablished { peer_id, endpoint, num_established, .. } => {
+            SwarmEvent::ConnectionEstablished {
+                peer_id,
+                endpoint,
+                num_established,
+                ..
+            } => {
                 if endpoint.is_dialer() {
                     let addr = endpoint.get_remote_address().clone();
                     let base = split_peer(&addr).map(|(_, b)| b).unwrap_or(addr);
@@ -456,15 +569,26 @@ impl Host {
                     self.swarm.behaviour_mut().kad.add_address(&peer_id, base);
                 }
                 if num_established.get() == 1 && self.connected.insert(peer_id) {
-                    self.emit(NetEvent::Connected { peer: peer_id, address: endpoint.get_remote_address().clone() });
+                    self.emit(NetEvent::Connected {
+                        peer: peer_id,
+                        address: endpoint.get_remote_address().clone(),
+                    });
                 }
             }
-            SwarmEvent::ConnectionClosed { peer_id, num_established, .. } => {
+            SwarmEvent::ConnectionClosed {
+                peer_id,
+                num_established,
+                ..
+            } => {
                 if num_established == 0 && self.connected.remove(&peer_id) {
                     self.emit(NetEvent::Disconnected { peer: peer_id });
                 }
             }
-            SwarmEvent::OutgoingConnectionError { peer_id: Some(peer), error, .. } => {
+            SwarmEvent::OutgoingConnectionError {
+                peer_id: Some(peer),
+                error,
+                ..
+            } => {
                 tracing::debug!(%peer, "dial failed: {error}");
                 if self.peers.failure(&peer) {
                     tracing::info!(%peer, "forgetting a peer that stayed unreachable");
@@ -485,37 +609,80 @@ impl Host {
 
     fn on_behaviour_event(&mut self, ev: BehaviourEvent) {
         match ev {
-            BehaviourEvent::Rr(request_response::Event::Message { peer, message, .. }) => match message {
-                request_response::Message::Request { request, channel, .. } => {
-                    self.emit(NetEvent::Request { peer, request, reply: ReplyHandle(channel) });
-                }
-                request_response::Message::Response { request_id, response } => {
-                    if let Some(tx) = self.pending.remove(&request_id) {
-                        let _ = tx.send(Ok(response));
+            BehaviourEvent::Rr(request_response::Event::Message { peer, message, .. }) => {
+                match message {
+                    request_response::Message::Request {
+                        request, channel, ..
+                    } => {
+                        self.emit(NetEvent::Request {
+                            peer,
+                            request,
+                            reply: ReplyHandle(channel),
+                        });
+                    }
+                    request_response::Message::Response {
+                        request_id,
+                        response,
+                    } => {
+                        if let Some(tx) = self.pending.remove(&request_id) {
+                            let _ = tx.send(Ok(response));
+                        }
                     }
                 }
-            },
-            BehaviourEvent::Rr(request_response::Event::OutboundFailure { peer, request_id, error, .. }) => {
+            }
+            BehaviourEvent::Rr(request_response::Event::OutboundFailure {
+                peer,
+                request_id,
+                error,
+                ..
+            }) => {
                 if let Some(tx) = self.pending.remove(&request_id) {
-                    let _ = tx.send(Err(NetError::RequestFailed { peer, reason: error.to_string() }));
+                    let _ = tx.send(Err(NetError::RequestFailed {
+                        peer,
+                        reason: error.to_string(),
+                    }));
                 }
             }
             BehaviourEvent::Rr(request_response::Event::InboundFailure { peer, error, .. }) => {
                 if let request_response::InboundFailure::Io(e) = &error {
                     if e.kind() == std::io::ErrorKind::InvalidData {
-                        self.emit(NetEvent::Misbehaved { peer, reason: format!("undecodable request: {e}") });
+                        self.emit(NetEvent::Misbehaved {
+                            peer,
+                            reason: format!("undecodable request: {e}"),
+                        });
                         return;
                     }
                 }
                 tracing::debug!(%peer, "inbound request failed: {error}");
             }
-            BehaviourEvent::Gossipsub(gossipsub::Event::Message { propagation_source, message_id, message }) => {
-                let id = GossipId { id: message_id, source: propagation_source };
+            BehaviourEvent::Gossipsub(gossipsub::Event::Message {
+                propagation_source,
+                message_id,
+                message,
+            }) => {
+                let id = GossipId {
+                    id: message_id,
+                    source: propagation_source,
+                };
                 match Announcement::decode(&message.data) {
-                    Ok(announcement) => self.emit(NetEvent::Announcement { peer: propagation_source, id, announcement }),
+                    Ok(announcement) => self.emit(NetEvent::Announcement {
+                        peer: propagation_source,
+                        id,
+                        announcement,
+                    }),
                     Err(e) => {
-                        self.swarm.behaviour_mut().gossipsub.report_message_validation_result(&id.id, &id.source, gossipsub::MessageAcceptance::Reject);
-                        self.emit(NetEvent::Misbehaved { peer: propagation_source, reason: format!("undecodable announcement: {e}") });
+                        self.swarm
+                            .behaviour_mut()
+                            .gossipsub
+                            .report_message_validation_result(
+                                &id.id,
+                                &id.source,
+                                gossipsub::MessageAcceptance::Reject,
+                            );
+                        self.emit(NetEvent::Misbehaved {
+                            peer: propagation_source,
+                            reason: format!("undecodable announcement: {e}"),
+                        });
                     }
                 }
             }
@@ -524,7 +691,9 @@ impl Host {
                     self.swarm.behaviour_mut().kad.add_address(&peer_id, a);
                 }
             }
-            BehaviourEvent::Kad(kad::Event::RoutingUpdated { peer, addresses, .. }) => {
+            BehaviourEvent::Kad(kad::Event::RoutingUpdated {
+                peer, addresses, ..
+            }) => {
                 if self.connected.len() < 16 {
                     let addr = addresses.first().clone();
                     self.dial_if_new(peer, addr);
@@ -533,7 +702,10 @@ impl Host {
             BehaviourEvent::Mdns(mdns::Event::Discovered(list)) => {
                 for (peer, addr) in list {
                     tracing::info!(%peer, %addr, "found a peer on the LAN");
-                    self.swarm.behaviour_mut().kad.add_address(&peer, addr.clone());
+                    self.swarm
+                        .behaviour_mut()
+                        .kad
+                        .add_address(&peer, addr.clone());
                     self.dial_if_new(peer, addr);
                 }
             }
@@ -545,46 +717,85 @@ impl Host {
 /// Sends one request to the node at `addr` through a short-lived host and
 /// returns its answer. Connecting is bounded by `connect_timeout` and the
 /// whole exchange by [`REQUEST_TIMEOUT`].
-pub async fn request_once(addr: &Multiaddr, request: Request, connect_timeout: Duration) -> Result<Response, NetError> {
+pub async fn request_once(
+    addr: &Multiaddr,
+    request: Request,
+    connect_timeout: Duration,
+) -> Result<Response, NetError> {
     let (peer, _) = split_peer(addr).ok_or_else(|| NetError::NoPeerId(addr.clone()))?;
-    let unreachable = |reason: String| NetError::Unreachable { addr: addr.to_string(), reason };
+    let unreachable = |reason: String| NetError::Unreachable {
+        addr: addr.to_string(),
+        reason,
+    };
     let mut swarm = libp2p::SwarmBuilder::with_new_identity()
         .with_tokio()
-        .with_tcp(tcp::Config::default().nodelay(true), noise::Config::new, yamux::Config::default)
+        .with_tcp(
+            tcp::Config::default().nodelay(true),
+            noise::Config::new,
+            yamux::Config::default,
+        )
         .map_err(|e| NetError::Setup(e.to_string()))?
         .with_behaviour(|_| rr_behaviour())
         .map_err(|e| NetError::Setup(e.to_string()))?
         .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(5)))
         .build();
-    swarm.dial(addr.clone()).map_err(|e| unreachable(e.to_string()))?;
+    swarm
+        .dial(addr.clone())
+        .map_err(|e| unreachable(e.to_string()))?;
     let connect = async {
         loop {
             match swarm.select_next_some().await {
-                SwarmEvent::ConnectionEstablished { peer_id, .. } if peer_id == peer => return Ok(()),
-                SwarmEvent::OutgoingConnectionError { error, .. } => return Err(unreachable(error.to_string())),
+                SwarmEvent::ConnectionEstablished { peer_id, .. } if peer_id == peer => {
+                    return Ok(())
+                }
+                SwarmEvent::OutgoingConnectionError { error, .. } => {
+                    return Err(unreachable(error.to_string()))
+                }
                 _ => {}
             }
         }
     };
-    tokio::time::timeout(connect_timeout, connect).await.map_err(|_| unreachable(format!("no answer within {}s", connect_timeout.as_secs())))??;
+    tokio::time::timeout(connect_timeout, connect)
+        .await
+        .map_err(|_| unreachable(format!("no answer within {}s", connect_timeout.as_secs())))??;
     let id = swarm.behaviour_mut().send_request(&peer, request);
     let exchange = async {
         loop {
             match swarm.select_next_some().await {
-                SwarmEvent::Behaviour(request_response::Event::Message { message: request_response::Message::Response { request_id, response }, .. }) if request_id == id => {
-                    return Ok(response)
-                }
-                SwarmEvent::Behaviour(request_response::Event::OutboundFailure { request_id, error, .. }) if request_id == id => {
-                    return Err(NetError::RequestFailed { peer, reason: error.to_string() })
+                SwarmEvent::Behaviour(request_response::Event::Message {
+                    message:
+                        request_response::Message::Response {
+                            request_id,
+                            response,
+                        },
+                    ..
+                }) if request_id == id => return Ok(response),
+                SwarmEvent::Behaviour(request_response::Event::OutboundFailure {
+                    request_id,
+                    error,
+                    ..
+                }) if request_id == id => {
+                    return Err(NetError::RequestFailed {
+                        peer,
+                        reason: error.to_string(),
+                    })
                 }
                 SwarmEvent::ConnectionClosed { peer_id, .. } if peer_id == peer => {
-                    return Err(NetError::RequestFailed { peer, reason: "the connection closed".into() })
+                    return Err(NetError::RequestFailed {
+                        peer,
+                        reason: "the connection closed".into(),
+                    })
                 }
                 _ => {}
             }
         }
     };
-    tokio::time::timeout(REQUEST_TIMEOUT, exchange).await.map_err(|_| NetError::RequestFailed { peer, reason: "timed out".into() })?
+    tokio::time::timeout(REQUEST_TIMEOUT, exchange)
+        .await
+        .map_err(|_| NetError::RequestFailed {
+            peer,
+            reason: "timed out".into(),
+        })?
 }
 
 /// False for an address on 0.0.0.0 or `::`, which no peer can dial.

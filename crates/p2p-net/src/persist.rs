@@ -12,13 +12,17 @@ use std::path::{Path, PathBuf};
 pub const MAX_FAILURES: u32 = 5;
 
 fn write_atomic(path: &Path, bytes: &[u8], private: bool) -> std::io::Result<()> {
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir)?;
     let mut tmp = tempfile::Builder::new().prefix(".tmp-").tempfile_in(dir)?;
     #[cfg(unix)]
     if private {
         use std::os::unix::fs::PermissionsExt;
-        tmp.as_file().set_permissions(std::fs::Permissions::from_mode(0o600))?;
+        tmp.as_file()
+            .set_permissions(std::fs::Permissions::from_mode(0o600))?;
     }
     #[cfg(not(unix))]
     let _ = private;
@@ -31,11 +35,13 @@ fn write_atomic(path: &Path, bytes: &[u8], private: bool) -> std::io::Result<()>
 /// Loads the identity key at `path`, or creates and saves a new ed25519 one.
 pub fn load_or_create_identity(path: &Path) -> Result<Keypair, String> {
     match std::fs::read(path) {
-        Ok(bytes) => Keypair::from_protobuf_encoding(&bytes).map_err(|e| format!("identity key {} is unreadable: {e}", path.display())),
+        Ok(bytes) => Keypair::from_protobuf_encoding(&bytes)
+            .map_err(|e| format!("identity key {} is unreadable: {e}", path.display())),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             let k = Keypair::generate_ed25519();
             let bytes = k.to_protobuf_encoding().map_err(|e| e.to_string())?;
-            write_atomic(path, &bytes, true).map_err(|e| format!("cannot save identity key {}: {e}", path.display()))?;
+            write_atomic(path, &bytes, true)
+                .map_err(|e| format!("cannot save identity key {}: {e}", path.display()))?;
             Ok(k)
         }
         Err(e) => Err(format!("cannot read identity key {}: {e}", path.display())),
@@ -59,15 +65,24 @@ pub struct PeerStore {
 impl PeerStore {
     /// Loads the store at `path` (empty if missing or unreadable).
     pub fn load(path: &Path) -> PeerStore {
-        let peers = std::fs::read(path).ok().and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or_default();
-        PeerStore { path: path.to_path_buf(), peers, dirty: false }
+        let peers = std::fs::read(path)
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default();
+        PeerStore {
+            path: path.to_path_buf(),
+            peers,
+            dirty: false,
+        }
     }
 
     /// Every known (peer, address) pair.
     pub fn known(&self) -> Vec<(PeerId, Multiaddr)> {
         let mut out = Vec::new();
         for (p, r) in &self.peers {
-            let Ok(peer) = p.parse::<PeerId>() else { continue };
+            let Ok(peer) = p.parse::<PeerId>() else {
+                continue;
+            };
             for a in &r.addrs {
                 if let Ok(addr) = a.parse::<Multiaddr>() {
                     out.push((peer, addr));
@@ -95,7 +110,9 @@ impl PeerStore {
     /// Records a failed dial; returns true when the peer was forgotten.
     pub fn failure(&mut self, peer: &PeerId) -> bool {
         let key = peer.to_string();
-        let Some(r) = self.peers.get_mut(&key) else { return false };
+        let Some(r) = self.peers.get_mut(&key) else {
+            return false;
+        };
         r.failures += 1;
         self.dirty = true;
         if r.failures >= MAX_FAILURES {

@@ -7,7 +7,9 @@
 //! elements are allocated. `docs/protocol.md` is the specification.
 
 use chain_core::transaction::{decode_exact, encode, DecodeError};
-use chain_core::{Amount, Block, BlockHash, OutPoint, PubkeyHash, Transaction, Txid, MAX_BLOCK_SIZE};
+use chain_core::{
+    Amount, Block, BlockHash, OutPoint, PubkeyHash, Transaction, Txid, MAX_BLOCK_SIZE,
+};
 use serde::{Deserialize, Serialize};
 
 pub mod bounded;
@@ -208,7 +210,9 @@ impl Response {
         let r: Response = decode_exact(bytes, MAX_RESPONSE_SIZE, "response")?;
         match &r {
             Response::Status(s) => check_len("agent", s.agent.len(), MAX_AGENT)?,
-            Response::TxRejected { reason, .. } | Response::Error { reason } => check_len("reason", reason.len(), MAX_REASON)?,
+            Response::TxRejected { reason, .. } | Response::Error { reason } => {
+                check_len("reason", reason.len(), MAX_REASON)?
+            }
             _ => {}
         }
         Ok(r)
@@ -249,7 +253,12 @@ pub fn frame_header(body_len: usize) -> [u8; 4] {
 pub fn frame_len(header: [u8; 4], limit: usize) -> Result<usize, ProtoError> {
     let len = usize::try_from(u32::from_be_bytes(header)).unwrap_or(usize::MAX);
     if len > limit {
-        return Err(DecodeError::TooLarge { what: "frame", size: len, limit }.into());
+        return Err(DecodeError::TooLarge {
+            what: "frame",
+            size: len,
+            limit,
+        }
+        .into());
     }
     Ok(len)
 }
@@ -265,15 +274,29 @@ mod tests {
         // A GetData claiming 2^32 - 1 hashes: postcard varint tag 2, then the length.
         let bytes = [2u8, 0xff, 0xff, 0xff, 0xff, 0x0f];
         assert!(Request::decode(&bytes).is_err());
-        let too_many = Request::GetData { hashes: vec![BlockHash::ZERO; MAX_GETDATA + 1] };
+        let too_many = Request::GetData {
+            hashes: vec![BlockHash::ZERO; MAX_GETDATA + 1],
+        };
         assert!(Request::decode(&too_many.encode()).is_err());
-        let ok = Request::GetData { hashes: vec![BlockHash::ZERO; MAX_GETDATA] };
+        let ok = Request::GetData {
+            hashes: vec![BlockHash::ZERO; MAX_GETDATA],
+        };
         assert_eq!(Request::decode(&ok.encode()).unwrap(), ok);
     }
 
     #[test]
     fn long_agent_is_refused() {
-        let s = Status { protocol_version: 1, genesis: BlockHash::ZERO, best_height: 0, best_hash: BlockHash::ZERO, total_work: [0; 32], agent: "x".repeat(MAX_AGENT + 1) };
-        assert!(matches!(Request::decode(&Request::Status(s).encode()), Err(ProtoError::FieldTooLong { .. })));
+        let s = Status {
+            protocol_version: 1,
+            genesis: BlockHash::ZERO,
+            best_height: 0,
+            best_hash: BlockHash::ZERO,
+            total_work: [0; 32],
+            agent: "x".repeat(MAX_AGENT + 1),
+        };
+        assert!(matches!(
+            Request::decode(&Request::Status(s).encode()),
+            Err(ProtoError::FieldTooLong { .. })
+        ));
     }
 }

@@ -13,34 +13,73 @@ fn hash() -> impl Strategy<Value = BlockHash> {
 
 fn tx() -> impl Strategy<Value = Transaction> {
     (
-        prop::collection::vec((any::<[u8; 32]>(), any::<u32>(), prop::collection::vec(any::<u8>(), 0..72), prop::collection::vec(any::<u8>(), 0..34)), 0..4),
+        prop::collection::vec(
+            (
+                any::<[u8; 32]>(),
+                any::<u32>(),
+                prop::collection::vec(any::<u8>(), 0..72),
+                prop::collection::vec(any::<u8>(), 0..34),
+            ),
+            0..4,
+        ),
         prop::collection::vec((any::<u64>(), any::<[u8; 20]>()), 0..4),
     )
         .prop_map(|(ins, outs)| Transaction {
             version: 1,
-            inputs: ins.into_iter().map(|(t, v, s, p)| TxIn { prevout: OutPoint { txid: Txid(t), vout: v }, signature: s, pubkey: p }).collect(),
-            outputs: outs.into_iter().map(|(v, h)| TxOut { value: Amount(v), pubkey_hash: PubkeyHash(h) }).collect(),
+            inputs: ins
+                .into_iter()
+                .map(|(t, v, s, p)| TxIn {
+                    prevout: OutPoint {
+                        txid: Txid(t),
+                        vout: v,
+                    },
+                    signature: s,
+                    pubkey: p,
+                })
+                .collect(),
+            outputs: outs
+                .into_iter()
+                .map(|(v, h)| TxOut {
+                    value: Amount(v),
+                    pubkey_hash: PubkeyHash(h),
+                })
+                .collect(),
         })
 }
 
 fn status() -> impl Strategy<Value = Status> {
-    (any::<u32>(), hash(), any::<u32>(), hash(), any::<[u8; 32]>(), "[a-z/0-9.]{0,40}").prop_map(|(v, g, h, b, w, a)| Status {
-        protocol_version: v,
-        genesis: g,
-        best_height: h,
-        best_hash: b,
-        total_work: w,
-        agent: a,
-    })
+    (
+        any::<u32>(),
+        hash(),
+        any::<u32>(),
+        hash(),
+        any::<[u8; 32]>(),
+        "[a-z/0-9.]{0,40}",
+    )
+        .prop_map(|(v, g, h, b, w, a)| Status {
+            protocol_version: v,
+            genesis: g,
+            best_height: h,
+            best_hash: b,
+            total_work: w,
+            agent: a,
+        })
 }
 
 fn request() -> impl Strategy<Value = Request> {
     prop_oneof![
         status().prop_map(Request::Status),
-        (prop::collection::vec(hash(), 0..MAX_LOCATOR), prop::option::of(hash())).prop_map(|(locator, stop)| Request::GetBlocks { locator, stop }),
-        prop::collection::vec(hash(), 0..MAX_GETDATA).prop_map(|hashes| Request::GetData { hashes }),
+        (
+            prop::collection::vec(hash(), 0..MAX_LOCATOR),
+            prop::option::of(hash())
+        )
+            .prop_map(|(locator, stop)| Request::GetBlocks { locator, stop }),
+        prop::collection::vec(hash(), 0..MAX_GETDATA)
+            .prop_map(|hashes| Request::GetData { hashes }),
         tx().prop_map(Request::SubmitTx),
-        any::<[u8; 20]>().prop_map(|h| Request::GetUtxos { pubkey_hash: PubkeyHash(h) }),
+        any::<[u8; 20]>().prop_map(|h| Request::GetUtxos {
+            pubkey_hash: PubkeyHash(h)
+        }),
     ]
 }
 
@@ -49,11 +88,36 @@ fn response() -> impl Strategy<Value = Response> {
         status().prop_map(Response::Status),
         prop::collection::vec(hash(), 0..MAX_INV).prop_map(|hashes| Response::Inv { hashes }),
         (any::<[u8; 32]>()).prop_map(|t| Response::TxAccepted { txid: Txid(t) }),
-        (any::<[u8; 32]>(), "[ -~]{0,100}").prop_map(|(t, reason)| Response::TxRejected { txid: Txid(t), reason }),
-        (any::<u32>(), prop::collection::vec((any::<[u8; 32]>(), any::<u32>(), any::<u64>(), prop::option::of(any::<u32>())), 0..20)).prop_map(|(height, u)| Response::Utxos {
-            height,
-            utxos: u.into_iter().map(|(t, v, a, c)| UtxoEntry { outpoint: OutPoint { txid: Txid(t), vout: v }, value: Amount(a), confirmed_height: c }).collect()
+        (any::<[u8; 32]>(), "[ -~]{0,100}").prop_map(|(t, reason)| Response::TxRejected {
+            txid: Txid(t),
+            reason
         }),
+        (
+            any::<u32>(),
+            prop::collection::vec(
+                (
+                    any::<[u8; 32]>(),
+                    any::<u32>(),
+                    any::<u64>(),
+                    prop::option::of(any::<u32>())
+                ),
+                0..20
+            )
+        )
+            .prop_map(|(height, u)| Response::Utxos {
+                height,
+                utxos: u
+                    .into_iter()
+                    .map(|(t, v, a, c)| UtxoEntry {
+                        outpoint: OutPoint {
+                            txid: Txid(t),
+                            vout: v
+                        },
+                        value: Amount(a),
+                        confirmed_height: c
+                    })
+                    .collect()
+            }),
         "[ -~]{0,100}".prop_map(|reason| Response::Error { reason }),
     ]
 }
@@ -88,7 +152,10 @@ proptest! {
 #[test]
 fn block_announcement_round_trips() {
     let key = chain_core::PrivateKey::generate();
-    let g = chain_core::test_utils::genesis(&chain_core::test_utils::easy_params(), key.public_key().pubkey_hash());
+    let g = chain_core::test_utils::genesis(
+        &chain_core::test_utils::easy_params(),
+        key.public_key().pubkey_hash(),
+    );
     let a = Announcement::Block(g);
     assert_eq!(Announcement::decode(&a.encode()).unwrap(), a);
 }
