@@ -4,7 +4,8 @@
 set -euo pipefail
 
 have_libclang() {
-  ls /usr/lib/llvm-*/lib/libclang*.so* /usr/lib/x86_64-linux-gnu/libclang*.so* /usr/lib/aarch64-linux-gnu/libclang*.so* >/dev/null 2>&1
+  [ -n "${LIBCLANG_PATH:-}" ] && return 0
+  compgen -G "/usr/lib/llvm-*/lib/libclang*.so*" >/dev/null || compgen -G "/usr/lib/*-linux-gnu/libclang*.so*" >/dev/null
 }
 
 if ! command -v cargo >/dev/null 2>&1; then

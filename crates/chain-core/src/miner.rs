@@ -58,9 +58,11 @@ pub fn mine(
     let tail: [u8; 28] = header.to_bytes()[64..]
         .try_into()
         .expect("92 - 64 = 28 bytes");
+    let reporter = std::thread::current();
     std::thread::scope(|s| {
         for t in 0..threads {
             let (midstate, hashes, found, done) = (&midstate, &hashes, &found, &done);
+            let reporter = reporter.clone();
             // Thread counts are small; the conversion is lossless.
             let (first, step) = (t as u64, threads as u64);
             s.spawn(move || {
@@ -74,12 +76,14 @@ pub fn mine(
                     found,
                     done,
                     cancel,
-                )
+                );
+                // Wake the reporting thread so a quick solution is not held up by its poll interval.
+                reporter.unpark();
             });
         }
         let mut last = Instant::now();
         while !done.load(Ordering::Acquire) {
-            std::thread::sleep(Duration::from_millis(20));
+            std::thread::park_timeout(Duration::from_millis(50));
             if cancel.load(Ordering::Relaxed) {
                 done.store(true, Ordering::Release);
             }
