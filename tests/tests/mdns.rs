@@ -12,7 +12,13 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 fn ip(args: &[&str]) -> bool {
-    Command::new("ip").args(args).stdout(Stdio::null()).stderr(Stdio::null()).status().map(|s| s.success()).unwrap_or(false)
+    Command::new("ip")
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false)
 }
 
 /// Two namespaces and a veth pair, removed on drop.
@@ -28,7 +34,9 @@ impl Lan {
         let lan = Lan { ns: ns.clone() };
         let ok = ip(&["netns", "add", &ns[0]])
             && ip(&["netns", "add", &ns[1]])
-            && ip(&["link", "add", &veth[0], "type", "veth", "peer", "name", &veth[1]])
+            && ip(&[
+                "link", "add", &veth[0], "type", "veth", "peer", "name", &veth[1],
+            ])
             && ip(&["link", "set", &veth[0], "netns", &ns[0]])
             && ip(&["link", "set", &veth[1], "netns", &ns[1]]);
         if !ok {
@@ -37,7 +45,16 @@ impl Lan {
         for i in 0..2 {
             let addr = format!("10.213.{subnet}.{}/24", i + 1);
             let ok = ip(&["-n", &ns[i], "addr", "add", &addr, "dev", &veth[i]])
-                && ip(&["-n", &ns[i], "link", "set", &veth[i], "up", "multicast", "on"])
+                && ip(&[
+                    "-n",
+                    &ns[i],
+                    "link",
+                    "set",
+                    &veth[i],
+                    "up",
+                    "multicast",
+                    "on",
+                ])
                 && ip(&["-n", &ns[i], "link", "set", "lo", "up"]);
             if !ok {
                 return None;
@@ -72,7 +89,13 @@ fn two_nodes_find_each_other_with_mdns() {
         let child = Command::new("ip")
             .args(["netns", "exec", &lan.ns[i]])
             .arg(bin("node"))
-            .args(["--data-dir", env.path().to_str().unwrap(), "startp2p", "--listen", &format!("/ip4/10.213.7.{}/tcp/4100", i + 1)])
+            .args([
+                "--data-dir",
+                env.path().to_str().unwrap(),
+                "startp2p",
+                "--listen",
+                &format!("/ip4/10.213.7.{}/tcp/4100", i + 1),
+            ])
             .env("NODE_ID", id)
             .stdout(f.try_clone().unwrap())
             .stderr(f)

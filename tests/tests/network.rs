@@ -114,6 +114,12 @@ fn tutorial_three_nodes_then_join_from_nothing_and_restart() {
             "balances on node {id}"
         );
     }
+    // B was told only about A; Kademlia lets it find C.
+    let c_peer = node_c.addr.rsplit('/').next().unwrap().to_string();
+    node_b.proc.wait_for_log(
+        &format!("peer connected peer={c_peer}"),
+        Duration::from_secs(40),
+    );
     let bal = env.json(
         "wallet-cli",
         &b,

@@ -2,6 +2,8 @@
 //! and full validation of a block of 50 signed transactions.
 
 #![allow(clippy::unwrap_used)]
+// criterion's macros generate undocumented functions.
+#![allow(missing_docs)]
 
 use chain_core::address::PubkeyHash;
 use chain_core::amount::Amount;

@@ -388,7 +388,7 @@ fn mempool_chains_double_spends_and_templates() {
         utxo.remove(op);
     }
     utxo.extend(ch.created);
-    let dropped = pool.update_for_chain(vec![], &[block.clone()], &utxo);
+    let dropped = pool.update_for_chain(vec![], std::slice::from_ref(&block), &utxo);
     assert!(pool.is_empty() && dropped.is_empty());
 
     // Disconnecting it gives both back, in order.

@@ -579,10 +579,8 @@ impl Host {
                 peer_id,
                 num_established,
                 ..
-            } => {
-                if num_established == 0 && self.connected.remove(&peer_id) {
-                    self.emit(NetEvent::Disconnected { peer: peer_id });
-                }
+            } if num_established == 0 && self.connected.remove(&peer_id) => {
+                self.emit(NetEvent::Disconnected { peer: peer_id });
             }
             SwarmEvent::OutgoingConnectionError {
                 peer_id: Some(peer),
@@ -693,11 +691,9 @@ impl Host {
             }
             BehaviourEvent::Kad(kad::Event::RoutingUpdated {
                 peer, addresses, ..
-            }) => {
-                if self.connected.len() < 16 {
-                    let addr = addresses.first().clone();
-                    self.dial_if_new(peer, addr);
-                }
+            }) if self.connected.len() < 16 => {
+                let addr = addresses.first().clone();
+                self.dial_if_new(peer, addr);
             }
             BehaviourEvent::Mdns(mdns::Event::Discovered(list)) => {
                 for (peer, addr) in list {
