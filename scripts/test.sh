@@ -19,6 +19,9 @@ for crate in chain-store wallet; do
   fi
 done
 
+cargo fmt --all -- --check
+cargo clippy --workspace --all-targets -- -D warnings
+
 # The end-to-end tests run the real binaries, so build them first.
 cargo build --workspace --bins
 cargo test --workspace "$@"

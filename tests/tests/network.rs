@@ -114,6 +114,13 @@ fn tutorial_three_nodes_then_join_from_nothing_and_restart() {
             "balances on node {id}"
         );
     }
+    // The chain is in use by node A: a second writer is refused, nothing is changed.
+    let e = env.fails(
+        "wallet-cli",
+        &a,
+        &["send", "-from", "w1", "-to", &w2, "-amount", "1", "-mint"],
+    );
+    assert!(e.contains("is in use by a running node"), "{e}");
     // B was told only about A; Kademlia lets it find C.
     let c_peer = node_c.addr.rsplit('/').next().unwrap().to_string();
     node_b.proc.wait_for_log(

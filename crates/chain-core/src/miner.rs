@@ -47,6 +47,30 @@ pub fn mine(
     cancel: &AtomicBool,
     progress: &mut dyn FnMut(MiningProgress),
 ) -> Option<BlockHeader> {
+    mine_inner(header, threads, cancel, progress, u64::MAX)
+}
+
+/// Searches at most `per_thread` nonces on each of `threads` threads (thread
+/// `t` tries `t`, `t + threads`, ...). Returns the solved header if one of
+/// them meets the target. Exactly `threads * per_thread` hashes are tried
+/// when none does, which makes hash rates measurable.
+pub fn search_range(header: &BlockHeader, threads: usize, per_thread: u64) -> Option<BlockHeader> {
+    mine_inner(
+        header,
+        threads,
+        &AtomicBool::new(false),
+        &mut |_| {},
+        per_thread,
+    )
+}
+
+fn mine_inner(
+    header: &BlockHeader,
+    threads: usize,
+    cancel: &AtomicBool,
+    progress: &mut dyn FnMut(MiningProgress),
+    per_thread: u64,
+) -> Option<BlockHeader> {
     let target = header.bits.to_target()?;
     let target_bytes = target.0.to_big_endian();
     let threads = threads.max(1);
@@ -59,9 +83,11 @@ pub fn mine(
         .try_into()
         .expect("92 - 64 = 28 bytes");
     let reporter = std::thread::current();
+    let running = std::sync::atomic::AtomicUsize::new(threads);
     std::thread::scope(|s| {
         for t in 0..threads {
-            let (midstate, hashes, found, done) = (&midstate, &hashes, &found, &done);
+            let (midstate, hashes, found, done, running) =
+                (&midstate, &hashes, &found, &done, &running);
             let reporter = reporter.clone();
             // Thread counts are small; the conversion is lossless.
             let (first, step) = (t as u64, threads as u64);
@@ -76,13 +102,15 @@ pub fn mine(
                     found,
                     done,
                     cancel,
+                    per_thread,
                 );
+                running.fetch_sub(1, Ordering::AcqRel);
                 // Wake the reporting thread so a quick solution is not held up by its poll interval.
                 reporter.unpark();
             });
         }
         let mut last = Instant::now();
-        while !done.load(Ordering::Acquire) {
+        while !done.load(Ordering::Acquire) && running.load(Ordering::Acquire) > 0 {
             std::thread::park_timeout(Duration::from_millis(50));
             if cancel.load(Ordering::Relaxed) {
                 done.store(true, Ordering::Release);
@@ -119,10 +147,16 @@ fn search(
     found: &AtomicU64,
     done: &AtomicBool,
     cancel: &AtomicBool,
+    limit: u64,
 ) {
     let mut nonce = first;
+    let mut tried = 0u64;
     loop {
-        for _ in 0..BATCH {
+        let batch = BATCH.min(limit - tried);
+        if batch == 0 {
+            return;
+        }
+        for _ in 0..batch {
             tail[20..28].copy_from_slice(&nonce.to_le_bytes());
             let mut h = midstate.clone();
             h.update(tail);
@@ -151,7 +185,8 @@ fn search(
                 }
             };
         }
-        hashes.fetch_add(BATCH, Ordering::Relaxed);
+        tried += batch;
+        hashes.fetch_add(batch, Ordering::Relaxed);
         if done.load(Ordering::Relaxed) || cancel.load(Ordering::Relaxed) {
             return;
         }

@@ -315,3 +315,63 @@ fn reindex_rebuilds_the_same_state() {
     assert_eq!(hashes, vec![b1.hash()]);
     assert_eq!(s.store.locator().unwrap(), vec![b1.hash(), s.g.hash()]);
 }
+
+#[test]
+fn retargeting_follows_bitcoins_rule() {
+    use chain_core::miner::{assemble_block, solve};
+    use chain_core::pow::{retarget, POW_LIMIT_BITS};
+    let p = chain_core::block::ChainParams {
+        retarget_interval: 4,
+        target_spacing: 60,
+        ..easy_params()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let key = PrivateKey::generate();
+    let pkh = key.public_key().pubkey_hash();
+    let g = genesis(&p, pkh);
+    let mut s = ChainStore::create(&dir.path().join("r"), &g).unwrap();
+    // Three blocks 10 s apart: far faster than 60 s.
+    let mut parent = g.header;
+    for _ in 0..3 {
+        let b = child_with_extra(&p, &parent, vec![], Amount(0), pkh, 10);
+        accept(&mut s, &b);
+        parent = b.header;
+    }
+    // Block 4 must carry the retargeted bits: 30 s for 240 s expected, clamped to a quarter.
+    let expected = retarget(POW_LIMIT_BITS, 30, 240);
+    assert_ne!(expected, POW_LIMIT_BITS);
+    let t = |c: chain_core::CompactTarget| c.to_target().unwrap().0;
+    // A quarter of the old target, rounded down by the compact encoding.
+    assert!(t(expected) <= t(POW_LIMIT_BITS) / 4 && t(expected) > t(POW_LIMIT_BITS) / 5);
+    let mut stale = assemble_block(
+        &p,
+        &parent,
+        POW_LIMIT_BITS,
+        parent.time + 10,
+        pkh,
+        vec![],
+        Amount(0),
+    );
+    assert!(solve(&mut stale, 1, &Default::default(), &mut |_| {}));
+    let e = s.accept_block(&stale, NOW).unwrap_err();
+    assert!(
+        matches!(e.block_error(), Some(BlockError::UnexpectedBits { .. })),
+        "{e}"
+    );
+    let mut good = assemble_block(
+        &p,
+        &parent,
+        expected,
+        parent.time + 10,
+        pkh,
+        vec![],
+        Amount(0),
+    );
+    assert!(solve(&mut good, 1, &Default::default(), &mut |_| {}));
+    assert!(matches!(accept(&mut s, &good), Accepted::NewTip(_)));
+    assert_eq!(
+        s.context_for_tip(NOW).unwrap().expected_bits,
+        expected,
+        "no retarget until the next interval"
+    );
+}
