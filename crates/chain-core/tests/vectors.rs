@@ -9,9 +9,12 @@ use chain_core::hash::{hash160, sha256d};
 use chain_core::keys::{verify_signature, PrivateKey};
 use serde_json::Value;
 
-fn load(name: &str) -> Value {
-    let path = format!("{}/tests/data/{name}", env!("CARGO_MANIFEST_DIR"));
-    serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap()
+/// The vector files are compiled in, so the test binary does not depend on
+/// the path the crate was built from.
+macro_rules! load {
+    ($name:literal) => {
+        serde_json::from_str::<Value>(include_str!(concat!("data/", $name))).unwrap()
+    };
 }
 
 fn s<'a>(v: &'a Value, k: &str) -> &'a str {
@@ -20,7 +23,7 @@ fn s<'a>(v: &'a Value, k: &str) -> &'a str {
 
 #[test]
 fn base58_encode_decode() {
-    let cases = load("base58_encode_decode.json");
+    let cases = load!("base58_encode_decode.json");
     let cases = cases.as_array().unwrap();
     assert!(cases.len() >= 10);
     for c in cases {
@@ -33,7 +36,7 @@ fn base58_encode_decode() {
 
 #[test]
 fn mainnet_p2pkh_addresses_round_trip() {
-    let cases = load("key_io_mainnet_p2pkh.json");
+    let cases = load!("key_io_mainnet_p2pkh.json");
     let cases = cases.as_array().unwrap();
     assert!(!cases.is_empty());
     for c in cases {
@@ -55,7 +58,7 @@ fn mainnet_p2pkh_addresses_round_trip() {
 
 #[test]
 fn valid_subset_addresses_and_keys() {
-    let cases = load("key_io_valid_base58_subset.json");
+    let cases = load!("key_io_valid_base58_subset.json");
     let (mut addrs, mut refused) = (0, 0);
     for c in cases.as_array().unwrap() {
         let (text, hexs, meta) = (c[0].as_str().unwrap(), c[1].as_str().unwrap(), &c[2]);
@@ -84,7 +87,7 @@ fn valid_subset_addresses_and_keys() {
 
 #[test]
 fn mainnet_wif() {
-    for c in load("key_io_mainnet_wif.json").as_array().unwrap() {
+    for c in load!("key_io_mainnet_wif.json").as_array().unwrap() {
         let wif = s(c, "wif");
         if c["compressed"].as_bool().unwrap() {
             let k = PrivateKey::from_wif(wif).unwrap();
@@ -99,7 +102,7 @@ fn mainnet_wif() {
 
 #[test]
 fn not_mainnet_p2pkh_is_refused_with_wrong_version_or_length() {
-    let cases = load("key_io_not_mainnet_p2pkh.json");
+    let cases = load!("key_io_not_mainnet_p2pkh.json");
     let cases = cases.as_array().unwrap();
     assert!(!cases.is_empty());
     for c in cases {
@@ -112,7 +115,7 @@ fn not_mainnet_p2pkh_is_refused_with_wrong_version_or_length() {
 
 #[test]
 fn invalid_strings_are_never_addresses() {
-    let cases = load("key_io_invalid.json");
+    let cases = load!("key_io_invalid.json");
     let cases = cases.as_array().unwrap();
     assert!(cases.len() > 10);
     for c in cases {
@@ -123,7 +126,7 @@ fn invalid_strings_are_never_addresses() {
 #[test]
 fn invalid_base58_each_with_the_right_error() {
     let (mut checksum, mut shape, mut short) = (0, 0, 0);
-    for c in load("key_io_invalid_base58_only.json").as_array().unwrap() {
+    for c in load!("key_io_invalid_base58_only.json").as_array().unwrap() {
         let text = s(c, "string");
         let err = Address::parse(text).unwrap_err();
         let decode = s(c, "decode");
@@ -185,7 +188,7 @@ fn alphabet_violation_is_its_own_error() {
 
 #[test]
 fn wycheproof_secp256k1_bitcoin_every_case_agrees() {
-    let file = load("wycheproof_testvectors_v1_ecdsa_secp256k1_sha256_bitcoin_test.json");
+    let file = load!("wycheproof_testvectors_v1_ecdsa_secp256k1_sha256_bitcoin_test.json");
     let (mut n, mut valid, mut invalid) = (0, 0, 0);
     for g in file["testGroups"].as_array().unwrap() {
         let pk = hex::decode(g["publicKey"]["uncompressed"].as_str().unwrap()).unwrap();
@@ -227,7 +230,7 @@ fn message(c: &Value) -> Vec<u8> {
 
 #[test]
 fn hash_known_answers() {
-    let k = load("hash_kats.json");
+    let k = load!("hash_kats.json");
     for c in k["ripemd160"].as_array().unwrap() {
         use ripemd::Digest;
         let d = ripemd::Ripemd160::digest(message(c));
