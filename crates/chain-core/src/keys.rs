@@ -37,7 +37,11 @@ pub enum KeyError {
     /// The signature is not strict DER.
     #[error("the signature is not strict DER")]
     BadSignatureEncoding,
-    /// The signature does not verify (or has a high S).
+    /// The signature has a high S value; only the low-S form of a signature
+    /// is valid, so a third party cannot change a txid by flipping S.
+    #[error("the signature has a high S value (only low-S signatures are valid)")]
+    HighS,
+    /// The signature does not verify.
     #[error("the signature does not verify")]
     BadSignature,
 }
@@ -142,6 +146,9 @@ impl PublicKey {
     /// Verifies a strict-DER, low-S ECDSA signature over `msg`: the node's one verify path.
     pub fn verify(&self, msg: &[u8], der_sig: &[u8]) -> Result<(), KeyError> {
         let sig = Signature::from_der(der_sig).map_err(|_| KeyError::BadSignatureEncoding)?;
+        if sig.normalize_s().is_some() {
+            return Err(KeyError::HighS);
+        }
         self.0.verify(msg, &sig).map_err(|_| KeyError::BadSignature)
     }
 }
@@ -176,9 +183,6 @@ mod tests {
         let high = Signature::from_scalars(r.to_bytes(), (-*s.as_ref()).to_bytes()).unwrap();
         assert!(high.normalize_s().is_some(), "the twin is high-S");
         let der_high = high.to_der().as_bytes().to_vec();
-        assert_eq!(
-            k.public_key().verify(b"m", &der_high),
-            Err(KeyError::BadSignature)
-        );
+        assert_eq!(k.public_key().verify(b"m", &der_high), Err(KeyError::HighS));
     }
 }

@@ -205,6 +205,9 @@ pub enum BlockError {
     /// The parent was found invalid.
     #[error("the parent block {0} is invalid")]
     InvalidParent(BlockHash),
+    /// This very block was already found invalid.
+    #[error("block {0} was already found invalid")]
+    KnownInvalid(BlockHash),
 }
 
 /// Context-free checks on a block.

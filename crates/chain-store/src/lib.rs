@@ -14,6 +14,8 @@
 
 mod error;
 pub mod schema;
+#[cfg(any(test, feature = "test-utils"))]
+pub mod test_utils;
 
 pub use error::StoreError;
 pub use schema::{HeaderEntry, Status};
@@ -574,7 +576,7 @@ impl ChainStore {
             if e.status == Status::Invalid {
                 return Err(StoreError::InvalidBlock {
                     hash,
-                    error: BlockError::InvalidParent(hash),
+                    error: BlockError::KnownInvalid(hash),
                 });
             }
             return Ok(Accepted::AlreadyHave);

@@ -136,3 +136,5 @@ pub fn outputs_of(tx: &Transaction) -> Vec<(OutPoint, TxOut)> {
         })
         .collect()
 }
+
+pub mod cases;
