@@ -162,7 +162,7 @@ fn search(
             h.update(tail);
             let once = h.finalize();
             let twice = Sha256::digest(once);
-            if twice.as_slice() <= target.as_slice() {
+            if twice[..] <= target[..] {
                 // Store nonce + 1 so that zero means "not found".
                 if found
                     .compare_exchange(

@@ -184,10 +184,15 @@ pub enum DecodeError {
     /// Bytes left over after the object.
     #[error("malformed {0}: trailing bytes")]
     Trailing(&'static str),
+    /// A valid but not canonical encoding (for example an overlong varint).
+    #[error("malformed {0}: not the canonical encoding")]
+    NonCanonical(&'static str),
 }
 
-/// Decodes exactly one value of `T` from `bytes`, refusing more than `limit` bytes.
-pub fn decode_exact<T: serde::de::DeserializeOwned>(
+/// Decodes exactly one value of `T` from `bytes`, refusing more than `limit`
+/// bytes and any encoding other than the canonical one, so that each value
+/// has exactly one byte form on the wire and in the store.
+pub fn decode_exact<T: serde::de::DeserializeOwned + Serialize>(
     bytes: &[u8],
     limit: usize,
     what: &'static str,
@@ -205,6 +210,10 @@ pub fn decode_exact<T: serde::de::DeserializeOwned>(
     })?;
     if !rest.is_empty() {
         return Err(DecodeError::Trailing(what));
+    }
+    // postcard accepts overlong varints; re-encoding catches them.
+    if encode(&v) != bytes {
+        return Err(DecodeError::NonCanonical(what));
     }
     Ok(v)
 }
@@ -415,6 +424,20 @@ mod tests {
         assert_eq!(
             Transaction::decode(&extra),
             Err(DecodeError::Trailing("transaction"))
+        );
+    }
+
+    #[test]
+    fn overlong_varint_is_not_canonical() {
+        let tx = sample();
+        let bytes = tx.encode();
+        assert_eq!(bytes[0], 1, "the version is a one-byte varint");
+        // 0x81 0x00 is an overlong varint for 1.
+        let mut overlong = vec![0x81, 0x00];
+        overlong.extend_from_slice(&bytes[1..]);
+        assert_eq!(
+            Transaction::decode(&overlong),
+            Err(DecodeError::NonCanonical("transaction"))
         );
     }
 
