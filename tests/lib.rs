@@ -292,3 +292,93 @@ impl Env {
 pub fn free_id() -> String {
     free_port().to_string()
 }
+
+/// A peer played by the test itself, in process: it connects to a node,
+/// answers every request with an error, and sends what the test tells it
+/// to, valid or not.
+pub struct TestPeer {
+    rt: tokio::runtime::Runtime,
+    /// The peer's network handle.
+    pub net: p2p_net::NetHandle,
+    node: String,
+    _dir: tempfile::TempDir,
+}
+
+impl TestPeer {
+    /// A new peer with a fresh identity, dialling the node at `node_addr`.
+    pub fn connect(node_addr: &str) -> TestPeer {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .expect("tokio runtime");
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let cfg = p2p_net::NetConfig {
+            identity_dir: dir.path().to_path_buf(),
+            listen: vec![],
+            bootstrap: vec![node_addr.parse().expect("node address")],
+            mdns: false,
+            agent: "e2e-test-peer".into(),
+            max_connections: 8,
+        };
+        let (net, mut events, _task) = rt.block_on(p2p_net::start(cfg)).expect("peer starts");
+        let responder = net.clone();
+        rt.spawn(async move {
+            while let Some(ev) = events.recv().await {
+                if let p2p_net::NetEvent::Request { reply, .. } = ev {
+                    let _ = responder
+                        .respond(
+                            reply,
+                            p2p_proto::Response::Error {
+                                reason: "test peer".into(),
+                            },
+                        )
+                        .await;
+                }
+            }
+        });
+        let node = node_addr
+            .rsplit("/p2p/")
+            .next()
+            .expect("address ends in /p2p/<id>")
+            .to_string();
+        TestPeer {
+            rt,
+            net,
+            node,
+            _dir: dir,
+        }
+    }
+
+    /// This peer's id, as the node's logs print it.
+    pub fn id(&self) -> String {
+        self.net.local_peer_id().to_string()
+    }
+
+    /// Whether the peer is connected to the node now.
+    pub fn connected(&self) -> bool {
+        self.rt
+            .block_on(self.net.peers())
+            .map(|p| p.iter().any(|p| p.to_string() == self.node))
+            .unwrap_or(false)
+    }
+
+    /// Announces `a` once the node takes gossip from this peer; returns the
+    /// error if that never happens within 10 s.
+    pub fn publish(&self, a: p2p_proto::Announcement) -> Result<(), String> {
+        let start = Instant::now();
+        loop {
+            match self.rt.block_on(self.net.publish(a.clone())) {
+                Ok(()) => return Ok(()),
+                Err(e) if start.elapsed() > Duration::from_secs(10) => return Err(e.to_string()),
+                Err(_) => std::thread::sleep(Duration::from_millis(100)),
+            }
+        }
+    }
+}
+
+impl Drop for TestPeer {
+    fn drop(&mut self) {
+        self.rt.block_on(self.net.shutdown());
+    }
+}

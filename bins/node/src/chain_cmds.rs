@@ -223,10 +223,11 @@ pub fn reindexutxo(ctx: &Ctx, a: JsonFlag) -> Result<()> {
 pub fn checkdb(ctx: &Ctx, a: JsonFlag) -> Result<()> {
     let store = ChainStore::open_read_only(&ctx.chain_dir())?;
     let r = store.check_db()?;
+    let digest = hex::encode(store.utxo_digest()?);
     if a.json {
         println!(
             "{}",
-            json!({"ok": r.problems.is_empty(), "height": store.tip().height, "tip": store.tip().hash.to_string(), "blocks": r.blocks, "expected_utxos": r.expected_utxos, "stored_utxos": r.stored_utxos, "problems": r.problems})
+            json!({"ok": r.problems.is_empty(), "height": store.tip().height, "tip": store.tip().hash.to_string(), "blocks": r.blocks, "expected_utxos": r.expected_utxos, "stored_utxos": r.stored_utxos, "utxo_digest": digest, "problems": r.problems})
         );
     } else {
         println!(

@@ -68,3 +68,55 @@ impl libp2p::request_response::Codec for SyncCodec {
         write_frame(io, &res.encode()).await
     }
 }
+
+/// Writes requests as raw bytes, unframed, and reads whatever comes back:
+/// lets a test play a peer that sends garbage.
+#[cfg(feature = "test-utils")]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct RawCodec;
+
+#[cfg(feature = "test-utils")]
+impl libp2p::request_response::Codec for RawCodec {
+    type Protocol = StreamProtocol;
+    type Request = Vec<u8>;
+    type Response = Vec<u8>;
+
+    async fn read_request<T: AsyncRead + Unpin + Send>(
+        &mut self,
+        _: &StreamProtocol,
+        _: &mut T,
+    ) -> io::Result<Vec<u8>> {
+        Err(io::Error::other("raw peers take no requests"))
+    }
+
+    async fn read_response<T: AsyncRead + Unpin + Send>(
+        &mut self,
+        _: &StreamProtocol,
+        io: &mut T,
+    ) -> io::Result<Vec<u8>> {
+        let mut out = Vec::new();
+        io.take(u64::try_from(MAX_RESPONSE_SIZE).unwrap_or(u64::MAX))
+            .read_to_end(&mut out)
+            .await?;
+        Ok(out)
+    }
+
+    async fn write_request<T: AsyncWrite + Unpin + Send>(
+        &mut self,
+        _: &StreamProtocol,
+        io: &mut T,
+        req: Vec<u8>,
+    ) -> io::Result<()> {
+        io.write_all(&req).await?;
+        io.close().await
+    }
+
+    async fn write_response<T: AsyncWrite + Unpin + Send>(
+        &mut self,
+        _: &StreamProtocol,
+        _: &mut T,
+        _: Vec<u8>,
+    ) -> io::Result<()> {
+        Err(io::Error::other("raw peers send no responses"))
+    }
+}

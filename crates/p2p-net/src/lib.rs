@@ -80,6 +80,9 @@ pub enum NetError {
         /// Why.
         reason: String,
     },
+    /// An announcement was not sent.
+    #[error("not published: {0}")]
+    NotPublished(String),
     /// The host stopped.
     #[error("the network host has stopped")]
     Stopped,
@@ -168,6 +171,7 @@ enum Command {
     },
     Publish {
         announcement: Announcement,
+        reply: oneshot::Sender<Result<(), NetError>>,
     },
     Validate {
         id: GossipId,
@@ -217,9 +221,17 @@ impl NetHandle {
         self.send(Command::Respond { handle, response }).await
     }
 
-    /// Announces a block or transaction to the network.
+    /// Announces a block or transaction to the network. Fails with
+    /// [`NetError::NotPublished`] when no connected peer takes the topic yet
+    /// or the message is over the size limit.
     pub async fn publish(&self, announcement: Announcement) -> Result<(), NetError> {
-        self.send(Command::Publish { announcement }).await
+        let (reply, rx) = oneshot::channel();
+        self.send(Command::Publish {
+            announcement,
+            reply,
+        })
+        .await?;
+        rx.await.map_err(|_| NetError::Stopped)?
     }
 
     /// Reports whether a received announcement is valid.
@@ -516,18 +528,26 @@ impl Host {
                     tracing::debug!("response not sent: the peer went away");
                 }
             }
-            Command::Publish { announcement } => {
+            Command::Publish {
+                announcement,
+                reply,
+            } => {
                 let topic = match announcement {
                     Announcement::Block(_) => self.blocks.clone(),
                     Announcement::Tx(_) => self.txs.clone(),
                 };
-                match b.gossipsub.publish(topic, announcement.encode()) {
-                    Ok(_) | Err(gossipsub::PublishError::Duplicate) => {}
+                let result = match b.gossipsub.publish(topic, announcement.encode()) {
+                    Ok(_) | Err(gossipsub::PublishError::Duplicate) => Ok(()),
                     Err(gossipsub::PublishError::NoPeersSubscribedToTopic) => {
-                        tracing::debug!("nothing published: no peers yet")
+                        tracing::debug!("nothing published: no peers yet");
+                        Err(NetError::NotPublished("no peers on the topic yet".into()))
                     }
-                    Err(e) => tracing::warn!("publish failed: {e}"),
-                }
+                    Err(e) => {
+                        tracing::warn!("publish failed: {e}");
+                        Err(NetError::NotPublished(e.to_string()))
+                    }
+                };
+                let _ = reply.send(result);
             }
             Command::Validate { id, verdict } => {
                 let acceptance = match verdict {
@@ -718,6 +738,20 @@ pub async fn request_once(
     request: Request,
     connect_timeout: Duration,
 ) -> Result<Response, NetError> {
+    exchange_once(addr, rr_behaviour(), request, connect_timeout).await
+}
+
+/// One request through a short-lived host speaking `behaviour`'s codec.
+async fn exchange_once<C>(
+    addr: &Multiaddr,
+    behaviour: request_response::Behaviour<C>,
+    request: C::Request,
+    connect_timeout: Duration,
+) -> Result<C::Response, NetError>
+where
+    C: request_response::Codec + Clone + Send + 'static,
+    C::Protocol: Send,
+{
     let (peer, _) = split_peer(addr).ok_or_else(|| NetError::NoPeerId(addr.clone()))?;
     let unreachable = |reason: String| NetError::Unreachable {
         addr: addr.to_string(),
@@ -731,7 +765,7 @@ pub async fn request_once(
             yamux::Config::default,
         )
         .map_err(|e| NetError::Setup(e.to_string()))?
-        .with_behaviour(|_| rr_behaviour())
+        .with_behaviour(|_| behaviour)
         .map_err(|e| NetError::Setup(e.to_string()))?
         .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(5)))
         .build();
@@ -792,6 +826,27 @@ pub async fn request_once(
             peer,
             reason: "timed out".into(),
         })?
+}
+
+/// Writes `bytes` as they are on the sync protocol of the node at `addr`,
+/// as a misbehaving peer would, and returns what the node answered (raw) or
+/// how the exchange failed. For tests of the node's defences.
+#[cfg(feature = "test-utils")]
+pub async fn send_raw(
+    addr: &Multiaddr,
+    bytes: Vec<u8>,
+    connect_timeout: Duration,
+) -> Result<Vec<u8>, NetError> {
+    let cfg = request_response::Config::default().with_request_timeout(REQUEST_TIMEOUT);
+    let behaviour = request_response::Behaviour::with_codec(
+        codec::RawCodec,
+        [(
+            StreamProtocol::new(p2p_proto::SYNC_PROTOCOL),
+            request_response::ProtocolSupport::Outbound,
+        )],
+        cfg,
+    );
+    exchange_once(addr, behaviour, bytes, connect_timeout).await
 }
 
 /// False for an address on 0.0.0.0 or `::`, which no peer can dial.

@@ -486,36 +486,47 @@ pub fn wrong_height(base: &CaseBase) -> BlockCase {
     })
 }
 
-/// A block just over the size limit, filled with large transactions.
+/// A block a few bytes over the size limit, filled with large transactions
+/// (just over, so that it still fits the network's frame caps and reaches
+/// the block rules).
 pub fn oversized(base: &CaseBase) -> BlockCase {
     let filler_outputs = (MAX_TX_SIZE - 1_000) / 40;
+    let filler = |n: u32, outputs: usize| Transaction {
+        version: 1,
+        inputs: vec![TxIn {
+            prevout: OutPoint {
+                txid: crate::Txid([0x77; 32]),
+                vout: n,
+            },
+            signature: vec![0; 70],
+            pubkey: vec![2; 33],
+        }],
+        outputs: vec![
+            TxOut {
+                value: Amount(1),
+                pubkey_hash: base.pkh(),
+            };
+            outputs
+        ],
+    };
     let mut txs = Vec::new();
-    let mut size = 0usize;
-    let mut n = 0u64;
-    while size <= MAX_BLOCK_SIZE {
+    let mut n = 0;
+    while base.assemble(txs.clone(), Amount::ZERO).encode().len() <= MAX_BLOCK_SIZE {
         n += 1;
-        let tx = Transaction {
-            version: 1,
-            inputs: vec![TxIn {
-                prevout: OutPoint {
-                    txid: crate::Txid([0x77; 32]),
-                    vout: u32::try_from(n).expect("few transactions"),
-                },
-                signature: vec![0; 70],
-                pubkey: vec![2; 33],
-            }],
-            outputs: vec![
-                TxOut {
-                    value: Amount(1),
-                    pubkey_hash: base.pkh(),
-                };
-                filler_outputs
-            ],
-        };
-        size += tx.size();
-        txs.push(tx);
+        txs.push(filler(n, filler_outputs));
     }
+    // Trim the last filler so the block is only just over the limit.
+    let size = base.assemble(txs.clone(), Amount::ZERO).encode().len();
+    let one_output = 21; // a one-byte varint value and a 20-byte hash
+    let trim = (size - MAX_BLOCK_SIZE - 1) / one_output;
+    txs.pop();
+    txs.push(filler(n, filler_outputs - trim));
     let b = base.valid_block(txs);
+    let size = b.encode().len();
+    assert!(
+        size > MAX_BLOCK_SIZE && size <= MAX_BLOCK_SIZE + 64,
+        "{size}"
+    );
     case("over the size limit", b, |e| {
         matches!(e, BlockError::Oversized(_))
     })
