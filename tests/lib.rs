@@ -382,3 +382,65 @@ impl Drop for TestPeer {
         self.rt.block_on(self.net.shutdown());
     }
 }
+
+/// Writes raw bytes on the sync protocol of the node at `addr` from a fresh
+/// identity, as a misbehaving peer would; returns how the exchange ended.
+pub fn send_junk(addr: &str, bytes: Vec<u8>) -> Result<Vec<u8>, String> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    let addr: p2p_net::Multiaddr = addr.parse().expect("node address");
+    rt.block_on(p2p_net::send_raw(&addr, bytes, Duration::from_secs(5)))
+        .map_err(|e| e.to_string())
+}
+
+/// A frame whose body is not a valid request.
+pub fn garbage_frame(seed: u8) -> Vec<u8> {
+    let body: Vec<u8> = (0..200u8)
+        .map(|i| i.wrapping_mul(31).wrapping_add(seed) | 0x80)
+        .collect();
+    let mut f = p2p_proto::frame_header(body.len()).to_vec();
+    f.extend_from_slice(&body);
+    f
+}
+
+/// A frame header that claims far more than any message may hold.
+pub fn oversized_frame() -> Vec<u8> {
+    let mut f = p2p_proto::frame_header(64 * 1024 * 1024).to_vec();
+    f.extend_from_slice(&[0u8; 1024]);
+    f
+}
+
+impl TestPeer {
+    /// Sends `n` status requests at once; returns how many were refused by
+    /// the node's rate limit.
+    pub fn rate_limited_count(&self, n: usize) -> usize {
+        let peer: p2p_net::PeerId = self.node.parse().expect("peer id");
+        let status = p2p_proto::Request::Status(p2p_proto::Status {
+            protocol_version: p2p_proto::PROTOCOL_VERSION,
+            genesis: chain_core::BlockHash::ZERO,
+            best_height: 0,
+            best_hash: chain_core::BlockHash::ZERO,
+            total_work: [0; 32],
+            agent: "e2e-test-peer".into(),
+        });
+        self.rt.block_on(async {
+            let mut tasks = Vec::with_capacity(n);
+            for _ in 0..n {
+                let net = self.net.clone();
+                let r = status.clone();
+                tasks.push(tokio::spawn(async move { net.request(peer, r).await }));
+            }
+            let mut limited = 0;
+            for t in tasks {
+                if let Ok(Ok(p2p_proto::Response::Error { reason })) = t.await {
+                    if reason.contains("rate limited") {
+                        limited += 1;
+                    }
+                }
+            }
+            limited
+        })
+    }
+}

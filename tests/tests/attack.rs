@@ -123,3 +123,86 @@ fn every_invalid_block_from_a_peer_is_refused_and_the_peer_banned() {
         (env.tip(&b) == env.tip(&a)).then_some(())
     });
 }
+
+/// Blocks that fail proof of work, each different: the tip block with its nonce changed.
+fn bad_pow_blocks(env: &Env, id: &str) -> impl Iterator<Item = chain_core::Block> {
+    let store = ChainStore::open_read_only(&env.path().join(format!("blocks_{id}"))).unwrap();
+    let tip = store.block(&store.tip().hash).unwrap().unwrap();
+    let target = tip.header.bits.to_target().unwrap();
+    (1u64..).filter_map(move |n| {
+        let mut b = tip.clone();
+        b.header.nonce = b.header.nonce.wrapping_add(n);
+        (!target.is_met_by(&b.header.hash())).then_some(b)
+    })
+}
+
+#[test]
+fn junk_rate_abuse_and_a_flood_do_not_stop_honest_sync() {
+    use e2e_tests::{garbage_frame, oversized_frame, send_junk};
+    let env = Env::new();
+    let a = free_id();
+    let w1 = env.wallet(&a, "w1");
+    env.json("node", &a, &["createblockchain", "-address", "w1"]);
+    for _ in 0..5 {
+        env.json(
+            "wallet-cli",
+            &a,
+            &["send", "-from", "w1", "-to", &w1, "-amount", "1", "-mint"],
+        );
+    }
+    let node = env.start_node(&a, &[]);
+
+    // Garbage and an oversized frame: the stream is reset and the peer banned.
+    assert!(send_junk(&node.addr, garbage_frame(1)).is_err());
+    assert!(send_junk(&node.addr, oversized_frame()).is_err());
+    eventually(WAIT, "both junk senders to be banned", || {
+        let log = node.proc.log_text();
+        let n = log
+            .lines()
+            .filter(|l| l.contains("undecodable request") && l.contains("banning the peer"))
+            .count();
+        (n >= 2).then_some(())
+    });
+
+    // Requests beyond the rate limit are answered with an error, not served.
+    let p = TestPeer::connect(&node.addr);
+    eventually(WAIT, "the test peer to connect", || {
+        p.connected().then_some(())
+    });
+    let limited = p.rate_limited_count(300);
+    assert!(limited > 0, "300 requests at once must hit the rate limit");
+
+    // A flood of junk and invalid blocks while an honest node syncs.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flood = {
+        let stop = stop.clone();
+        let addr = node.addr.clone();
+        let mut bad = bad_pow_blocks(&env, &a);
+        std::thread::spawn(move || {
+            let mut sent = 0u32;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let _ = send_junk(&addr, garbage_frame(sent as u8));
+                let peer = TestPeer::connect(&addr);
+                let _ = peer.publish(Announcement::Block(bad.next().unwrap()));
+                sent += 1;
+            }
+            sent
+        })
+    };
+    let b = free_id();
+    let _node_b = env.start_node(&b, &["-dest", &node.addr]);
+    eventually(
+        Duration::from_secs(60),
+        "the honest node to sync during the flood",
+        || (env.tip(&b).is_some() && env.tip(&b) == env.tip(&a)).then_some(()),
+    );
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let rounds = flood.join().unwrap();
+    assert!(rounds > 0);
+    let mut node = node;
+    assert!(
+        node.proc.child.try_wait().unwrap().is_none(),
+        "the node kept running"
+    );
+    assert_eq!(env.json("node", &a, &["checkdb"])["ok"], true);
+}

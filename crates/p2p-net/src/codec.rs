@@ -11,6 +11,17 @@ use std::io;
 #[derive(Clone, Copy, Debug, Default)]
 pub struct SyncCodec;
 
+/// A request as read off a stream. Undecodable bytes are not an I/O error
+/// here: request-response drops a failed read without naming the peer, and
+/// the host needs the peer to punish it.
+#[derive(Clone, Debug)]
+pub enum Inbound {
+    /// A well-formed request.
+    Valid(Request),
+    /// What was wrong with the bytes (an oversized frame or a bad body).
+    Malformed(String),
+}
+
 async fn read_frame<T: AsyncRead + Unpin + Send>(io: &mut T, limit: usize) -> io::Result<Vec<u8>> {
     let mut header = [0u8; 4];
     io.read_exact(&mut header).await?;
@@ -29,16 +40,25 @@ async fn write_frame<T: AsyncWrite + Unpin + Send>(io: &mut T, body: &[u8]) -> i
 
 impl libp2p::request_response::Codec for SyncCodec {
     type Protocol = StreamProtocol;
-    type Request = Request;
+    type Request = Inbound;
     type Response = Response;
 
     async fn read_request<T: AsyncRead + Unpin + Send>(
         &mut self,
         _: &StreamProtocol,
         io: &mut T,
-    ) -> io::Result<Request> {
-        let body = read_frame(io, MAX_REQUEST_SIZE).await?;
-        Request::decode(&body).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
+    ) -> io::Result<Inbound> {
+        let body = match read_frame(io, MAX_REQUEST_SIZE).await {
+            Ok(b) => b,
+            Err(e) if e.kind() == io::ErrorKind::InvalidData => {
+                return Ok(Inbound::Malformed(e.to_string()))
+            }
+            Err(e) => return Err(e),
+        };
+        Ok(match Request::decode(&body) {
+            Ok(r) => Inbound::Valid(r),
+            Err(e) => Inbound::Malformed(e.to_string()),
+        })
     }
 
     async fn read_response<T: AsyncRead + Unpin + Send>(
@@ -54,9 +74,15 @@ impl libp2p::request_response::Codec for SyncCodec {
         &mut self,
         _: &StreamProtocol,
         io: &mut T,
-        req: Request,
+        req: Inbound,
     ) -> io::Result<()> {
-        write_frame(io, &req.encode()).await
+        match req {
+            Inbound::Valid(r) => write_frame(io, &r.encode()).await,
+            Inbound::Malformed(_) => Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "a malformed request is never sent",
+            )),
+        }
     }
 
     async fn write_response<T: AsyncWrite + Unpin + Send>(
@@ -98,6 +124,12 @@ impl libp2p::request_response::Codec for RawCodec {
         io.take(u64::try_from(MAX_RESPONSE_SIZE).unwrap_or(u64::MAX))
             .read_to_end(&mut out)
             .await?;
+        if out.is_empty() {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "the stream ended without an answer",
+            ));
+        }
         Ok(out)
     }
 

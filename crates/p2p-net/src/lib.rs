@@ -35,6 +35,45 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 /// Capacity of the command and event channels.
 const CHANNEL: usize = 1024;
 
+/// Requests a peer may make in a burst.
+pub const REQUEST_BURST: u32 = 100;
+/// Requests per second a peer may sustain.
+pub const REQUESTS_PER_SEC: u32 = 50;
+/// Requests over the rate limit after which the peer is reported as misbehaving.
+pub const RATE_STRIKES_TO_BAN: u32 = 200;
+
+/// A per-peer token bucket for inbound requests.
+#[derive(Debug)]
+struct Bucket {
+    tokens: f64,
+    last: Instant,
+    strikes: u32,
+}
+
+impl Bucket {
+    fn new(now: Instant) -> Bucket {
+        Bucket {
+            tokens: f64::from(REQUEST_BURST),
+            last: now,
+            strikes: 0,
+        }
+    }
+
+    /// Takes a token; false when the peer is over its rate.
+    fn take(&mut self, now: Instant) -> bool {
+        let refill = now.duration_since(self.last).as_secs_f64() * f64::from(REQUESTS_PER_SEC);
+        self.tokens = (self.tokens + refill).min(f64::from(REQUEST_BURST));
+        self.last = now;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            self.strikes += 1;
+            false
+        }
+    }
+}
+
 /// What the host is started with.
 #[derive(Clone, Debug)]
 pub struct NetConfig {
@@ -425,6 +464,7 @@ pub async fn start(
         blocks,
         txs,
         connected: HashSet::new(),
+        rates: HashMap::new(),
     };
     let task = tokio::spawn(host.run(cmd_rx));
     Ok((NetHandle { tx: cmd_tx, local }, ev_rx, task))
@@ -441,6 +481,7 @@ struct Host {
     blocks: gossipsub::IdentTopic,
     txs: gossipsub::IdentTopic,
     connected: HashSet<PeerId>,
+    rates: HashMap<PeerId, Bucket>,
 }
 
 impl Host {
@@ -520,7 +561,7 @@ impl Host {
                 request,
                 reply,
             } => {
-                let id = b.rr.send_request(&peer, request);
+                let id = b.rr.send_request(&peer, codec::Inbound::Valid(request));
                 self.pending.insert(id, reply);
             }
             Command::Respond { handle, response } => {
@@ -600,6 +641,7 @@ impl Host {
                 num_established,
                 ..
             } if num_established == 0 && self.connected.remove(&peer_id) => {
+                self.rates.remove(&peer_id);
                 self.emit(NetEvent::Disconnected { peer: peer_id });
             }
             SwarmEvent::OutgoingConnectionError {
@@ -632,6 +674,38 @@ impl Host {
                     request_response::Message::Request {
                         request, channel, ..
                     } => {
+                        let now = Instant::now();
+                        let bucket = self.rates.entry(peer).or_insert_with(|| Bucket::new(now));
+                        if !bucket.take(now) {
+                            let strikes = bucket.strikes;
+                            let _ = self.swarm.behaviour_mut().rr.send_response(
+                                channel,
+                                Response::Error {
+                                    reason: format!(
+                                        "rate limited: at most {REQUESTS_PER_SEC} requests per second"
+                                    ),
+                                },
+                            );
+                            if strikes == RATE_STRIKES_TO_BAN {
+                                self.emit(NetEvent::Misbehaved {
+                                    peer,
+                                    reason: format!("{strikes} requests over the rate limit"),
+                                });
+                            }
+                            return;
+                        }
+                        let request = match request {
+                            codec::Inbound::Valid(r) => r,
+                            codec::Inbound::Malformed(reason) => {
+                                // Dropping the channel resets the stream unanswered.
+                                drop(channel);
+                                self.emit(NetEvent::Misbehaved {
+                                    peer,
+                                    reason: format!("undecodable request: {reason}"),
+                                });
+                                return;
+                            }
+                        };
                         self.emit(NetEvent::Request {
                             peer,
                             request,
@@ -662,15 +736,7 @@ impl Host {
                 }
             }
             BehaviourEvent::Rr(request_response::Event::InboundFailure { peer, error, .. }) => {
-                if let request_response::InboundFailure::Io(e) = &error {
-                    if e.kind() == std::io::ErrorKind::InvalidData {
-                        self.emit(NetEvent::Misbehaved {
-                            peer,
-                            reason: format!("undecodable request: {e}"),
-                        });
-                        return;
-                    }
-                }
+                // Malformed bytes arrive as `Inbound::Malformed`, not here.
                 tracing::debug!(%peer, "inbound request failed: {error}");
             }
             BehaviourEvent::Gossipsub(gossipsub::Event::Message {
@@ -738,7 +804,13 @@ pub async fn request_once(
     request: Request,
     connect_timeout: Duration,
 ) -> Result<Response, NetError> {
-    exchange_once(addr, rr_behaviour(), request, connect_timeout).await
+    exchange_once(
+        addr,
+        rr_behaviour(),
+        codec::Inbound::Valid(request),
+        connect_timeout,
+    )
+    .await
 }
 
 /// One request through a short-lived host speaking `behaviour`'s codec.
@@ -857,4 +929,22 @@ pub fn is_dialable(addr: &Multiaddr) -> bool {
         Protocol::Ip6(a) => a.is_unspecified(),
         _ => false,
     })
+}
+
+#[cfg(test)]
+mod rate_tests {
+    use super::*;
+
+    #[test]
+    fn bucket_allows_a_burst_then_the_sustained_rate() {
+        let t0 = Instant::now();
+        let mut b = Bucket::new(t0);
+        let burst = (0..REQUEST_BURST * 2).filter(|_| b.take(t0)).count();
+        assert_eq!(burst, REQUEST_BURST as usize);
+        assert_eq!(b.strikes, REQUEST_BURST);
+        // One second later, the sustained rate is available again.
+        let t1 = t0 + Duration::from_secs(1);
+        let more = (0..REQUEST_BURST).filter(|_| b.take(t1)).count();
+        assert_eq!(more, REQUESTS_PER_SEC as usize);
+    }
 }
