@@ -249,7 +249,13 @@ fn killing_createwallet_and_importkey_never_leaves_an_unreadable_wallet() {
             vec!["createwallet".into(), "--alias".into(), format!("c{i}")]
         } else {
             let wif = PrivateKey::generate().to_wif();
-            vec!["importkey".into(), "-wif".into(), wif, "-alias".into(), format!("i{i}")]
+            vec![
+                "importkey".into(),
+                "-wif".into(),
+                wif,
+                "-alias".into(),
+                format!("i{i}"),
+            ]
         };
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         let mut child = env
