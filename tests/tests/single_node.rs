@@ -164,3 +164,68 @@ fn keys_round_trip_through_wif_between_nodes() {
     let e = env.fails("wallet-cli", "2", &["importkey", "-wif", &wif]);
     assert!(e.contains("already in this wallet"), "{e}");
 }
+
+#[test]
+fn wallet_passphrase_encrypts_at_rest_and_a_wrong_one_is_refused() {
+    use std::os::unix::fs::PermissionsExt;
+    let env = Env::new();
+    let id = e2e_tests::free_id();
+    let file = env.path().join(format!("wallets_{id}.json"));
+    let with = |pass: Option<&str>, args: &[&str]| {
+        let mut c = env.cmd("wallet-cli", &id, args);
+        c.arg("--json");
+        match pass {
+            Some(p) => c.env("WALLET_PASSPHRASE", p),
+            None => c.env_remove("WALLET_PASSPHRASE"),
+        };
+        c.output().unwrap()
+    };
+    let out = with(Some("correct horse"), &["createwallet", "--alias", "a"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = std::fs::read_to_string(&file).unwrap();
+    assert!(text.contains("ciphertext") && text.contains("argon2id"));
+    assert!(!text.contains("\"wif\""), "no key in the clear");
+    let mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+
+    let none = with(None, &["listaddresses"]);
+    assert!(!none.status.success());
+    assert!(String::from_utf8_lossy(&none.stderr).contains("is encrypted: set WALLET_PASSPHRASE"));
+    let wrong = with(Some("battery staple"), &["listaddresses"]);
+    assert!(!wrong.status.success());
+    assert!(String::from_utf8_lossy(&wrong.stderr).contains("wrong passphrase"));
+    // A refused attempt to add a key changes nothing.
+    assert!(!with(Some("battery staple"), &["createwallet"])
+        .status
+        .success());
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), text);
+
+    let out = with(Some("correct horse"), &["createwallet", "--alias", "b"]);
+    assert!(out.status.success());
+    let list = with(Some("correct horse"), &["listaddresses"]);
+    let v: serde_json::Value = serde_json::from_slice(&list.stdout).unwrap();
+    assert_eq!(v["addresses"].as_array().unwrap().len(), 2);
+    assert!(std::fs::read_to_string(&file)
+        .unwrap()
+        .contains("ciphertext"));
+
+    // A plain wallet is encrypted in place by encryptwallet.
+    let plain_id = e2e_tests::free_id();
+    env.wallet(&plain_id, "p");
+    let plain_file = env.path().join(format!("wallets_{plain_id}.json"));
+    assert!(std::fs::read_to_string(&plain_file)
+        .unwrap()
+        .contains("\"wif\""));
+    let mut c = env.cmd("wallet-cli", &plain_id, &["encryptwallet"]);
+    assert!(c.env("WALLET_PASSPHRASE", "pw").status().unwrap().success());
+    assert!(!std::fs::read_to_string(&plain_file)
+        .unwrap()
+        .contains("\"wif\""));
+    let mut c = env.cmd("wallet-cli", &plain_id, &["listaddresses", "--json"]);
+    let out = c.env("WALLET_PASSPHRASE", "pw").output().unwrap();
+    assert!(out.status.success());
+}

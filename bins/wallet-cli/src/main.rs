@@ -37,6 +37,12 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Encrypt the wallet file with the passphrase in WALLET_PASSPHRASE.
+    Encryptwallet {
+        /// Print one JSON object on stdout.
+        #[arg(long)]
+        json: bool,
+    },
     /// List the wallet's aliases and addresses.
     Listaddresses {
         /// Print one JSON object on stdout.
@@ -159,6 +165,18 @@ fn run(cli: Cli) -> Result<()> {
                     "New address is: {address}{}",
                     alias.map(|a| format!(" (alias {a})")).unwrap_or_default()
                 );
+            }
+        }
+        Command::Encryptwallet { json } => {
+            let file = ctx.wallet_file();
+            Wallet::encrypt_file(&file)?;
+            if json {
+                println!(
+                    "{}",
+                    json!({"encrypted": true, "file": file.display().to_string()})
+                );
+            } else {
+                println!("Encrypted {}", file.display());
             }
         }
         Command::Listaddresses { json } => {

@@ -5,8 +5,16 @@
 //! directory, synced, then renamed over the old one) with mode 0600. Every
 //! change is a read-modify-write under an exclusive lock on a sibling lock
 //! file, so two commands run at once cannot lose each other's keys.
+//!
+//! With a passphrase (the `WALLET_PASSPHRASE` environment variable), the
+//! file is encrypted at rest: the key list is sealed with XChaCha20-Poly1305
+//! under a key derived from the passphrase with Argon2id and a random salt.
+//! A new wallet created while the variable is set is encrypted, and
+//! [`Wallet::encrypt`] encrypts an existing one. A wrong passphrase is a
+//! clear error, never a half-read file.
 
 pub mod args;
+mod seal;
 
 use chain_core::keys::{KeyError, PrivateKey};
 use chain_core::{Address, AddressError, Amount, OutPoint, PubkeyHash, Transaction, TxIn, TxOut};
@@ -76,6 +84,15 @@ pub enum WalletError {
         /// Why.
         reason: String,
     },
+    /// The file is encrypted and no passphrase was given.
+    #[error("wallet file {0} is encrypted: set WALLET_PASSPHRASE to its passphrase")]
+    PassphraseNeeded(PathBuf),
+    /// The passphrase does not open the file.
+    #[error("wrong passphrase for wallet file {0} (it was not changed)")]
+    WrongPassphrase(PathBuf),
+    /// Encrypting asked for, but no passphrase was given.
+    #[error("no passphrase: set WALLET_PASSPHRASE to the passphrase to encrypt with")]
+    NoPassphrase,
     /// File-system failure.
     #[error("wallet file {path}: {source}")]
     Io {
@@ -115,6 +132,15 @@ pub struct WalletKey {
 pub struct Wallet {
     path: PathBuf,
     keys: Vec<WalletKey>,
+    /// Set when the file is encrypted: what seals it again on save.
+    sealer: Option<seal::Sealer>,
+}
+
+/// The environment variable holding the wallet passphrase.
+pub const PASSPHRASE_ENV: &str = "WALLET_PASSPHRASE";
+
+fn passphrase_from_env() -> Option<String> {
+    std::env::var(PASSPHRASE_ENV).ok().filter(|p| !p.is_empty())
 }
 
 /// The wallet file of a node: `<data_dir>/wallets_<node_id>.json`.
@@ -160,6 +186,14 @@ impl Wallet {
             Err(WalletError::NoWalletFile(_)) => Ok(Wallet {
                 path: path.to_path_buf(),
                 keys: vec![],
+                // A new wallet is encrypted when a passphrase is given.
+                sealer: passphrase_from_env()
+                    .map(|p| seal::Sealer::new(&p))
+                    .transpose()
+                    .map_err(|reason| WalletError::Corrupt {
+                        path: path.to_path_buf(),
+                        reason,
+                    })?,
             }),
             other => other,
         }
@@ -170,7 +204,19 @@ impl Wallet {
             path: path.to_path_buf(),
             reason,
         };
-        let body: FileBody = serde_json::from_str(text).map_err(|e| corrupt(e.to_string()))?;
+        let (body, sealer): (FileBody, _) = if seal::is_sealed(text) {
+            let pass =
+                passphrase_from_env().ok_or_else(|| WalletError::PassphraseNeeded(path.into()))?;
+            let (plain, sealer) = seal::open(text, &pass).map_err(|e| match e {
+                seal::OpenError::WrongPassphrase => WalletError::WrongPassphrase(path.into()),
+                seal::OpenError::Malformed(reason) => corrupt(reason),
+            })?;
+            let body = serde_json::from_slice(&plain).map_err(|e| corrupt(e.to_string()))?;
+            (body, Some(sealer))
+        } else {
+            let body = serde_json::from_str(text).map_err(|e| corrupt(e.to_string()))?;
+            (body, None)
+        };
         if body.version != FILE_VERSION {
             return Err(corrupt(format!(
                 "format version {} is not understood (this program reads {FILE_VERSION})",
@@ -197,7 +243,38 @@ impl Wallet {
         Ok(Wallet {
             path: path.to_path_buf(),
             keys,
+            sealer,
         })
+    }
+
+    /// Whether the file is encrypted.
+    pub fn is_encrypted(&self) -> bool {
+        self.sealer.is_some()
+    }
+
+    /// Encrypts the wallet with `passphrase` from its next save on.
+    pub fn encrypt(&mut self, passphrase: &str) -> Result<(), WalletError> {
+        if passphrase.is_empty() {
+            return Err(WalletError::NoPassphrase);
+        }
+        self.sealer =
+            Some(
+                seal::Sealer::new(passphrase).map_err(|reason| WalletError::Corrupt {
+                    path: self.path.clone(),
+                    reason,
+                })?,
+            );
+        Ok(())
+    }
+
+    /// Encrypts the wallet file at `path` with the passphrase in
+    /// `WALLET_PASSPHRASE`, atomically.
+    pub fn encrypt_file(path: &Path) -> Result<(), WalletError> {
+        let pass = passphrase_from_env().ok_or(WalletError::NoPassphrase)?;
+        if !path.exists() {
+            return Err(WalletError::NoWalletFile(path.to_path_buf()));
+        }
+        Self::update(path, |w| w.encrypt(&pass))
     }
 
     /// Runs `change` on the current file contents under an exclusive lock and
@@ -240,10 +317,13 @@ impl Wallet {
                 })
                 .collect(),
         };
-        let text = serde_json::to_string_pretty(&body).map_err(|e| WalletError::Corrupt {
+        let mut text = serde_json::to_string_pretty(&body).map_err(|e| WalletError::Corrupt {
             path: self.path.clone(),
             reason: e.to_string(),
         })?;
+        if let Some(sealer) = &self.sealer {
+            text = sealer.seal(text.as_bytes());
+        }
         let dir = self
             .path
             .parent()
