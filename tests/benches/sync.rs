@@ -136,38 +136,75 @@ fn main() -> Result<()> {
         }
     }
     let addr = line.trim().trim_start_matches("Listening on ").to_string();
-    let b_port = std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port();
-    let t_sync = Instant::now();
-    let mut b = spawn(
-        &b_id,
-        &[
-            "--listen",
-            &format!("/ip4/127.0.0.1/tcp/{b_port}"),
-            "--dest",
-            &addr,
-        ],
-    )?;
-    let b_dir = dir.path().join(format!("blocks_{b_id}"));
     let want = chain.last().expect("non-empty").hash();
-    let deadline = Instant::now() + Duration::from_secs(1800);
-    loop {
-        if let Ok(s) = ChainStore::open_read_only(&b_dir) {
-            if s.tip().hash == want {
-                break;
+    // One honest sync from nothing; returns its time.
+    let sync_once = |name: &str| -> Result<f64> {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
+        let t = Instant::now();
+        let mut child = spawn(
+            name,
+            &[
+                "--listen",
+                &format!("/ip4/127.0.0.1/tcp/{port}"),
+                "--dest",
+                &addr,
+            ],
+        )?;
+        let chain_dir = dir.path().join(format!("blocks_{name}"));
+        let deadline = Instant::now() + Duration::from_secs(1800);
+        loop {
+            if let Ok(s) = ChainStore::open_read_only(&chain_dir) {
+                if s.tip().hash == want {
+                    break;
+                }
             }
+            if Instant::now() > deadline {
+                bail!("sync did not finish");
+            }
+            std::thread::sleep(Duration::from_millis(50));
         }
-        if Instant::now() > deadline {
-            bail!("sync did not finish");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let sync = t_sync.elapsed().as_secs_f64();
+        let took = t.elapsed().as_secs_f64();
+        let _ = child.kill();
+        let _ = child.wait();
+        Ok(took)
+    };
+    let sync = sync_once(&b_id)?;
+
+    // The same sync while a peer floods the source with junk frames and
+    // blocks that fail proof of work, from a new identity each time.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flood = {
+        let (stop, addr) = (stop.clone(), addr.clone());
+        let tip = chain.last().expect("non-empty").clone();
+        std::thread::spawn(move || {
+            let target = tip.header.bits.to_target().expect("valid bits");
+            let mut rounds = 0u64;
+            let mut nonce = tip.header.nonce;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let _ = e2e_tests::send_junk(&addr, e2e_tests::garbage_frame(rounds as u8));
+                let _ = e2e_tests::send_junk(&addr, e2e_tests::oversized_frame());
+                let mut bad = tip.clone();
+                loop {
+                    nonce = nonce.wrapping_add(1);
+                    bad.header.nonce = nonce;
+                    if !target.is_met_by(&bad.header.hash()) {
+                        break;
+                    }
+                }
+                let peer = e2e_tests::TestPeer::connect(&addr);
+                let _ = peer.publish(p2p_proto::Announcement::Block(bad));
+                rounds += 1;
+            }
+            rounds
+        })
+    };
+    let flooded = sync_once(&format!("{port}c"))?;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let rounds = flood.join().map_err(|_| anyhow::anyhow!("flood thread panicked"))?;
     let _ = a.kill();
-    let _ = b.kill();
     let _ = a.wait();
-    let _ = b.wait();
     let blocks = chain.len() as f64;
     let txs = total_txs as f64;
     println!(
@@ -185,5 +222,9 @@ fn main() -> Result<()> {
         txs / sync
     );
     println!("sync/import time ratio: {:.2}", sync / import);
+    println!(
+        "network sync under a flood: {flooded:.2} s ({rounds} flood rounds of 2 junk frames and 1 invalid block); flooded/plain ratio: {:.2}",
+        flooded / sync
+    );
     Ok(())
 }
