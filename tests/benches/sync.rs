@@ -202,7 +202,9 @@ fn main() -> Result<()> {
     };
     let flooded = sync_once(&format!("{port}c"))?;
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    let rounds = flood.join().map_err(|_| anyhow::anyhow!("flood thread panicked"))?;
+    let rounds = flood
+        .join()
+        .map_err(|_| anyhow::anyhow!("flood thread panicked"))?;
     let _ = a.kill();
     let _ = a.wait();
     let blocks = chain.len() as f64;

@@ -304,6 +304,12 @@ impl Node {
                 Announcement::Tx(tx) => {
                     let verdict = self.on_tx(tx, Some(peer));
                     let _ = self.net.validate(id, verdict).await;
+                    // Honest peers validate before they relay, so an invalid
+                    // transaction is the sender's fault.
+                    if verdict == Verdict::Reject {
+                        tracing::warn!(%peer, "sent an invalid transaction; banning the peer");
+                        let _ = self.net.ban(peer, BAN).await;
+                    }
                 }
             },
             NetEvent::Misbehaved { peer, reason } => {
@@ -661,6 +667,11 @@ impl Node {
                 Err(MempoolError::AlreadyKnown(_)) => Verdict::Ignore,
                 // Parents not seen yet, or already confirmed: not an offence.
                 Err(MempoolError::Input(chain_core::InputError::Missing { .. })) => Verdict::Ignore,
+                // Two honest payments can race; a full pool is this node's state.
+                Err(e @ (MempoolError::DoubleSpend { .. } | MempoolError::Full(_))) => {
+                    tracing::info!(%txid, "transaction not taken: {e}");
+                    Verdict::Ignore
+                }
                 Err(e) => {
                     tracing::info!(%txid, "rejected transaction: {e}");
                     Verdict::Reject
