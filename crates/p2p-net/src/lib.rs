@@ -243,16 +243,24 @@ impl NetHandle {
         self.tx.send(c).await.map_err(|_| NetError::Stopped)
     }
 
+    /// Sends the command `make` builds around a reply channel and waits for the reply.
+    async fn ask<T>(
+        &self,
+        make: impl FnOnce(oneshot::Sender<T>) -> Command,
+    ) -> Result<T, NetError> {
+        let (reply, rx) = oneshot::channel();
+        self.send(make(reply)).await?;
+        rx.await.map_err(|_| NetError::Stopped)
+    }
+
     /// Sends a request and waits for the answer (bounded by [`REQUEST_TIMEOUT`]).
     pub async fn request(&self, peer: PeerId, request: Request) -> Result<Response, NetError> {
-        let (reply, rx) = oneshot::channel();
-        self.send(Command::Request {
+        self.ask(|reply| Command::Request {
             peer,
             request,
             reply,
         })
-        .await?;
-        rx.await.map_err(|_| NetError::Stopped)?
+        .await?
     }
 
     /// Answers an inbound request.
@@ -264,13 +272,11 @@ impl NetHandle {
     /// [`NetError::NotPublished`] when no connected peer takes the topic yet
     /// or the message is over the size limit.
     pub async fn publish(&self, announcement: Announcement) -> Result<(), NetError> {
-        let (reply, rx) = oneshot::channel();
-        self.send(Command::Publish {
+        self.ask(|reply| Command::Publish {
             announcement,
             reply,
         })
-        .await?;
-        rx.await.map_err(|_| NetError::Stopped)?
+        .await?
     }
 
     /// Reports whether a received announcement is valid.
@@ -285,9 +291,7 @@ impl NetHandle {
 
     /// The peers connected now.
     pub async fn peers(&self) -> Result<Vec<PeerId>, NetError> {
-        let (reply, rx) = oneshot::channel();
-        self.send(Command::Peers { reply }).await?;
-        rx.await.map_err(|_| NetError::Stopped)
+        self.ask(|reply| Command::Peers { reply }).await
     }
 
     /// Stops the host.

@@ -83,6 +83,24 @@ impl CaseBase {
         )
     }
 
+    /// An output of `v` to the key.
+    pub fn out(&self, v: u64) -> TxOut {
+        TxOut {
+            value: Amount(v),
+            pubkey_hash: self.pkh(),
+        }
+    }
+
+    /// A transaction spending `coins` (all the key's) into exactly
+    /// `outputs`, signed by the key: lets a case break the value rules.
+    pub fn signed(&self, outputs: Vec<TxOut>, coins: &[(OutPoint, TxOut)]) -> Transaction {
+        let mut tx = unsigned(outputs, coins.iter().map(|c| c.0).collect());
+        let spent: Vec<TxOut> = coins.iter().map(|c| c.1).collect();
+        let keys: Vec<&PrivateKey> = coins.iter().map(|_| &self.key).collect();
+        tx.sign_all(&spent, &keys);
+        tx
+    }
+
     /// An unsolved child of the tip with `txs` after a correct coinbase.
     fn assemble(&self, txs: Vec<Transaction>, fees: Amount) -> Block {
         assemble_block(
@@ -109,6 +127,21 @@ impl CaseBase {
         b.transactions = txs;
         remine(&mut b);
         b
+    }
+}
+
+fn unsigned(outputs: Vec<TxOut>, inputs: Vec<OutPoint>) -> Transaction {
+    Transaction {
+        version: 1,
+        inputs: inputs
+            .into_iter()
+            .map(|prevout| TxIn {
+                prevout,
+                signature: vec![],
+                pubkey: vec![],
+            })
+            .collect(),
+        outputs,
     }
 }
 
@@ -334,19 +367,8 @@ pub fn spends_spent_output(base: &CaseBase) -> BlockCase {
 /// A transaction that pays out one more than it spends.
 pub fn outputs_exceed_inputs(base: &CaseBase) -> BlockCase {
     let coin = base.coins[0];
-    let mut tx = Transaction {
-        version: 1,
-        inputs: vec![TxIn {
-            prevout: coin.0,
-            signature: vec![],
-            pubkey: vec![],
-        }],
-        outputs: vec![TxOut {
-            value: coin.1.value.checked_add(Amount(1)).expect("small"),
-            pubkey_hash: base.pkh(),
-        }],
-    };
-    tx.sign_all(&[coin.1], &[&base.key]);
+    let value = coin.1.value.checked_add(Amount(1)).expect("small");
+    let tx = base.signed(vec![base.out(value.0)], &[coin]);
     case(
         "outputs worth more than inputs",
         base.valid_block(vec![tx]),
@@ -356,21 +378,7 @@ pub fn outputs_exceed_inputs(base: &CaseBase) -> BlockCase {
 
 /// Outputs whose sum does not fit in 64 bits.
 pub fn amount_overflow(base: &CaseBase) -> BlockCase {
-    let coin = base.coins[0];
-    let out = |v| TxOut {
-        value: Amount(v),
-        pubkey_hash: base.pkh(),
-    };
-    let mut tx = Transaction {
-        version: 1,
-        inputs: vec![TxIn {
-            prevout: coin.0,
-            signature: vec![],
-            pubkey: vec![],
-        }],
-        outputs: vec![out(u64::MAX), out(2)],
-    };
-    tx.sign_all(&[coin.1], &[&base.key]);
+    let tx = base.signed(vec![base.out(u64::MAX), base.out(2)], &[base.coins[0]]);
     case("amount overflow", base.valid_block(vec![tx]), |e| {
         matches!(e, BlockError::Tx(TxError::OutputOverflow(_)))
     })
@@ -552,29 +560,8 @@ pub fn invalid_parent(base: &CaseBase) -> BlockCase {
 pub fn tx_cases(base: &CaseBase) -> Vec<TxCase> {
     let pkh = base.pkh();
     let coin = base.coins[0];
-    let unsigned = |outputs: Vec<TxOut>, inputs: Vec<OutPoint>| Transaction {
-        version: 1,
-        inputs: inputs
-            .into_iter()
-            .map(|prevout| TxIn {
-                prevout,
-                signature: vec![],
-                pubkey: vec![],
-            })
-            .collect(),
-        outputs,
-    };
-    let signed = |outputs: Vec<TxOut>, coins: &[(OutPoint, TxOut)]| {
-        let mut tx = unsigned(outputs, coins.iter().map(|c| c.0).collect());
-        let spent: Vec<TxOut> = coins.iter().map(|c| c.1).collect();
-        let keys: Vec<&PrivateKey> = coins.iter().map(|_| &base.key).collect();
-        tx.sign_all(&spent, &keys);
-        tx
-    };
-    let out = |v: u64| TxOut {
-        value: Amount(v),
-        pubkey_hash: pkh,
-    };
+    let signed = |outputs, coins: &[(OutPoint, TxOut)]| base.signed(outputs, coins);
+    let out = |v: u64| base.out(v);
     let first = base.pay(0);
     let conflicting = spend(
         &base.key,
