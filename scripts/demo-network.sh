@@ -7,7 +7,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/setup.sh
-cargo build -q --bins
+build_bins
 bin="$CARGO_TARGET_DIR/debug"
 base="${BASE_PORT:-3000}"
 A=$base; B=$((base + 1)); C=$((base + 2))

@@ -3,9 +3,11 @@
 # RocksDB bindings. Sourced by the other scripts; safe to run again.
 set -euo pipefail
 
+setup_dir="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+
+# Looks where clang-sys looks, for the names it accepts (see the script).
 have_libclang() {
-  [ -n "${LIBCLANG_PATH:-}" ] && return 0
-  compgen -G "/usr/lib/llvm-*/lib/libclang*.so*" >/dev/null || compgen -G "/usr/lib/*-linux-gnu/libclang*.so*" >/dev/null
+  "$setup_dir/find-libclang.sh" >/dev/null
 }
 
 if ! command -v cargo >/dev/null 2>&1; then
@@ -18,6 +20,10 @@ if ! have_libclang; then
     echo "installing libclang-dev (needed to build RocksDB)..." >&2
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libclang-dev >/dev/null
+    if ! have_libclang; then
+      echo "libclang-dev is installed but no libclang.so was found; set LIBCLANG_PATH to the directory that holds it" >&2
+      exit 1
+    fi
   else
     echo "RocksDB's build needs libclang. Install it and run this again:" >&2
     echo "    sudo apt-get install -y libclang-dev" >&2
@@ -27,3 +33,13 @@ fi
 
 # One shared target directory keeps rebuilds short; respect one already set.
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/chain/target}"
+
+# Builds the binaries with cargo's progress showing; says first when this is
+# the long first build.
+build_bins() {
+  if [ ! -x "$CARGO_TARGET_DIR/debug/node" ] || [ ! -x "$CARGO_TARGET_DIR/debug/wallet-cli" ]; then
+    echo "== first build: cargo compiles RocksDB (a C++ database) and libp2p from source."
+    echo "   That takes about 20 minutes on 2 cores; later builds take a minute or two at most."
+  fi
+  cargo build --bins
+}

@@ -5,7 +5,7 @@ cd "$(dirname "$0")/.."
 source scripts/setup.sh
 
 # chain-core and p2p-proto must stay free of I/O runtimes and networking.
-for crate in chain-core p2p-proto; do
+for crate in chain-core p2p-proto cli-support; do
   if cargo tree -q -p "$crate" -e normal --prefix none | grep -Eq '^(tokio|rocksdb|librocksdb-sys|libp2p[a-z0-9-]*) '; then
     echo "layering: $crate depends on an I/O or networking crate:" >&2
     cargo tree -q -p "$crate" -e normal --prefix none | grep -E '^(tokio|rocksdb|librocksdb-sys|libp2p)' >&2

@@ -150,6 +150,17 @@ fn tutorial_three_nodes_then_join_from_nothing_and_restart() {
     node_b2
         .proc
         .wait_for_log("peer connected", Duration::from_secs(15));
+    // Every peer address logged names its peer id once, whether it was
+    // dialled from --dest, peers.json or Kademlia.
+    for log in [
+        node_b.proc.log_text(),
+        node_b2.proc.log_text(),
+        node_c.proc.log_text(),
+    ] {
+        for line in log.lines().filter(|l| l.contains("peer connected")) {
+            assert_eq!(line.matches("/p2p/").count(), 1, "{line}");
+        }
+    }
     drop(node_c);
 }
 

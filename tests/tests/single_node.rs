@@ -229,3 +229,83 @@ fn wallet_passphrase_encrypts_at_rest_and_a_wrong_one_is_refused() {
     let out = c.env("WALLET_PASSPHRASE", "pw").output().unwrap();
     assert!(out.status.success());
 }
+
+/// Runs `cmd` under a pseudo-terminal (util-linux `script`); returns what the terminal showed.
+fn on_a_terminal(cmd: &std::process::Command) -> String {
+    // `env -u K... K=V... program args`: unsets first, as env(1) wants them.
+    let (mut unset, mut set) = (String::new(), String::new());
+    for (k, v) in cmd.get_envs() {
+        let k = k.to_string_lossy();
+        match v {
+            Some(v) => set.push_str(&format!("{k}='{}' ", v.to_string_lossy())),
+            None => unset.push_str(&format!("-u {k} ")),
+        }
+    }
+    let mut line = format!("env {unset}{set}");
+    line.push_str(&format!("'{}'", cmd.get_program().to_string_lossy()));
+    for a in cmd.get_args() {
+        line.push_str(&format!(" '{}'", a.to_string_lossy()));
+    }
+    let out = std::process::Command::new("script")
+        .args(["-qefc", &line, "/dev/null"])
+        .output()
+        .expect("util-linux script");
+    assert!(out.status.success(), "{line} failed");
+    String::from_utf8_lossy(&out.stdout).to_string()
+}
+
+#[test]
+fn mining_shows_progress_on_a_terminal_and_nothing_but_json_on_stdout() {
+    let env = Env::new();
+    let id = "3000";
+    env.json("wallet-cli", id, &["createwallet", "-alias", "w1"]);
+    env.json("wallet-cli", id, &["createwallet", "-alias", "w2"]);
+
+    // On a terminal: the totals of the search, after the result.
+    let mut create = env.cmd(
+        "node",
+        id,
+        &["createblockchain", "-address", "w1", "-difficulty", "16"],
+    );
+    create.env_remove("RUST_LOG");
+    let shown = on_a_terminal(&create);
+    assert!(
+        shown.contains("mining the genesis block: done, ") && shown.contains(" hashes/s, "),
+        "progress on the terminal: {shown}"
+    );
+    assert!(shown.contains("Genesis "), "{shown}");
+
+    // Not a terminal, with --json: stdout is the result alone, stderr is quiet.
+    let out = env
+        .cmd(
+            "wallet-cli",
+            id,
+            &[
+                "send", "-from", "w1", "-to", "w2", "-amount", "1", "-mint", "--json",
+            ],
+        )
+        .env_remove("RUST_LOG")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("only JSON on stdout");
+    assert_eq!(v["height"], 1);
+    assert!(
+        out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // On a terminal, send -mint shows its search too.
+    let mut send = env.cmd(
+        "wallet-cli",
+        id,
+        &["send", "-from", "w1", "-to", "w2", "-amount", "1", "-mint"],
+    );
+    send.env_remove("RUST_LOG");
+    let shown = on_a_terminal(&send);
+    assert!(
+        shown.contains("minting block 2 with the payment: done, "),
+        "{shown}"
+    );
+}

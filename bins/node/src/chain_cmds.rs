@@ -91,18 +91,15 @@ pub fn createblockchain(ctx: &Ctx, a: CreateArgs) -> Result<()> {
         .validate()
         .map_err(|e| anyhow::anyhow!("bad chain parameters: {e}"))?;
     let mut genesis = assemble_genesis(&params, to.pubkey_hash(), chain_store::unix_now());
-    if !solve(
+    let mut display = cli_support::MiningDisplay::new("mining the genesis block");
+    let solved = solve(
         &mut genesis,
         threads(a.threads),
         &AtomicBool::new(false),
-        &mut |p| {
-            tracing::info!(
-                hashes = p.hashes,
-                rate = format!("{:.0}/s", p.rate()),
-                "mining the genesis block"
-            );
-        },
-    ) {
+        &mut |p| display.update(p),
+    );
+    display.finish();
+    if !solved {
         bail!("mining the genesis block was cancelled");
     }
     let store = ChainStore::create(&dir, &genesis)?;

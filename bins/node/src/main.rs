@@ -38,8 +38,12 @@ pub enum Command {
 }
 
 fn main() {
-    let args = wallet::args::go_style_args(std::env::args());
+    let args = cli_support::args::go_style_args(std::env::args());
     let cli = Cli::parse_from(args);
+    // startp2p installs its own, chattier, filter.
+    if !matches!(cli.command, Command::Startp2p(_)) {
+        cli_support::init_tracing("warn");
+    }
     if let Err(e) = run(cli) {
         eprintln!("error: {e:#}");
         std::process::exit(1);

@@ -11,7 +11,6 @@ use crate::chain_cmds::{threads, Ctx};
 use anyhow::{bail, Context, Result};
 use chain_core::miner::{assemble_block, solve};
 use chain_core::pow::Work;
-use chain_core::validation::BlockError;
 use chain_core::{Block, BlockHash, Mempool, MempoolError, PubkeyHash};
 use chain_store::{unix_now, Accepted, ChainStore, StoreError};
 use p2p_net::{GossipId, Multiaddr, NetConfig, NetEvent, NetHandle, PeerId, Verdict};
@@ -124,7 +123,7 @@ pub fn startp2p(ctx: &Ctx, a: StartArgs) -> Result<()> {
     } else {
         None
     };
-    init_tracing();
+    cli_support::init_tracing("info,libp2p=warn");
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -152,17 +151,6 @@ pub fn startp2p(ctx: &Ctx, a: StartArgs) -> Result<()> {
         a.min_txs as usize,
         threads(a.threads),
     ))
-}
-
-fn init_tracing() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,libp2p=warn"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_target(false)
-        .try_init();
 }
 
 async fn shutdown_signal() {
@@ -264,11 +252,6 @@ fn our_status(store: &ChainStore) -> Status {
 
 fn work_of(s: &Status) -> Work {
     Work::from_be_bytes(&s.total_work)
-}
-
-/// A failure that is the sender's fault only through timing, not an offence.
-fn is_timing_fault(e: &BlockError) -> bool {
-    matches!(e, BlockError::TimeTooNew { .. })
 }
 
 impl Node {
@@ -422,7 +405,7 @@ impl Node {
             .get(&peer)
             .and_then(|p| p.status.as_ref().map(|s| s.best_height))
             .unwrap_or(0);
-        let bar = progress_bar(target);
+        let bar = cli_support::sync_bar(u64::from(target));
         loop {
             let locator = match lock(&self.state).store.as_ref() {
                 Some(s) => s.locator()?,
@@ -588,7 +571,8 @@ impl Node {
                     }
                     Ok(Accepted::SideChain) => {
                         tracing::info!(height = b.header.height, hash = %h.short(), from = %who, "stored a side-chain block");
-                        Verdict::Accept
+                        // Not connected, so not fully validated: never forwarded.
+                        Verdict::Ignore
                     }
                     Ok(Accepted::AlreadyHave) => Verdict::Ignore,
                     Ok(Accepted::Orphan { parent }) => {
@@ -606,7 +590,7 @@ impl Node {
                     }
                     Err(StoreError::InvalidBlock { hash: bad, error }) => {
                         tracing::warn!(hash = %bad.short(), from = %who, "rejected block: {error}");
-                        if is_timing_fault(&error) {
+                        if !error.is_sender_fault() {
                             Verdict::Ignore
                         } else {
                             if first {
@@ -665,10 +649,7 @@ impl Node {
                     Verdict::Accept
                 }
                 Err(MempoolError::AlreadyKnown(_)) => Verdict::Ignore,
-                // Parents not seen yet, or already confirmed: not an offence.
-                Err(MempoolError::Input(chain_core::InputError::Missing { .. })) => Verdict::Ignore,
-                // Two honest payments can race; a full pool is this node's state.
-                Err(e @ (MempoolError::DoubleSpend { .. } | MempoolError::Full(_))) => {
+                Err(e) if !e.is_sender_fault() => {
                     tracing::info!(%txid, "transaction not taken: {e}");
                     Verdict::Ignore
                 }
@@ -914,17 +895,4 @@ async fn fetch_chunk(
                 .with_context(|| format!("no peer sent block {}", h.short()))
         })
         .collect()
-}
-
-fn progress_bar(target: u32) -> Option<indicatif::ProgressBar> {
-    use std::io::IsTerminal;
-    if !std::io::stderr().is_terminal() {
-        return None;
-    }
-    let bar = indicatif::ProgressBar::new(u64::from(target));
-    bar.set_style(
-        indicatif::ProgressStyle::with_template("sync {bar:40} {pos}/{len} blocks ({per_sec})")
-            .ok()?,
-    );
-    Some(bar)
 }

@@ -129,7 +129,8 @@ impl Ctx {
 }
 
 fn main() {
-    let cli = Cli::parse_from(wallet::args::go_style_args(std::env::args()));
+    let cli = Cli::parse_from(cli_support::args::go_style_args(std::env::args()));
+    cli_support::init_tracing("warn");
     if let Err(e) = run(cli) {
         eprintln!("error: {e:#}");
         std::process::exit(1);
@@ -302,7 +303,15 @@ fn send(ctx: &Ctx, a: SendArgs) -> Result<()> {
             .map(|n| n.get())
             .unwrap_or(1)
     });
-    if !solve(&mut block, threads, &AtomicBool::new(false), &mut |_| {}) {
+    let mut display = cli_support::MiningDisplay::new(format!(
+        "minting block {} with the payment",
+        block.header.height
+    ));
+    let solved = solve(&mut block, threads, &AtomicBool::new(false), &mut |p| {
+        display.update(p)
+    });
+    display.finish();
+    if !solved {
         bail!("mining was cancelled");
     }
     store.accept_block(&block, now)?;

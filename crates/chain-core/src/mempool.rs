@@ -49,6 +49,23 @@ pub enum MempoolError {
     Full(usize),
 }
 
+impl MempoolError {
+    /// Whether a peer that relayed the transaction is to blame. Honest
+    /// peers check before they relay, so an invalid transaction is an
+    /// offence; a known one, one whose parents this node has not seen (or
+    /// has seen confirmed), a race between two payments and a full pool are
+    /// not.
+    pub fn is_sender_fault(&self) -> bool {
+        match self {
+            MempoolError::AlreadyKnown(_)
+            | MempoolError::DoubleSpend { .. }
+            | MempoolError::Full(_)
+            | MempoolError::Input(InputError::Missing { .. }) => false,
+            MempoolError::Coinbase(_) | MempoolError::Tx(_) | MempoolError::Input(_) => true,
+        }
+    }
+}
+
 #[derive(Clone, Debug)]
 struct Entry {
     tx: Transaction,

@@ -37,10 +37,46 @@ impl MiningProgress {
     }
 }
 
+/// `1234567.0` as `1.23M`: three significant digits and an SI prefix.
+fn si(x: f64) -> String {
+    const PREFIXES: [(f64, &str); 4] = [(1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")];
+    for (scale, prefix) in PREFIXES {
+        if x >= scale {
+            let v = x / scale;
+            let digits = if v >= 100.0 {
+                0
+            } else if v >= 10.0 {
+                1
+            } else {
+                2
+            };
+            return format!("{v:.digits$}{prefix}");
+        }
+    }
+    format!("{x:.0}")
+}
+
+/// `8.39M hashes, 16.2M hashes/s, 0.5 s`: what a person waiting wants to see.
+impl std::fmt::Display for MiningProgress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Precision loss in the conversion is irrelevant for a display.
+        let hashes = self.hashes as f64;
+        write!(
+            f,
+            "{} hashes, {} hashes/s, {:.1} s",
+            si(hashes),
+            si(self.rate()),
+            self.elapsed.as_secs_f64()
+        )
+    }
+}
+
 /// Searches nonces for `header` on `threads` threads until one meets its
 /// target, `cancel` is set, or the nonce space is exhausted. Returns the
 /// solved header, or `None` when cancelled or the target is invalid.
-/// `progress` is called a few times a second from the calling thread.
+/// `progress` is called from the calling thread every
+/// [`PROGRESS_INTERVAL`] and once more when the search ends, with the final
+/// count.
 pub fn mine(
     header: &BlockHeader,
     threads: usize,
@@ -124,6 +160,10 @@ fn mine_inner(
             }
         }
     });
+    progress(MiningProgress {
+        hashes: hashes.load(Ordering::Relaxed),
+        elapsed: start.elapsed(),
+    });
     if cancel.load(Ordering::Relaxed) && found.load(Ordering::Acquire) == 0 {
         return None;
     }
@@ -156,13 +196,14 @@ fn search(
         if batch == 0 {
             return;
         }
-        for _ in 0..batch {
+        for i in 0..batch {
             tail[20..28].copy_from_slice(&nonce.to_le_bytes());
             let mut h = midstate.clone();
             h.update(tail);
             let once = h.finalize();
             let twice = Sha256::digest(once);
             if twice[..] <= target[..] {
+                hashes.fetch_add(i + 1, Ordering::Relaxed);
                 // Store nonce + 1 so that zero means "not found".
                 if found
                     .compare_exchange(
@@ -180,6 +221,7 @@ fn search(
             nonce = match nonce.checked_add(step) {
                 Some(n) if n != u64::MAX => n,
                 _ => {
+                    hashes.fetch_add(i + 1, Ordering::Relaxed);
                     done.store(true, Ordering::Release);
                     return;
                 }
@@ -281,5 +323,34 @@ mod tests {
         hard.bits = CompactTarget(0x0300_0001);
         let cancel = AtomicBool::new(true);
         assert!(mine(&hard, 2, &cancel, &mut |_| {}).is_none());
+    }
+
+    #[test]
+    fn reports_a_final_count_that_includes_the_winning_hash() {
+        let params = ChainParams::default();
+        let g = assemble_genesis(&params, PubkeyHash([2; 20]), 1_700_000_000);
+        let mut last = None;
+        let solved = mine(&g.header, 1, &AtomicBool::new(false), &mut |p| {
+            last = Some(p)
+        })
+        .expect("the default target is easy");
+        let last = last.expect("a final report is always made");
+        // One thread tries nonces 0, 1, 2, ... so the winning nonce is the count minus one.
+        assert_eq!(last.hashes, solved.nonce + 1);
+    }
+
+    #[test]
+    fn progress_reads_as_hashes_rate_and_time() {
+        let p = MiningProgress {
+            hashes: 8_388_608,
+            elapsed: Duration::from_millis(500),
+        };
+        assert_eq!(p.to_string(), "8.39M hashes, 16.8M hashes/s, 0.5 s");
+        let p = MiningProgress {
+            hashes: 950,
+            elapsed: Duration::from_secs(2),
+        };
+        assert_eq!(p.to_string(), "950 hashes, 475 hashes/s, 2.0 s");
+        assert_eq!(si(123_456_789_000.0), "123G");
     }
 }

@@ -1,11 +1,13 @@
 //! Consensus rules.
 //!
 //! Validation has three stages, cheapest first:
-//! 1. [`check_block`]: context-free. Structure, size, Merkle root, duplicate
-//!    txids, proof of work against the header's own bits, coinbase placement,
-//!    and every transaction's [`Transaction::check`].
+//! 1. [`check_block`]: context-free. It is [`check_header`] (version, bits,
+//!    proof of work against the header's own bits: one header hash) then
+//!    [`check_body`] (size, Merkle root, duplicate txids, coinbase placement
+//!    and every transaction's [`Transaction::check`]: the whole body hashed).
 //! 2. [`check_header_context`]: against the parent. Height, time window and
-//!    expected difficulty.
+//!    expected difficulty. A store runs it after [`check_header`] and before
+//!    [`check_body`], so a header with the wrong difficulty costs one hash.
 //! 3. [`connect_block`]: against a [`UtxoView`] of the parent's UTXO set.
 //!    Inputs exist and are unspent, keys match, signatures verify (in
 //!    parallel, each sighash computed once), no value is created, and the
@@ -210,15 +212,32 @@ pub enum BlockError {
     KnownInvalid(BlockHash),
 }
 
+impl BlockError {
+    /// Whether the block can never become valid. Only a time too far ahead
+    /// of the local clock may pass later, once the clock catches up.
+    pub fn is_final(&self) -> bool {
+        !matches!(self, BlockError::TimeTooNew { .. })
+    }
+
+    /// Whether a peer that sent the block is to blame. Honest peers validate
+    /// before they relay, so every final failure is an offence; a time ahead
+    /// of this node's clock may be a difference of clocks.
+    pub fn is_sender_fault(&self) -> bool {
+        self.is_final()
+    }
+}
+
 /// Context-free checks on a block.
 pub fn check_block(block: &Block) -> Result<(), BlockError> {
-    let h = &block.header;
+    check_header(&block.header)?;
+    check_body(block)
+}
+
+/// The header alone, without context: version, bits within the limit, and
+/// its hash meeting its own target. Costs one header hash.
+pub fn check_header(h: &BlockHeader) -> Result<(), BlockError> {
     if h.version != BLOCK_VERSION {
         return Err(BlockError::BadVersion(h.version));
-    }
-    let size = block.encode().len();
-    if size > MAX_BLOCK_SIZE {
-        return Err(BlockError::Oversized(size));
     }
     let target = h
         .bits
@@ -228,6 +247,19 @@ pub fn check_block(block: &Block) -> Result<(), BlockError> {
     let hash = h.hash();
     if !target.is_met_by(&hash) {
         return Err(BlockError::BadProofOfWork { hash, bits: h.bits });
+    }
+    Ok(())
+}
+
+/// The body against its header: size, coinbase placement, no duplicate
+/// txids, the Merkle root, each transaction's own checks and the coinbase
+/// height. A failure here says nothing about the header: another body may
+/// match it (CVE-2012-2459), so a store must not remember the header as bad.
+pub fn check_body(block: &Block) -> Result<(), BlockError> {
+    let h = &block.header;
+    let size = block.encode().len();
+    if size > MAX_BLOCK_SIZE {
+        return Err(BlockError::Oversized(size));
     }
     let first = block
         .transactions

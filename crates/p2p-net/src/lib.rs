@@ -326,13 +326,41 @@ fn rr_behaviour() -> request_response::Behaviour<SyncCodec> {
     )
 }
 
-/// Splits `/…/p2p/<id>` into the peer id and the address before it.
+/// Splits `/…/p2p/<id>` into the peer id and the address before it. A
+/// repeated trailing `/p2p/<id>` of the same peer is dropped too; one that
+/// names two different peers is not a peer's address.
 pub fn split_peer(addr: &Multiaddr) -> Option<(PeerId, Multiaddr)> {
     let mut a = addr.clone();
-    match a.pop() {
-        Some(libp2p::multiaddr::Protocol::P2p(peer)) => Some((peer, a)),
-        _ => None,
+    let Some(libp2p::multiaddr::Protocol::P2p(peer)) = a.pop() else {
+        return None;
+    };
+    while let Some(libp2p::multiaddr::Protocol::P2p(other)) = a.iter().last() {
+        if other != peer {
+            return None;
+        }
+        a.pop();
     }
+    Some((peer, a))
+}
+
+/// `addr` with its trailing `/p2p/…` parts, if any, replaced by exactly one
+/// `/p2p/<peer>`. Addresses learnt from identify, Kademlia or mDNS may
+/// already end with the peer id; appending blindly doubled it.
+pub fn peer_address(addr: &Multiaddr, peer: PeerId) -> Multiaddr {
+    let mut base = addr.clone();
+    while let Some(libp2p::multiaddr::Protocol::P2p(_)) = base.iter().last() {
+        base.pop();
+    }
+    base.with(libp2p::multiaddr::Protocol::P2p(peer))
+}
+
+/// `addr` without its trailing `/p2p/…` parts.
+fn transport_address(addr: &Multiaddr) -> Multiaddr {
+    let mut base = addr.clone();
+    while let Some(libp2p::multiaddr::Protocol::P2p(_)) = base.iter().last() {
+        base.pop();
+    }
+    base
 }
 
 fn gossip_topics() -> (gossipsub::IdentTopic, gossipsub::IdentTopic) {
@@ -451,7 +479,7 @@ pub async fn start(
     }
     for (peer, base) in &to_dial {
         swarm.behaviour_mut().kad.add_address(peer, base.clone());
-        let full = base.clone().with(libp2p::multiaddr::Protocol::P2p(*peer));
+        let full = peer_address(base, *peer);
         if let Err(e) = swarm.dial(full.clone()) {
             tracing::debug!(%full, "dial failed: {e}");
         }
@@ -618,7 +646,7 @@ impl Host {
     fn on_swarm_event(&mut self, ev: SwarmEvent<BehaviourEvent>) {
         match ev {
             SwarmEvent::NewListenAddr { address, .. } => {
-                let full = address.with(libp2p::multiaddr::Protocol::P2p(self.local));
+                let full = peer_address(&address, self.local);
                 self.emit(NetEvent::Listening(full));
             }
             SwarmEvent::ConnectionEstablished {
@@ -628,15 +656,14 @@ impl Host {
                 ..
             } => {
                 if endpoint.is_dialer() {
-                    let addr = endpoint.get_remote_address().clone();
-                    let base = split_peer(&addr).map(|(_, b)| b).unwrap_or(addr);
+                    let base = transport_address(endpoint.get_remote_address());
                     self.peers.success(&peer_id, &base);
                     self.swarm.behaviour_mut().kad.add_address(&peer_id, base);
                 }
                 if num_established.get() == 1 && self.connected.insert(peer_id) {
                     self.emit(NetEvent::Connected {
                         peer: peer_id,
-                        address: endpoint.get_remote_address().clone(),
+                        address: peer_address(endpoint.get_remote_address(), peer_id),
                     });
                 }
             }
@@ -667,8 +694,7 @@ impl Host {
         if peer == self.local || self.swarm.is_connected(&peer) || self.banned.contains_key(&peer) {
             return;
         }
-        let full = addr.with(libp2p::multiaddr::Protocol::P2p(peer));
-        let _ = self.swarm.dial(full);
+        let _ = self.swarm.dial(peer_address(&addr, peer));
     }
 
     fn on_behaviour_event(&mut self, ev: BehaviourEvent) {
@@ -933,6 +959,29 @@ pub fn is_dialable(addr: &Multiaddr) -> bool {
         Protocol::Ip6(a) => a.is_unspecified(),
         _ => false,
     })
+}
+
+#[cfg(test)]
+mod address_tests {
+    use super::*;
+
+    #[test]
+    fn a_peer_address_ends_with_one_peer_id() {
+        let peer = PeerId::random();
+        let base: Multiaddr = "/ip4/127.0.0.1/tcp/48285".parse().expect("valid");
+        let once = peer_address(&base, peer);
+        assert_eq!(once.to_string(), format!("{base}/p2p/{peer}"));
+        // Already ending with the id, once or twice: still exactly once.
+        assert_eq!(peer_address(&once, peer), once);
+        let twice = once.clone().with(libp2p::multiaddr::Protocol::P2p(peer));
+        assert_eq!(peer_address(&twice, peer), once);
+        assert_eq!(transport_address(&twice), base);
+        assert_eq!(split_peer(&twice), Some((peer, base.clone())));
+        // Two different ids do not make one peer's address.
+        let other = once.with(libp2p::multiaddr::Protocol::P2p(PeerId::random()));
+        assert_eq!(split_peer(&other), None);
+        assert_eq!(split_peer(&base), None);
+    }
 }
 
 #[cfg(test)]

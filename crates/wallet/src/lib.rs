@@ -13,7 +13,6 @@
 //! [`Wallet::encrypt`] encrypts an existing one. A wrong passphrase is a
 //! clear error, never a half-read file.
 
-pub mod args;
 mod seal;
 
 use chain_core::keys::{KeyError, PrivateKey};

@@ -1,0 +1,121 @@
+//! What the `node` and `wallet-cli` binaries share, so that each stays
+//! wiring: the tutorial's single-dash flags, the logging set-up, and the
+//! progress a person sees while a command works.
+//!
+//! Progress goes to stderr and only when stderr is a terminal, so stdout
+//! carries nothing but a command's result (one JSON object with `--json`)
+//! and scripts that read stderr see only errors and logs.
+
+pub mod args;
+
+use chain_core::miner::MiningProgress;
+use std::io::IsTerminal;
+use std::time::Duration;
+
+/// Installs the `tracing` subscriber: stderr, `RUST_LOG` when set, otherwise
+/// `default_filter` (for example `"warn"` or `"info,libp2p=warn"`).
+pub fn init_tracing(default_filter: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_target(false)
+        .try_init();
+}
+
+/// Shows a proof-of-work search on a terminal: a spinner with the hashes
+/// tried, the rate and the elapsed time while it runs, then one line with the
+/// totals. Shows nothing when stderr is not a terminal.
+pub struct MiningDisplay {
+    what: String,
+    bar: Option<indicatif::ProgressBar>,
+    last: Option<MiningProgress>,
+}
+
+impl MiningDisplay {
+    /// A display for the search described by `what` ("mining the genesis
+    /// block"), shown when stderr is a terminal.
+    pub fn new(what: impl Into<String>) -> Self {
+        Self::with_terminal(what, std::io::stderr().is_terminal())
+    }
+
+    fn with_terminal(what: impl Into<String>, terminal: bool) -> Self {
+        let what = what.into();
+        let bar = terminal.then(|| {
+            let bar = indicatif::ProgressBar::new_spinner();
+            if let Ok(style) = indicatif::ProgressStyle::with_template("{spinner} {msg}") {
+                bar.set_style(style);
+            }
+            bar.set_message(format!("{what}..."));
+            bar.enable_steady_tick(Duration::from_millis(120));
+            bar
+        });
+        MiningDisplay {
+            what,
+            bar,
+            last: None,
+        }
+    }
+
+    /// Takes a report from the search (pass this as its progress callback).
+    pub fn update(&mut self, p: MiningProgress) {
+        if let Some(bar) = &self.bar {
+            bar.set_message(format!("{}: {p}", self.what));
+        }
+        self.last = Some(p);
+    }
+
+    /// The line printed when the search ends, if it reported anything.
+    pub fn summary(&self) -> Option<String> {
+        self.last.map(|p| format!("{}: done, {p}", self.what))
+    }
+
+    /// Ends the display: the spinner is replaced by the summary line.
+    pub fn finish(self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+            if let Some(line) = self.summary() {
+                eprintln!("{line}");
+            }
+        }
+    }
+}
+
+/// A progress bar for a sync of `target` blocks, on a terminal only.
+pub fn sync_bar(target: u64) -> Option<indicatif::ProgressBar> {
+    if !std::io::stderr().is_terminal() {
+        return None;
+    }
+    let bar = indicatif::ProgressBar::new(target);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("sync {bar:40} {pos}/{len} blocks ({per_sec})")
+            .ok()?,
+    );
+    Some(bar)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn summary_gives_the_final_totals() {
+        let mut d = MiningDisplay::with_terminal("mining the genesis block", false);
+        assert_eq!(d.summary(), None);
+        d.update(MiningProgress {
+            hashes: 4096,
+            elapsed: Duration::from_millis(250),
+        });
+        d.update(MiningProgress {
+            hashes: 1_000_000,
+            elapsed: Duration::from_millis(500),
+        });
+        assert_eq!(
+            d.summary().as_deref(),
+            Some("mining the genesis block: done, 1.00M hashes, 2.00M hashes/s, 0.5 s")
+        );
+        d.finish();
+    }
+}
