@@ -11,6 +11,22 @@
 //!   (Merkle root matches, no duplicate txids). A block refused for a body
 //!   that does not match its header leaves no trace, so the honest block with
 //!   the same header is still accepted (CVE-2012-2459).
+//! - Checks run cheapest first: the header's own proof of work (one header
+//!   hash), then the header against its parent (expected difficulty, time,
+//!   height), and only then the body. A header that fails is remembered in a
+//!   bounded in-memory set ([`FAILED_HEADERS`] entries), never on disk, and
+//!   so are its descendants: a peer cannot make the store write what it
+//!   refused.
+//! - A branch that holds an invalid block is invalid from that block on:
+//!   when a reorganisation meets an invalid block, every stored block after
+//!   it on that branch is marked invalid with it, and a branch whose walk
+//!   back to the best chain meets an invalid block is refused without
+//!   validating anything again.
+//! - The best chain is the most-work branch the store holds that is not
+//!   known to be invalid. Opening the store for writing activates it
+//!   ([`ChainStore::activate_best_chain`], Bitcoin Core's `ActivateBestChain`
+//!   at start-up), so a reorganisation cut by a crash is finished before
+//!   anything else happens.
 
 mod error;
 pub mod schema;
@@ -23,14 +39,42 @@ pub use schema::{HeaderEntry, Status};
 use chain_core::block::{Block, BlockHeader, ChainParams};
 use chain_core::pow::Work;
 use chain_core::validation::{
-    self, check_block, check_header_context, connect_block, BlockError, Coin, HeaderContext,
-    UtxoView,
+    self, check_block, check_body, check_header, check_header_context, connect_block, BlockError,
+    Coin, HeaderContext, UtxoView,
 };
 use chain_core::{Amount, BlockHash, OutPoint, PubkeyHash, Transaction, Txid};
 use rocksdb::{ColumnFamilyDescriptor, IteratorMode, Options, WriteBatch, WriteOptions, DB};
 use schema::*;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::path::{Path, PathBuf};
+
+/// How many failed headers are remembered (in memory only); the oldest are
+/// forgotten first. A forgotten header is simply checked again.
+pub const FAILED_HEADERS: usize = 16_384;
+
+/// Hashes of headers that failed, and of their descendants: bounded, FIFO.
+#[derive(Debug, Default)]
+struct FailedHeaders {
+    set: HashSet<BlockHash>,
+    order: VecDeque<BlockHash>,
+}
+
+impl FailedHeaders {
+    fn contains(&self, h: &BlockHash) -> bool {
+        self.set.contains(h)
+    }
+
+    fn insert(&mut self, h: BlockHash) {
+        if self.set.insert(h) {
+            self.order.push_back(h);
+            while self.order.len() > FAILED_HEADERS {
+                if let Some(old) = self.order.pop_front() {
+                    self.set.remove(&old);
+                }
+            }
+        }
+    }
+}
 
 /// The best chain's tip.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -110,6 +154,7 @@ pub struct ChainStore {
     params: ChainParams,
     genesis: BlockHash,
     tip: Tip,
+    failed: FailedHeaders,
 }
 
 impl std::fmt::Debug for ChainStore {
@@ -294,6 +339,7 @@ impl ChainStore {
                 work: Work::default(),
                 header: BlockHeader::from_bytes(&[0; 92]),
             },
+            failed: FailedHeaders::default(),
         };
         let g = s
             .block(&genesis)?
@@ -308,6 +354,9 @@ impl ChainStore {
             work: e.chain_work,
             header: e.header,
         };
+        if !read_only {
+            s.activate_best_chain()?;
+        }
         Ok(s)
     }
 
@@ -567,42 +616,51 @@ impl ChainStore {
 
     /// Validates and stores a block, and moves the best chain if its branch
     /// now has the most work. `now` is the local clock in unix seconds.
+    ///
+    /// The header is checked before the body: its own proof of work, then
+    /// against its parent. Only a block whose header passes both has its body
+    /// hashed and checked, and only a block that passes every check is
+    /// written.
     pub fn accept_block(&mut self, block: &Block, now: u64) -> Result<Accepted, StoreError> {
         if self.read_only {
             return Err(StoreError::ReadOnly);
         }
         let hash = block.hash();
+        let invalid = |error| StoreError::InvalidBlock { hash, error };
         if let Some(e) = self.header_entry(&hash)? {
             if e.status == Status::Invalid {
-                return Err(StoreError::InvalidBlock {
-                    hash,
-                    error: BlockError::KnownInvalid(hash),
-                });
+                return Err(invalid(BlockError::KnownInvalid(hash)));
             }
             return Ok(Accepted::AlreadyHave);
         }
-        // Context-free checks first; a failure here stores nothing (see the module docs).
-        check_block(block).map_err(|error| StoreError::InvalidBlock { hash, error })?;
-        let Some(parent) = self.header_entry(&block.header.prev)? else {
-            return Ok(Accepted::Orphan {
-                parent: block.header.prev,
-            });
+        if self.failed.contains(&hash) {
+            return Err(invalid(BlockError::KnownInvalid(hash)));
+        }
+        // One header hash; failing it costs the sender as much as it costs us.
+        check_header(&block.header).map_err(invalid)?;
+        let prev = block.header.prev;
+        if self.failed.contains(&prev) {
+            self.failed.insert(hash);
+            return Err(invalid(BlockError::InvalidParent(prev)));
+        }
+        let Some(parent) = self.header_entry(&prev)? else {
+            return Ok(Accepted::Orphan { parent: prev });
         };
         if parent.status == Status::Invalid {
-            self.mark_invalid(&hash, block, &parent)?;
-            return Err(StoreError::InvalidBlock {
-                hash,
-                error: BlockError::InvalidParent(block.header.prev),
-            });
+            self.failed.insert(hash);
+            return Err(invalid(BlockError::InvalidParent(prev)));
         }
-        let ctx = self.context_for_child(&block.header.prev, &parent, now)?;
+        let ctx = self.context_for_child(&prev, &parent, now)?;
         if let Err(error) = check_header_context(&block.header, &ctx) {
-            // A block too far in the future may become valid later: don't mark it.
-            if !matches!(error, BlockError::TimeTooNew { .. }) {
-                self.mark_invalid(&hash, block, &parent)?;
+            // A block too far in the future may become valid later: don't remember it.
+            if error.is_final() {
+                self.failed.insert(hash);
             }
-            return Err(StoreError::InvalidBlock { hash, error });
+            return Err(invalid(error));
         }
+        // Only now is the body hashed. A body that does not match its header
+        // says nothing about the header (see the module docs): nothing is kept.
+        check_body(block).map_err(invalid)?;
         let entry = HeaderEntry {
             header: block.header,
             chain_work: parent.chain_work.saturating_add(block.header.work()),
@@ -615,23 +673,97 @@ impl ChainStore {
         if entry.chain_work <= self.tip.work {
             return Ok(Accepted::SideChain);
         }
-        self.reorganize_to(hash, entry).map(Accepted::NewTip)
+        let result = self.reorganize_to(hash, entry);
+        if let Err(StoreError::InvalidBlock { .. }) = &result {
+            // The target's branch failed; another stored branch may now be
+            // the best valid one.
+            self.activate_best_chain()?;
+        }
+        result.map(Accepted::NewTip)
     }
 
-    fn mark_invalid(
-        &self,
-        hash: &BlockHash,
-        block: &Block,
-        parent: &HeaderEntry,
-    ) -> Result<(), StoreError> {
-        let entry = HeaderEntry {
-            header: block.header,
-            chain_work: parent.chain_work.saturating_add(block.header.work()),
-            status: Status::Invalid,
-        };
-        self.db
-            .put_cf(self.cf(HEADER_BY_HASH), hash.0, entry.encode())?;
+    /// The stored block with the most cumulative work that is not known to
+    /// be invalid. Reads every header entry once.
+    pub fn most_work_candidate(&self) -> Result<Option<(BlockHash, HeaderEntry)>, StoreError> {
+        let mut best: Option<(BlockHash, HeaderEntry)> = None;
+        for item in self
+            .db
+            .iterator_cf(self.cf(HEADER_BY_HASH), IteratorMode::Start)
+        {
+            let (k, v) = item?;
+            let hash = BlockHash(
+                k.as_ref()
+                    .try_into()
+                    .map_err(|_| StoreError::Corrupt("bad header key".into()))?,
+            );
+            let e = HeaderEntry::decode(&v)
+                .ok_or_else(|| StoreError::Corrupt(format!("header entry of {hash}")))?;
+            if e.status == Status::Invalid {
+                continue;
+            }
+            if best
+                .as_ref()
+                .is_none_or(|(_, b)| e.chain_work > b.chain_work)
+            {
+                best = Some((hash, e));
+            }
+        }
+        Ok(best)
+    }
+
+    /// Makes the stored branch with the most work that is not known to be
+    /// invalid the best chain, trying the next best when one turns out to be
+    /// invalid. Run when the store is opened for writing and after a
+    /// reorganisation fails. Returns what changed, if anything.
+    pub fn activate_best_chain(&mut self) -> Result<Option<ChainUpdate>, StoreError> {
+        if self.read_only {
+            return Err(StoreError::ReadOnly);
+        }
+        let mut changed: Option<ChainUpdate> = None;
+        // Each failed attempt marks at least one block invalid, so this ends.
+        while let Some((hash, entry)) = self.most_work_candidate()? {
+            if entry.chain_work <= self.tip.work {
+                break;
+            }
+            tracing::info!(%hash, height = entry.header.height, "activating the stored branch with the most work");
+            match self.reorganize_to(hash, entry) {
+                Ok(update) => {
+                    let all = changed.get_or_insert_with(ChainUpdate::default);
+                    all.disconnected.extend(update.disconnected);
+                    all.connected.extend(update.connected);
+                }
+                Err(StoreError::InvalidBlock { hash: bad, error }) => {
+                    tracing::warn!(%bad, "the branch holds an invalid block: {error}");
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(changed)
+    }
+
+    /// Marks `hashes` invalid on disk, in one batch.
+    fn mark_invalid(&self, hashes: &[(BlockHash, HeaderEntry)]) -> Result<(), StoreError> {
+        let mut batch = WriteBatch::default();
+        for (h, e) in hashes {
+            batch.put_cf(
+                self.cf(HEADER_BY_HASH),
+                h.0,
+                HeaderEntry {
+                    status: Status::Invalid,
+                    ..*e
+                }
+                .encode(),
+            );
+        }
+        self.db.write_opt(batch, &sync_write())?;
         Ok(())
+    }
+
+    /// Disconnects the tip, as a crash in the middle of a reorganisation
+    /// would leave it: for tests of start-up recovery.
+    #[cfg(any(test, feature = "test-utils"))]
+    pub fn disconnect_tip_for_tests(&mut self) -> Result<Block, StoreError> {
+        self.disconnect_tip()
     }
 
     /// Moves the best chain to `target`. Each block connected or
@@ -645,8 +777,7 @@ impl ChainStore {
         // Walk the new branch back to a best-chain block: the fork point.
         let mut branch = vec![(target, target_entry)];
         loop {
-            let (h, e) = branch.last().copied().expect("branch starts non-empty");
-            let _ = h;
+            let (_, e) = branch.last().copied().expect("branch starts non-empty");
             let prev = e.header.prev;
             if self.is_on_best_chain(&prev)? {
                 break;
@@ -654,6 +785,15 @@ impl ChainStore {
             let pe = self
                 .header_entry(&prev)?
                 .ok_or_else(|| StoreError::Corrupt(format!("missing ancestor {prev}")))?;
+            if pe.status == Status::Invalid {
+                // Everything walked so far descends from an invalid block.
+                self.mark_invalid(&branch)?;
+                let (child, _) = branch.last().copied().expect("branch starts non-empty");
+                return Err(StoreError::InvalidBlock {
+                    hash: child,
+                    error: BlockError::InvalidParent(prev),
+                });
+            }
             branch.push((prev, pe));
         }
         branch.reverse();
@@ -666,25 +806,15 @@ impl ChainStore {
         while self.tip.height > fork_height {
             update.disconnected.push(self.disconnect_tip()?);
         }
-        for (hash, _) in &branch {
+        for (i, (hash, _)) in branch.iter().enumerate() {
             let block = self
                 .block(hash)?
                 .ok_or_else(|| StoreError::Corrupt(format!("block {hash} missing")))?;
             match self.connect(&block) {
                 Ok(()) => update.connected.push(block),
                 Err(StoreError::InvalidBlock { hash: bad, error }) => {
-                    let e = self
-                        .header_entry(&bad)?
-                        .ok_or_else(|| StoreError::Corrupt("bad block header".into()))?;
-                    self.db.put_cf(
-                        self.cf(HEADER_BY_HASH),
-                        bad.0,
-                        HeaderEntry {
-                            status: Status::Invalid,
-                            ..e
-                        }
-                        .encode(),
-                    )?;
+                    // The failed block and every block after it on this branch.
+                    self.mark_invalid(&branch[i..])?;
                     // Restore the previous chain: it was valid.
                     for _ in 0..update.connected.len() {
                         self.disconnect_tip()?;
