@@ -12,7 +12,7 @@ for crate in chain-core p2p-proto cli-support; do
     exit 1
   fi
 done
-for crate in chain-store wallet; do
+for crate in chain-store wallet chain-node; do
   if cargo tree -q -p "$crate" -e normal --prefix none | grep -Eq '^libp2p'; then
     echo "layering: $crate depends on libp2p" >&2
     exit 1

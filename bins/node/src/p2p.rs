@@ -12,6 +12,8 @@ use anyhow::{bail, Context, Result};
 use chain_core::miner::{assemble_block, solve};
 use chain_core::pow::Work;
 use chain_core::{Block, BlockHash, Mempool, MempoolError, PubkeyHash};
+use chain_node::orphans::check_orphan_header;
+use chain_node::OrphanPool;
 use chain_store::{unix_now, Accepted, ChainStore, StoreError};
 use p2p_net::{GossipId, Multiaddr, NetConfig, NetEvent, NetHandle, PeerId, Verdict};
 use p2p_proto::{Announcement, Request, Response, Status, UtxoEntry};
@@ -27,8 +29,6 @@ const BAN: Duration = Duration::from_secs(600);
 const CHUNK: usize = 16;
 /// `GetData` requests in flight during a sync.
 const IN_FLIGHT: usize = 4;
-/// Most orphan blocks kept while their parents are fetched.
-const MAX_ORPHANS: usize = 256;
 
 /// Arguments of `startp2p`.
 #[derive(clap::Args, Debug)]
@@ -54,6 +54,9 @@ pub struct StartArgs {
     /// Accepted for the tutorial's sake: connections always use Noise encryption.
     #[arg(long)]
     pub secio: bool,
+    /// With no chain yet: the genesis hash the --dest peers must serve.
+    #[arg(long, value_name = "HASH")]
+    pub genesis: Option<BlockHash>,
 }
 
 struct PeerInfo {
@@ -65,7 +68,11 @@ struct State {
     chain_dir: std::path::PathBuf,
     mempool: Mempool,
     peers: HashMap<PeerId, PeerInfo>,
-    orphans: HashMap<BlockHash, (Block, PeerId)>,
+    orphans: OrphanPool<PeerId>,
+    /// The only peers a genesis is taken from: the --dest peers.
+    genesis_peers: HashSet<PeerId>,
+    /// The genesis hash they must serve, when --genesis is given.
+    expected_genesis: Option<BlockHash>,
     mining: Option<Arc<AtomicBool>>,
     syncing: bool,
 }
@@ -127,6 +134,10 @@ pub fn startp2p(ctx: &Ctx, a: StartArgs) -> Result<()> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
+    let genesis_peers: HashSet<PeerId> = dest
+        .iter()
+        .filter_map(|d| p2p_net::split_peer(d).map(|(p, _)| p))
+        .collect();
     let cfg = NetConfig {
         identity_dir: ctx.data_dir.join(format!("p2p_{}", ctx.node_id)),
         listen,
@@ -140,7 +151,9 @@ pub fn startp2p(ctx: &Ctx, a: StartArgs) -> Result<()> {
         chain_dir,
         mempool: Mempool::default(),
         peers: HashMap::new(),
-        orphans: HashMap::new(),
+        orphans: OrphanPool::default(),
+        genesis_peers,
+        expected_genesis: a.genesis,
         mining: None,
         syncing: false,
     };
@@ -333,6 +346,18 @@ impl Node {
                 return;
             }
             None => {
+                let (allowed, expected) = {
+                    let st = lock(&self.state);
+                    (st.genesis_peers.contains(&peer), st.expected_genesis)
+                };
+                if !allowed {
+                    tracing::info!(%peer, "not taking a genesis from a peer that is not a --dest peer");
+                    return;
+                }
+                if let Some(want) = expected.filter(|w| *w != theirs.genesis) {
+                    tracing::warn!(%peer, theirs = %theirs.genesis, wanted = %want, "the peer's genesis is not the one --genesis names; not taking it");
+                    return;
+                }
                 if let Err(e) = self.fetch_genesis(peer, theirs.genesis).await {
                     tracing::warn!(%peer, "cannot get the genesis from this peer: {e:#}");
                     return;
@@ -449,12 +474,21 @@ impl Node {
                 }))
                 .buffered(IN_FLIGHT);
             use futures::StreamExt;
+            // A round in which nothing new is stored (only orphans or known
+            // blocks) ends the sync: a peer cannot keep the node "syncing"
+            // with hashes that lead nowhere.
+            let mut stored = 0usize;
             while let Some(r) = results.next().await {
                 let blocks = r?;
                 for (block, from) in blocks {
                     fetched += 1;
+                    let hash = block.hash();
+                    let known_before = self.has_block(&hash);
                     if !self.on_block(block, Some(from), None).await {
                         bail!("peer {from} sent an invalid block");
+                    }
+                    if !known_before && self.has_block(&hash) {
+                        stored += 1;
                     }
                 }
                 let height = lock(&self.state)
@@ -473,6 +507,9 @@ impl Node {
                     "syncing"
                 );
             }
+            if stored == 0 {
+                bail!("peer {peer} offered blocks that do not connect to this chain");
+            }
             if !full_batch {
                 break;
             }
@@ -487,6 +524,14 @@ impl Node {
             }
         }
         Ok(())
+    }
+
+    /// Whether the store holds `hash` (on any branch).
+    fn has_block(&self, hash: &BlockHash) -> bool {
+        lock(&self.state)
+            .store
+            .as_ref()
+            .is_some_and(|s| matches!(s.header_entry(hash), Ok(Some(_))))
     }
 
     /// Peers to download from: the sync peer and every peer whose chain has at least as much work.
@@ -511,7 +556,7 @@ impl Node {
     /// Returns false when the block was invalid.
     async fn on_block(&self, block: Block, from: Option<PeerId>, gossip: Option<GossipId>) -> bool {
         let hash = block.hash();
-        let (verdict, ok, publish, sync_from) = {
+        let (verdict, ok, publish, ask_status) = {
             let mut st = lock(&self.state);
             let State {
                 store,
@@ -527,7 +572,7 @@ impl Node {
             let mut verdict = Verdict::Ignore;
             let mut ok = true;
             let mut publish = None;
-            let mut sync_from = None;
+            let mut ask_status = None;
             let mut first = true;
             while let Some((b, src)) = queue.pop() {
                 let h = b.hash();
@@ -554,15 +599,8 @@ impl Node {
                         if let Some(c) = mining.as_ref() {
                             c.store(true, Ordering::Relaxed);
                         }
-                        let children: Vec<BlockHash> = orphans
-                            .iter()
-                            .filter(|(_, (o, _))| o.header.prev == h)
-                            .map(|(k, _)| *k)
-                            .collect();
-                        for c in children {
-                            if let Some(o) = orphans.remove(&c) {
-                                queue.push((o.0, Some(o.1)));
-                            }
+                        for (o, from) in orphans.take_children(&h) {
+                            queue.push((o, Some(from)));
                         }
                         if src.is_none() && first {
                             publish = Some(b.clone());
@@ -576,17 +614,42 @@ impl Node {
                     }
                     Ok(Accepted::AlreadyHave) => Verdict::Ignore,
                     Ok(Accepted::Orphan { parent }) => {
-                        tracing::debug!(hash = %h.short(), parent = %parent.short(), "orphan block; fetching its parents");
-                        if orphans.len() >= MAX_ORPHANS {
-                            if let Some(k) = orphans.keys().next().copied() {
-                                orphans.remove(&k);
+                        // Checked before it takes room: its own proof of work
+                        // at a difficulty the chain allows at its height.
+                        let tip = store.tip();
+                        let held = match (src, store.context_for_tip(unix_now())) {
+                            (Some(p), Ok(ctx)) => check_orphan_header(
+                                &b,
+                                store.params(),
+                                ctx.expected_bits,
+                                tip.height.saturating_add(1),
+                            )
+                            .and_then(|()| {
+                                let size = b.encode().len();
+                                orphans.insert(b, size, p)
+                            })
+                            .map(|_| Some(p)),
+                            // This node's own blocks are never orphans.
+                            (None, _) | (_, Err(_)) => Ok(None),
+                        };
+                        match held {
+                            Ok(None) => Verdict::Ignore,
+                            Ok(Some(p)) => {
+                                tracing::debug!(hash = %h.short(), parent = %parent.short(), pool = orphans.len(), "orphan block; asking its sender where its chain stands");
+                                // Only the sender's status, checked against
+                                // this node's work, can start a sync.
+                                ask_status = Some(p);
+                                Verdict::Ignore
                             }
+                            Err(e) if e.is_sender_fault() => {
+                                tracing::warn!(hash = %h.short(), from = %who, "rejected orphan block: {e}");
+                                if first {
+                                    ok = false;
+                                }
+                                Verdict::Reject
+                            }
+                            Err(_) => Verdict::Ignore,
                         }
-                        if let Some(p) = src {
-                            orphans.insert(h, (b, p));
-                            sync_from = Some(p);
-                        }
-                        Verdict::Ignore
                     }
                     Err(StoreError::InvalidBlock { hash: bad, error }) => {
                         tracing::warn!(hash = %bad.short(), from = %who, "rejected block: {error}");
@@ -609,13 +672,14 @@ impl Node {
                     first = false;
                 }
             }
-            (verdict, ok, publish, sync_from)
+            (verdict, ok, publish, ask_status)
         };
         if let Some(id) = gossip {
             let _ = self.net.validate(id, verdict).await;
         }
         if !ok {
             if let Some(p) = from {
+                lock(&self.state).orphans.forget_peer(&p);
                 let _ = self.net.ban(p, BAN).await;
             }
         }
@@ -623,8 +687,8 @@ impl Node {
             tracing::info!(height = b.header.height, hash = %hash.short(), txs = b.transactions.len(), "minted block");
             let _ = self.net.publish(Announcement::Block(b)).await;
         }
-        if let (Some(p), Some(me)) = (sync_from, self.self_arc()) {
-            me.start_sync(p);
+        if let (Some(p), Some(me)) = (ask_status, self.self_arc()) {
+            tokio::spawn(me.handshake(p));
         }
         self.maybe_mine();
         ok
@@ -872,13 +936,27 @@ async fn fetch_chunk(
                 .await
             {
                 Ok(Response::Blocks { blocks, .. }) if !blocks.is_empty() => {
+                    let before = rest.len();
+                    let mut unasked = 0usize;
                     for b in blocks {
                         let h = b.hash();
                         if rest.contains(&h) {
                             got.insert(h, (b, peer));
+                        } else {
+                            unasked += 1;
                         }
                     }
                     rest.retain(|h| !got.contains_key(h));
+                    if unasked > 0 {
+                        // Honest peers answer only what was asked.
+                        tracing::warn!(%peer, unasked, "sent blocks that were not asked for; banning the peer");
+                        let _ = net.ban(peer, BAN).await;
+                        break;
+                    }
+                    // Each round must deliver something, so this loop ends.
+                    if rest.len() == before {
+                        break;
+                    }
                 }
                 Ok(_) => break,
                 Err(e) => {

@@ -71,6 +71,16 @@ impl Target {
             .expect("the pow limit is a valid compact target")
     }
 
+    /// Four times this target (four times easier), at most the limit: the
+    /// most one retarget can ease the difficulty.
+    pub fn times_four_capped(self) -> Target {
+        let limit = Target::pow_limit();
+        match self.0.checked_mul(U256::from(4u8)) {
+            Some(v) if v < limit.0 => Target(v),
+            _ => limit,
+        }
+    }
+
     /// The compact form (rounding down, as Bitcoin does).
     pub fn to_compact(self) -> CompactTarget {
         // bits() is at most 256, so the byte count fits in u32.

@@ -1,0 +1,8 @@
+//! The node's behaviour, written against chain-core and kept free of any
+//! network library: only p2p-net knows libp2p. Peers are named by whatever
+//! identifier type the network layer uses (`P`), so these parts are tested
+//! without a network.
+
+pub mod orphans;
+
+pub use orphans::{OrphanError, OrphanPool};

@@ -1,0 +1,132 @@
+//! Peers that try to choose a new node's chain or make orphans cost nothing.
+
+#![allow(clippy::unwrap_used)]
+
+use chain_core::block::{BlockHeader, ChainParams};
+use chain_core::test_utils::{child, easy_params};
+use chain_core::{Amount, BlockHash, PubkeyHash};
+use e2e_tests::{eventually, free_id, Env, TestPeer};
+use p2p_proto::Announcement;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+const WAIT: Duration = Duration::from_secs(20);
+
+#[test]
+fn a_new_node_takes_its_genesis_only_from_its_dest_peers() {
+    let env = Env::new();
+    // X: a node with a chain, which will dial the new node (an inbound peer).
+    let x = free_id();
+    env.wallet(&x, "w");
+    let x_genesis = env.json("node", &x, &["createblockchain", "-address", "w"])["hash"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // Y: a peer that exists but is down; the new node is told only about it.
+    let y = free_id();
+    env.wallet(&y, "w");
+    let y_genesis = env.json("node", &y, &["createblockchain", "-address", "w"])["hash"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let mut node_y = env.start_node(&y, &[]);
+    let y_addr = node_y.addr.clone();
+    assert!(node_y.proc.terminate(Duration::from_secs(10)));
+
+    let n = free_id();
+    let node_n = env.start_node(&n, &["-dest", &y_addr]);
+    let node_x = env.start_node(&x, &["-dest", &node_n.addr]);
+    node_n.proc.wait_for_log(
+        "not taking a genesis from a peer that is not a --dest peer",
+        WAIT,
+    );
+    // Several status rounds later, still no chain.
+    std::thread::sleep(Duration::from_secs(4));
+    assert_eq!(env.tip(&n), None, "an inbound peer chose the chain");
+
+    // With --genesis, a --dest peer serving another genesis is refused too.
+    let m = free_id();
+    let node_m = env.start_node(&m, &["-dest", &node_x.addr, "--genesis", &y_genesis]);
+    node_m
+        .proc
+        .wait_for_log("the peer's genesis is not the one --genesis names", WAIT);
+    assert_eq!(env.tip(&m), None);
+
+    // The right hash: the chain is downloaded.
+    let k = free_id();
+    let _node_k = env.start_node(&k, &["-dest", &node_x.addr, "--genesis", &x_genesis]);
+    eventually(WAIT, "the new node to take X's chain", || {
+        env.tip(&k).filter(|t| t.0 == 0).map(|_| ())
+    });
+    let blocks = env.blocks(&k);
+    assert_eq!(blocks[0]["hash"], x_genesis.as_str());
+    drop(node_x);
+}
+
+/// A header, as the parent of an orphan, that the node has never seen.
+fn unknown_parent(bits: chain_core::pow::CompactTarget) -> BlockHeader {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    BlockHeader {
+        version: chain_core::block::BLOCK_VERSION,
+        prev: BlockHash([9; 32]),
+        merkle_root: chain_core::MerkleRoot([8; 32]),
+        time: now - 600,
+        bits,
+        height: 5,
+        nonce: 0,
+    }
+}
+
+#[test]
+fn an_orphan_at_an_easier_difficulty_than_the_chain_allows_gets_its_sender_banned() {
+    let env = Env::new();
+    let a = free_id();
+    env.wallet(&a, "w");
+    env.json("node", &a, &["createblockchain", "-address", "w"]);
+    let node = env.start_node(&a, &[]);
+    let before = env.tip(&a).unwrap();
+
+    // The tutorial's chain: 12 bits. An orphan at the easiest bits costs two
+    // hashes and is an offence.
+    let params = easy_params();
+    let cheap = child(
+        &params,
+        &unknown_parent(params.initial_bits),
+        vec![],
+        Amount(0),
+        PubkeyHash([1; 20]),
+    );
+    let liar = TestPeer::connect(&node.addr);
+    liar.publish(Announcement::Block(cheap.clone())).unwrap();
+    let id = liar.id();
+    eventually(WAIT, "the orphan to be refused", || {
+        let log = node.proc.log_text();
+        (log.contains("rejected orphan block") && log.contains(&cheap.hash().short())).then_some(())
+    });
+    eventually(WAIT, "its sender to be banned", || {
+        (!liar.connected()).then_some(())
+    });
+    assert!(node
+        .proc
+        .log_text()
+        .lines()
+        .any(|l| l.contains("peer banned") && l.contains(&id)));
+
+    // An orphan at the chain's own difficulty is held, and its sender is
+    // only asked where its chain stands: no ban.
+    let fair_params = ChainParams::default();
+    let fair = child(
+        &fair_params,
+        &unknown_parent(fair_params.initial_bits),
+        vec![],
+        Amount(0),
+        PubkeyHash([2; 20]),
+    );
+    let honest = TestPeer::connect(&node.addr);
+    honest.publish(Announcement::Block(fair)).unwrap();
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(honest.connected(), "an orphan is not an offence");
+    assert_eq!(env.tip(&a), Some(before), "nothing changed");
+}
