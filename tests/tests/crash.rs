@@ -2,7 +2,9 @@
 //! while it syncs, reorganises and mints, and restarted each time. After
 //! every kill and every restart the stored UTXO set equals the one rebuilt
 //! from the blocks, the tip is a fully stored block, and every block the node
-//! logged as connected is still on its chain.
+//! logged as connected is still on its chain. After a kill during a
+//! reorganisation, the node restarted with no peers opens on the most-work
+//! branch it holds.
 //!
 //! `CRASH_CYCLES` sets the number of kill cycles (default 21, a multiple of
 //! the three scenarios).
@@ -63,6 +65,27 @@ fn copy_dir(from: &Path, to: &Path) {
         .status()
         .unwrap();
     assert!(st.success());
+}
+
+/// The tip a store holding part of the source's chain (`source`, hashes
+/// from height 1 up) and all of `light` must have: the highest source block
+/// stored with all its ancestors if that branch has more work (every block
+/// has the same work), else light's tip.
+fn most_work_stored(dir: &Path, source: &[String], light: &[Block]) -> String {
+    let store = ChainStore::open_read_only(dir).unwrap();
+    let stored = source
+        .iter()
+        .take_while(|h| {
+            let hash = h.parse().unwrap();
+            store.header_entry(&hash).unwrap().is_some()
+        })
+        .count();
+    if stored > light.len() {
+        source[stored - 1].clone()
+    } else {
+        // Equal work keeps what the node had: light, copied in first.
+        light.last().unwrap().hash().to_string()
+    }
 }
 
 /// Checks the store of node `id` against what its log says was connected.
@@ -197,6 +220,39 @@ fn sigkill_during_sync_reorg_and_minting_loses_nothing() {
             &logs,
             &format!("cycle {i} ({scenario}) after the kill"),
         );
+        if scenario == "reorg" {
+            // Alone, with no peer to bring a new block, the restarted node
+            // must still be on the most-work valid branch it holds.
+            // The source's best chain, from height 1 (minting cycles extend it).
+            let mut source_chain: Vec<String> = env
+                .blocks(&a)
+                .iter()
+                .map(|b| b["hash"].as_str().unwrap().to_string())
+                .collect();
+            source_chain.reverse();
+            source_chain.remove(0);
+            let expected = most_work_stored(&chain_dir, &source_chain, &light);
+            // Known peers would be redialled: forget them for this start.
+            let _ = std::fs::remove_file(env.path().join(format!("p2p_{v}/peers.json")));
+            let mut alone = env.start_node(&v, &[]);
+            // The tip as the store opened, before any peer (the source may
+            // dial in) can bring a block: the "chain loaded" line.
+            let loaded = alone
+                .proc
+                .wait_for_log("chain loaded", Duration::from_secs(20));
+            let tip = loaded
+                .lines()
+                .find(|l| l.contains("chain loaded"))
+                .and_then(|l| l.split_whitespace().find_map(|w| w.strip_prefix("tip=")))
+                .unwrap()
+                .to_string();
+            assert!(alone.proc.terminate(Duration::from_secs(20)));
+            logs.push(alone.proc.log_text());
+            assert!(
+                expected.starts_with(&tip),
+                "cycle {i}: after a kill during a reorganisation, the tip is the most-work branch: {tip} is not {expected}"
+            );
+        }
         // Restart; a synced node must reach the source's tip.
         let mut again = env.start_node(&v, &["-dest", &source.addr]);
         if scenario != "minting" {
