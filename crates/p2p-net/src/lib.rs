@@ -42,12 +42,27 @@ pub const REQUESTS_PER_SEC: u32 = 50;
 /// Requests over the rate limit after which the peer is reported as misbehaving.
 pub const RATE_STRIKES_TO_BAN: u32 = 200;
 
+/// Strikes forgiven per second: an honest peer that bursts now and then
+/// never reaches [`RATE_STRIKES_TO_BAN`], a flooding one does.
+pub const STRIKE_DECAY_PER_SEC: u32 = 2;
+/// How long a disconnected peer's rate state is kept: the ban period, so a
+/// reconnect neither refills its bucket nor clears its strikes.
+pub const RATE_STATE_KEPT: Duration = Duration::from_secs(600);
+/// Connection slots inbound peers cannot take, so this node can always dial
+/// out to peers of its own choosing (eclipse resistance).
+pub const OUTBOUND_RESERVE: u32 = 8;
+/// Inbound connections from one IP address (loopback exempt, so local
+/// multi-node set-ups and wallets keep working).
+pub const MAX_INBOUND_PER_IP: usize = 4;
+
 /// A per-peer token bucket for inbound requests.
 #[derive(Debug)]
 struct Bucket {
     tokens: f64,
     last: Instant,
     strikes: u32,
+    /// When strikes were last decayed.
+    decayed: Instant,
 }
 
 impl Bucket {
@@ -56,6 +71,7 @@ impl Bucket {
             tokens: f64::from(REQUEST_BURST),
             last: now,
             strikes: 0,
+            decayed: now,
         }
     }
 
@@ -64,6 +80,14 @@ impl Bucket {
         let refill = now.duration_since(self.last).as_secs_f64() * f64::from(REQUESTS_PER_SEC);
         self.tokens = (self.tokens + refill).min(f64::from(REQUEST_BURST));
         self.last = now;
+        let whole_secs = now.duration_since(self.decayed).as_secs();
+        if whole_secs > 0 {
+            let forgiven = u32::try_from(whole_secs)
+                .unwrap_or(u32::MAX)
+                .saturating_mul(STRIKE_DECAY_PER_SEC);
+            self.strikes = self.strikes.saturating_sub(forgiven);
+            self.decayed += Duration::from_secs(whole_secs);
+        }
         if self.tokens >= 1.0 {
             self.tokens -= 1.0;
             true
@@ -354,6 +378,20 @@ pub fn peer_address(addr: &Multiaddr, peer: PeerId) -> Multiaddr {
     base.with(libp2p::multiaddr::Protocol::P2p(peer))
 }
 
+/// The remote IP of an inbound connection, when it counts against
+/// [`MAX_INBOUND_PER_IP`]: loopback addresses do not.
+fn counted_inbound_ip(endpoint: &libp2p::core::ConnectedPoint) -> Option<std::net::IpAddr> {
+    if endpoint.is_dialer() {
+        return None;
+    }
+    let ip = endpoint.get_remote_address().iter().find_map(|p| match p {
+        libp2p::multiaddr::Protocol::Ip4(a) => Some(std::net::IpAddr::V4(a)),
+        libp2p::multiaddr::Protocol::Ip6(a) => Some(std::net::IpAddr::V6(a)),
+        _ => None,
+    })?;
+    (!ip.is_loopback()).then_some(ip)
+}
+
 /// `addr` without its trailing `/p2p/…` parts.
 fn transport_address(addr: &Multiaddr) -> Multiaddr {
     let mut base = addr.clone();
@@ -417,6 +455,7 @@ fn build_swarm(
             };
             let limits = connection_limits::ConnectionLimits::default()
                 .with_max_established(Some(max))
+                .with_max_established_incoming(Some(max.saturating_sub(OUTBOUND_RESERVE).max(1)))
                 .with_max_established_per_peer(Some(2))
                 .with_max_pending_incoming(Some(32))
                 .with_max_pending_outgoing(Some(32));
@@ -496,6 +535,7 @@ pub async fn start(
         blocks,
         txs,
         connected: HashSet::new(),
+        inbound_ips: HashMap::new(),
         rates: HashMap::new(),
     };
     let task = tokio::spawn(host.run(cmd_rx));
@@ -513,6 +553,8 @@ struct Host {
     blocks: gossipsub::IdentTopic,
     txs: gossipsub::IdentTopic,
     connected: HashSet<PeerId>,
+    /// Established inbound connections per remote IP (loopback not counted).
+    inbound_ips: HashMap<std::net::IpAddr, usize>,
     rates: HashMap<PeerId, Bucket>,
 }
 
@@ -552,6 +594,10 @@ impl Host {
             self.swarm.behaviour_mut().blocked.unblock_peer(p);
             tracing::info!(peer = %p, "ban lifted");
         }
+        // Rate state outlives a connection for the ban period.
+        let connected = &self.connected;
+        self.rates
+            .retain(|p, b| connected.contains(p) || now.duration_since(b.last) < RATE_STATE_KEPT);
         if let Err(e) = self.peers.save() {
             tracing::warn!("cannot save the peer store: {e}");
         }
@@ -653,8 +699,17 @@ impl Host {
                 peer_id,
                 endpoint,
                 num_established,
+                connection_id,
                 ..
             } => {
+                if let Some(ip) = counted_inbound_ip(&endpoint) {
+                    let n = self.inbound_ips.entry(ip).or_default();
+                    *n += 1;
+                    if *n > MAX_INBOUND_PER_IP {
+                        tracing::debug!(%peer_id, %ip, "too many inbound connections from one address");
+                        self.swarm.close_connection(connection_id);
+                    }
+                }
                 if endpoint.is_dialer() {
                     let base = transport_address(endpoint.get_remote_address());
                     self.peers.success(&peer_id, &base);
@@ -670,10 +725,22 @@ impl Host {
             SwarmEvent::ConnectionClosed {
                 peer_id,
                 num_established,
+                endpoint,
                 ..
-            } if num_established == 0 && self.connected.remove(&peer_id) => {
-                self.rates.remove(&peer_id);
-                self.emit(NetEvent::Disconnected { peer: peer_id });
+            } => {
+                if let Some(ip) = counted_inbound_ip(&endpoint) {
+                    if let Some(n) = self.inbound_ips.get_mut(&ip) {
+                        *n -= 1;
+                        if *n == 0 {
+                            self.inbound_ips.remove(&ip);
+                        }
+                    }
+                }
+                // The rate state stays (see housekeeping): a reconnect does
+                // not refill the bucket or clear the strikes.
+                if num_established == 0 && self.connected.remove(&peer_id) {
+                    self.emit(NetEvent::Disconnected { peer: peer_id });
+                }
             }
             SwarmEvent::OutgoingConnectionError {
                 peer_id: Some(peer),
@@ -999,5 +1066,26 @@ mod rate_tests {
         let t1 = t0 + Duration::from_secs(1);
         let more = (0..REQUEST_BURST).filter(|_| b.take(t1)).count();
         assert_eq!(more, REQUESTS_PER_SEC as usize);
+    }
+
+    #[test]
+    fn strikes_decay_so_an_occasional_burst_is_never_banned() {
+        let t0 = Instant::now();
+        let mut b = Bucket::new(t0);
+        // Every minute, a burst of twice the bucket: 100 strikes each time.
+        let mut t = t0;
+        for _ in 0..60 {
+            for _ in 0..REQUEST_BURST * 2 {
+                b.take(t);
+            }
+            assert!(b.strikes < RATE_STRIKES_TO_BAN, "{}", b.strikes);
+            t += Duration::from_secs(60);
+        }
+        // A flood within a few seconds still reaches the ban.
+        let mut f = Bucket::new(t0);
+        for i in 0..(REQUEST_BURST + RATE_STRIKES_TO_BAN + 10) {
+            f.take(t0 + Duration::from_micros(u64::from(i)));
+        }
+        assert!(f.strikes >= RATE_STRIKES_TO_BAN, "{}", f.strikes);
     }
 }

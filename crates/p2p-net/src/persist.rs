@@ -10,6 +10,16 @@ use std::path::{Path, PathBuf};
 
 /// Dial failures in a row after which a peer is forgotten.
 pub const MAX_FAILURES: u32 = 5;
+/// Most peers kept; past it the store forgets the peers that have failed
+/// most, and among those the ones seen longest ago.
+pub const MAX_PEERS: usize = 1_000;
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
 
 fn write_atomic(path: &Path, bytes: &[u8], private: bool) -> std::io::Result<()> {
     let dir = path
@@ -52,6 +62,9 @@ pub fn load_or_create_identity(path: &Path) -> Result<Keypair, String> {
 struct PeerRecord {
     addrs: Vec<String>,
     failures: u32,
+    /// Unix seconds of the last successful connection (0 in older files).
+    #[serde(default)]
+    last_seen: u64,
 }
 
 /// Known peers and their addresses, saved as JSON.
@@ -69,11 +82,42 @@ impl PeerStore {
             .ok()
             .and_then(|b| serde_json::from_slice(&b).ok())
             .unwrap_or_default();
-        PeerStore {
+        let mut s = PeerStore {
             path: path.to_path_buf(),
             peers,
             dirty: false,
+        };
+        s.trim();
+        s
+    }
+
+    /// Number of peers kept.
+    pub fn len(&self) -> usize {
+        self.peers.len()
+    }
+
+    /// Whether no peer is kept.
+    pub fn is_empty(&self) -> bool {
+        self.peers.is_empty()
+    }
+
+    /// Forgets peers past [`MAX_PEERS`]: most failures first, then the
+    /// ones seen longest ago.
+    fn trim(&mut self) {
+        let over = self.peers.len().saturating_sub(MAX_PEERS);
+        if over == 0 {
+            return;
         }
+        let mut order: Vec<(u32, u64, String)> = self
+            .peers
+            .iter()
+            .map(|(k, r)| (r.failures, r.last_seen, k.clone()))
+            .collect();
+        order.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
+        for (_, _, k) in order.into_iter().take(over) {
+            self.peers.remove(&k);
+        }
+        self.dirty = true;
     }
 
     /// Every known (peer, address) pair.
@@ -105,6 +149,13 @@ impl PeerStore {
             r.failures = 0;
             self.dirty = true;
         }
+        let now = unix_now();
+        // Saved at most once a minute for a connection that only refreshes.
+        if now.saturating_sub(r.last_seen) >= 60 {
+            r.last_seen = now;
+            self.dirty = true;
+        }
+        self.trim();
     }
 
     /// Records a failed dial; returns true when the peer was forgotten.
@@ -154,5 +205,29 @@ mod tests {
             assert_eq!(s.failure(&p), i + 1 == MAX_FAILURES);
         }
         assert!(s.known().is_empty());
+    }
+
+    #[test]
+    fn the_store_keeps_at_most_max_peers_and_forgets_the_failing_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = PeerStore::load(&dir.path().join("peers.json"));
+        let addr: Multiaddr = "/ip4/10.0.0.1/tcp/1".parse().unwrap();
+        let failing = PeerId::random();
+        s.success(&failing, &addr);
+        s.failure(&failing);
+        let keep = PeerId::random();
+        s.success(&keep, &addr);
+        for _ in 0..MAX_PEERS + 50 {
+            s.success(&PeerId::random(), &addr);
+            assert!(s.len() <= MAX_PEERS);
+        }
+        assert_eq!(s.len(), MAX_PEERS);
+        let known: Vec<PeerId> = s.known().into_iter().map(|(p, _)| p).collect();
+        assert!(!known.contains(&failing), "the failing peer goes first");
+        s.save().unwrap();
+        assert_eq!(
+            PeerStore::load(&dir.path().join("peers.json")).len(),
+            MAX_PEERS
+        );
     }
 }
