@@ -5,14 +5,14 @@ cd "$(dirname "$0")/.."
 source scripts/setup.sh
 
 # chain-core and p2p-proto must stay free of I/O runtimes and networking.
-for crate in chain-core p2p-proto cli-support; do
+for crate in chain-core p2p-proto; do
   if cargo tree -q -p "$crate" -e normal --prefix none | grep -Eq '^(tokio|rocksdb|librocksdb-sys|libp2p[a-z0-9-]*) '; then
     echo "layering: $crate depends on an I/O or networking crate:" >&2
     cargo tree -q -p "$crate" -e normal --prefix none | grep -E '^(tokio|rocksdb|librocksdb-sys|libp2p)' >&2
     exit 1
   fi
 done
-for crate in chain-store wallet chain-node; do
+for crate in chain-store wallet chain-node cli-support; do
   if cargo tree -q -p "$crate" -e normal --prefix none | grep -Eq '^libp2p'; then
     echo "layering: $crate depends on libp2p" >&2
     exit 1

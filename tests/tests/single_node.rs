@@ -62,6 +62,7 @@ fn bad_input_is_one_clear_line_and_nothing_is_written() {
 
     let e = env.fails("wallet-cli", id, &["getbalance", "-address", "w1"]);
     assert!(e.contains("no chain in"), "{e}");
+    assert!(e.contains("create one with `node createblockchain"), "{e}");
     let e = env.fails("node", id, &["createblockchain", "-address", "nobody"]);
     assert!(e.contains("'nobody' is not an alias"), "{e}");
     env.json("node", id, &["createblockchain", "-address", "w1"]);

@@ -45,7 +45,10 @@ fn main() {
         cli_support::init_tracing("warn");
     }
     if let Err(e) = run(cli) {
-        eprintln!("error: {e:#}");
+        match cli_support::advice(&e) {
+            Some(a) => eprintln!("error: {e:#}: {a}"),
+            None => eprintln!("error: {e:#}"),
+        }
         std::process::exit(1);
     }
 }

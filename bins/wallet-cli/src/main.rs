@@ -132,7 +132,10 @@ fn main() {
     let cli = Cli::parse_from(cli_support::args::go_style_args(std::env::args()));
     cli_support::init_tracing("warn");
     if let Err(e) = run(cli) {
-        eprintln!("error: {e:#}");
+        match cli_support::advice(&e) {
+            Some(a) => eprintln!("error: {e:#}: {a}"),
+            None => eprintln!("error: {e:#}"),
+        }
         std::process::exit(1);
     }
 }

@@ -8,10 +8,10 @@ use std::path::PathBuf;
 #[non_exhaustive]
 pub enum StoreError {
     /// Another process holds the chain open for writing.
-    #[error("the chain in {0} is in use by a running node (stop it, or use a read-only command)")]
+    #[error("the chain in {0} is in use by a running node")]
     InUse(PathBuf),
     /// No chain at the path.
-    #[error("no chain in {0}: create one with `node createblockchain --address ADDR`, or join one with `node startp2p --dest MULTIADDR`")]
+    #[error("no chain in {0}")]
     NotFound(PathBuf),
     /// A chain already exists at the path.
     #[error("a chain already exists in {0}; nothing was changed")]

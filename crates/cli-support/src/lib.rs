@@ -12,6 +12,26 @@ use chain_core::miner::MiningProgress;
 use std::io::IsTerminal;
 use std::time::Duration;
 
+/// The advice a user needs after a library error: the library says what
+/// was wrong, the binary says which command to run.
+pub fn advice(e: &anyhow::Error) -> Option<&'static str> {
+    e.chain().find_map(|c| {
+        if let Some(s) = c.downcast_ref::<chain_store::StoreError>() {
+            match s {
+                chain_store::StoreError::NotFound(_) => Some(
+                    "create one with `node createblockchain --address ADDR`, or join one with `node startp2p --dest MULTIADDR`",
+                ),
+                chain_store::StoreError::InUse(_) => Some("stop that node, or use a read-only command"),
+                _ => None,
+            }
+        } else if let Some(wallet::WalletError::NoWalletFile(_)) = c.downcast_ref() {
+            Some("create a wallet with `wallet-cli createwallet`")
+        } else {
+            None
+        }
+    })
+}
+
 /// Installs the `tracing` subscriber: stderr, `RUST_LOG` when set, otherwise
 /// `default_filter` (for example `"warn"` or `"info,libp2p=warn"`).
 pub fn init_tracing(default_filter: &str) {
@@ -99,6 +119,16 @@ pub fn sync_bar(target: u64) -> Option<indicatif::ProgressBar> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn library_errors_get_the_commands_that_fix_them() {
+        let e = anyhow::Error::from(chain_store::StoreError::NotFound("x".into()));
+        assert!(advice(&e).is_some_and(|a| a.contains("node createblockchain")));
+        let e = anyhow::Error::from(wallet::WalletError::NoWalletFile("w".into()))
+            .context("reading the wallet");
+        assert!(advice(&e).is_some_and(|a| a.contains("wallet-cli createwallet")));
+        assert_eq!(advice(&anyhow::anyhow!("other")), None);
+    }
 
     #[test]
     fn summary_gives_the_final_totals() {

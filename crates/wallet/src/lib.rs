@@ -32,7 +32,7 @@ pub const MAX_ALIAS_LEN: usize = 32;
 #[non_exhaustive]
 pub enum WalletError {
     /// No wallet file yet.
-    #[error("no wallet file {0}: create a wallet with `wallet-cli createwallet`")]
+    #[error("no wallet file {0}")]
     NoWalletFile(PathBuf),
     /// The name is neither an alias in the wallet nor a valid address.
     #[error("'{name}' is not an alias in {file} and not a valid address ({reason})")]
