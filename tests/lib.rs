@@ -307,6 +307,16 @@ pub struct TestPeer {
 impl TestPeer {
     /// A new peer with a fresh identity, dialling the node at `node_addr`.
     pub fn connect(node_addr: &str) -> TestPeer {
+        Self::serving(node_addr, |_| p2p_proto::Response::Error {
+            reason: "test peer".into(),
+        })
+    }
+
+    /// Like [`TestPeer::connect`], answering each request with `answer`.
+    pub fn serving(
+        node_addr: &str,
+        answer: impl Fn(p2p_proto::Request) -> p2p_proto::Response + Send + Sync + 'static,
+    ) -> TestPeer {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .enable_all()
@@ -325,15 +335,8 @@ impl TestPeer {
         let responder = net.clone();
         rt.spawn(async move {
             while let Some(ev) = events.recv().await {
-                if let p2p_net::NetEvent::Request { reply, .. } = ev {
-                    let _ = responder
-                        .respond(
-                            reply,
-                            p2p_proto::Response::Error {
-                                reason: "test peer".into(),
-                            },
-                        )
-                        .await;
+                if let p2p_net::NetEvent::Request { request, reply, .. } = ev {
+                    let _ = responder.respond(reply, answer(request)).await;
                 }
             }
         });

@@ -130,3 +130,78 @@ fn an_orphan_at_an_easier_difficulty_than_the_chain_allows_gets_its_sender_banne
     assert!(honest.connected(), "an orphan is not an offence");
     assert_eq!(env.tip(&a), Some(before), "nothing changed");
 }
+
+#[test]
+fn a_peer_that_serves_blocks_nobody_asked_for_is_banned_and_sync_goes_on_from_an_honest_one() {
+    let env = Env::new();
+    let params = ChainParams::default();
+    let key = chain_core::PrivateKey::generate();
+    let pkh = key.public_key().pubkey_hash();
+    let g = chain_core::test_utils::genesis(&params, pkh);
+    let mut chain = vec![g.clone()];
+    for _ in 0..30 {
+        let parent = chain.last().unwrap().header;
+        chain.push(child(&params, &parent, vec![], Amount(0), pkh));
+    }
+    // Blocks of another chain, to answer with.
+    let other_g = chain_core::test_utils::genesis(&params, PubkeyHash([3; 20]));
+    let junk = child(&params, &other_g.header, vec![], Amount(0), pkh);
+
+    // A: the honest node with the whole chain. N: only the genesis.
+    let (a, n) = (free_id(), free_id());
+    let now = u64::MAX / 4;
+    let mut store =
+        chain_store::ChainStore::create(&env.path().join(format!("blocks_{a}")), &g).unwrap();
+    for b in &chain[1..] {
+        store.accept_block(b, now).unwrap();
+    }
+    drop(store);
+    drop(chain_store::ChainStore::create(&env.path().join(format!("blocks_{n}")), &g).unwrap());
+    let node_n = env.start_node(&n, &[]);
+
+    // The liar claims far more work on the same genesis, offers A's hashes,
+    // and answers every getdata with a block of another chain.
+    let hashes: Vec<BlockHash> = chain[1..].iter().map(|b| b.hash()).collect();
+    let genesis = g.hash();
+    let liar = TestPeer::serving(&node_n.addr, move |req| match req {
+        p2p_proto::Request::Status(_) => p2p_proto::Response::Status(p2p_proto::Status {
+            protocol_version: p2p_proto::PROTOCOL_VERSION,
+            genesis,
+            best_height: 1_000,
+            best_hash: BlockHash([5; 32]),
+            total_work: [0xff; 32],
+            agent: "liar".into(),
+        }),
+        p2p_proto::Request::GetBlocks { .. } => p2p_proto::Response::Inv {
+            hashes: hashes.clone(),
+        },
+        p2p_proto::Request::GetData { .. } => p2p_proto::Response::Blocks {
+            blocks: vec![junk.clone()],
+            not_found: vec![],
+        },
+        _ => p2p_proto::Response::Error {
+            reason: "liar".into(),
+        },
+    });
+    node_n
+        .proc
+        .wait_for_log("sent blocks that were not asked for", WAIT);
+    eventually(WAIT, "the liar to be cut off", || {
+        (!liar.connected()).then_some(())
+    });
+    // Then an honest peer arrives: N syncs from it.
+    let node_a = env.start_node(&a, &["-dest", &node_n.addr]);
+    let tip = chain.last().unwrap().hash().to_string();
+    eventually(Duration::from_secs(30), "N to reach A's tip", || {
+        env.tip(&n).filter(|t| t.1 == tip).map(|_| ())
+    });
+    let a_id = node_a.addr.rsplit('/').next().unwrap().to_string();
+    assert!(
+        !node_n
+            .proc
+            .log_text()
+            .lines()
+            .any(|l| l.contains("peer banned") && l.contains(&a_id)),
+        "the honest peer was banned"
+    );
+}
