@@ -1,22 +1,23 @@
 //! `startp2p`: the networked node.
 //!
-//! One loop owns the decisions: it reads network events, mined blocks, a
-//! status-poll timer and shutdown signals. Chain state (the store, the
-//! mempool, what is known of peers) sits behind one mutex; downloads and
-//! handshakes run as tasks that take it briefly. Mining runs on blocking
-//! threads, so the node keeps answering peers while it mines, and a new tip
-//! cancels a stale search.
+//! The chain state (store, mempool, orphans) belongs to the chain actor of
+//! `chain-node`, on its own thread: every RocksDB call and signature check
+//! happens there, and this module only sends it commands. One loop reads
+//! network events, mined blocks, a status-poll timer and shutdown signals;
+//! downloads and handshakes run as tasks. What is kept here is the network
+//! side's small bookkeeping (peers' statuses, whether a sync or a search
+//! runs), behind a mutex that is never held across an await or any I/O.
+//! Mining runs on blocking threads, and a new tip cancels a stale search.
 
 use crate::chain_cmds::{threads, Ctx};
 use anyhow::{bail, Context, Result};
-use chain_core::miner::{assemble_block, solve};
+use chain_core::miner::solve;
 use chain_core::pow::Work;
-use chain_core::{Block, BlockHash, Mempool, MempoolError, PubkeyHash};
-use chain_node::orphans::check_orphan_header;
-use chain_node::OrphanPool;
-use chain_store::{unix_now, Accepted, ChainStore, StoreError};
+use chain_core::{Block, BlockHash, PubkeyHash};
+use chain_node::{ChainHandle, Verdict as ChainVerdict};
+use chain_store::ChainStore;
 use p2p_net::{GossipId, Multiaddr, NetConfig, NetEvent, NetHandle, PeerId, Verdict};
-use p2p_proto::{Announcement, Request, Response, Status, UtxoEntry};
+use p2p_proto::{Announcement, Request, Response, Status};
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -29,6 +30,8 @@ const BAN: Duration = Duration::from_secs(600);
 const CHUNK: usize = 16;
 /// `GetData` requests in flight during a sync.
 const IN_FLIGHT: usize = 4;
+/// Gossip messages waiting for the gossip task.
+const GOSSIP_QUEUE: usize = 256;
 
 /// Arguments of `startp2p`.
 #[derive(clap::Args, Debug)]
@@ -59,38 +62,41 @@ pub struct StartArgs {
     pub genesis: Option<BlockHash>,
 }
 
-struct PeerInfo {
-    status: Option<Status>,
-}
-
-struct State {
-    store: Option<ChainStore>,
-    chain_dir: std::path::PathBuf,
-    mempool: Mempool,
-    peers: HashMap<PeerId, PeerInfo>,
-    orphans: OrphanPool<PeerId>,
+/// The network side's bookkeeping. Never held across an await.
+struct Local {
+    /// Connected peers and their last status.
+    peers: HashMap<PeerId, Option<Status>>,
     /// The only peers a genesis is taken from: the --dest peers.
     genesis_peers: HashSet<PeerId>,
     /// The genesis hash they must serve, when --genesis is given.
     expected_genesis: Option<BlockHash>,
+    /// The running search's cancel flag.
     mining: Option<Arc<AtomicBool>>,
     syncing: bool,
 }
 
-type Shared = Arc<Mutex<State>>;
-
-struct Node {
-    state: Shared,
-    net: NetHandle,
-    minter: Option<PubkeyHash>,
+/// What --minter and its options ask for.
+struct Minting {
+    to: Option<PubkeyHash>,
     min_txs: usize,
     threads: usize,
+}
+
+struct Node {
+    chain: ChainHandle<PeerId>,
+    net: NetHandle,
+    gossip: mpsc::Sender<(PeerId, GossipId, Announcement)>,
+    local: Mutex<Local>,
+    minting: Minting,
     mined_tx: mpsc::Sender<Option<Block>>,
 }
 
-fn lock(s: &Shared) -> std::sync::MutexGuard<'_, State> {
-    // A panic while holding the lock would be a bug; the state is still usable for shutdown.
-    s.lock().unwrap_or_else(|p| p.into_inner())
+fn to_gossip(v: ChainVerdict) -> Verdict {
+    match v {
+        ChainVerdict::Accept => Verdict::Accept,
+        ChainVerdict::Reject => Verdict::Reject,
+        ChainVerdict::Ignore => Verdict::Ignore,
+    }
 }
 
 fn parse_addrs(list: &[String], what: &str) -> Result<Vec<Multiaddr>> {
@@ -146,24 +152,19 @@ pub fn startp2p(ctx: &Ctx, a: StartArgs) -> Result<()> {
         agent: format!("chain-node/{}", env!("CARGO_PKG_VERSION")),
         max_connections: 64,
     };
-    let state = State {
-        store,
-        chain_dir,
-        mempool: Mempool::default(),
+    let local = Local {
         peers: HashMap::new(),
-        orphans: OrphanPool::default(),
         genesis_peers,
         expected_genesis: a.genesis,
         mining: None,
         syncing: false,
     };
-    rt.block_on(run(
-        cfg,
-        state,
-        minter.map(|m| m.pubkey_hash()),
-        a.min_txs as usize,
-        threads(a.threads),
-    ))
+    let minting = Minting {
+        to: minter.map(|m| m.pubkey_hash()),
+        min_txs: a.min_txs as usize,
+        threads: threads(a.threads),
+    };
+    rt.block_on(run(cfg, store, chain_dir, local, minting))
 }
 
 async fn shutdown_signal() {
@@ -185,27 +186,29 @@ async fn shutdown_signal() {
 
 async fn run(
     cfg: NetConfig,
-    state: State,
-    minter: Option<PubkeyHash>,
-    min_txs: usize,
-    threads: usize,
+    store: Option<ChainStore>,
+    chain_dir: std::path::PathBuf,
+    local: Local,
+    minting: Minting,
 ) -> Result<()> {
     let (net, mut events, net_task) = p2p_net::start(cfg).await?;
     tracing::info!(peer_id = %net.local_peer_id(), "node started");
-    if let Some(s) = &state.store {
+    if let Some(s) = &store {
         let t = s.tip();
         tracing::info!(height = t.height, tip = %t.hash.short(), "chain loaded");
     }
+    let chain = chain_node::chain::spawn::<PeerId>(store, chain_dir);
     let (mined_tx, mut mined_rx) = mpsc::channel::<Option<Block>>(4);
+    let (gossip, gossip_rx) = mpsc::channel(GOSSIP_QUEUE);
     let node = Arc::new(Node {
-        state: Arc::new(Mutex::new(state)),
+        chain,
         net: net.clone(),
-        minter,
-        min_txs,
-        threads,
+        gossip,
+        local: Mutex::new(local),
+        minting,
         mined_tx,
     });
-    let _ = NODE.set(node.clone());
+    tokio::spawn(node.clone().gossip_worker(gossip_rx));
     let mut poll = tokio::time::interval(Duration::from_secs(3));
     let mut printed_join = false;
     let stop = shutdown_signal();
@@ -227,38 +230,45 @@ async fn run(
                 Some(ev) => node.clone().on_event(ev).await,
             },
             mined = mined_rx.recv() => {
-                lock(&node.state).mining = None;
+                node.local().mining = None;
                 if let Some(block) = mined.flatten() {
-                    let _ = node.on_block(block, None, None).await;
+                    let _ = node.clone().on_block(block, None, None).await;
                 }
-                node.maybe_mine();
+                node.clone().maybe_mine().await;
             }
             _ = poll.tick() => {
-                node.clone().poll_peers().await;
-                node.maybe_mine();
+                node.clone().poll_peers();
+                node.clone().maybe_mine().await;
             }
         }
     }
     tracing::info!("shutting down");
-    if let Some(c) = lock(&node.state).mining.take() {
+    if let Some(c) = node.local().mining.take() {
         c.store(true, Ordering::Relaxed);
     }
     net.shutdown().await;
     let _ = tokio::time::timeout(Duration::from_secs(5), net_task).await;
-    let store = lock(&node.state).store.take();
-    drop(store);
+    node.chain.close().await;
     tracing::info!("chain closed cleanly");
     Ok(())
 }
 
-fn our_status(store: &ChainStore) -> Status {
-    let t = store.tip();
+fn status_of(view: Option<chain_node::ChainView>) -> Status {
+    let (genesis, best_height, best_hash, total_work) = match view {
+        Some(v) => (
+            v.genesis,
+            v.tip.height,
+            v.tip.hash,
+            v.tip.work.to_be_bytes(),
+        ),
+        None => (BlockHash::ZERO, 0, BlockHash::ZERO, [0; 32]),
+    };
     Status {
         protocol_version: p2p_proto::PROTOCOL_VERSION,
-        genesis: store.genesis_hash(),
-        best_height: t.height,
-        best_hash: t.hash,
-        total_work: t.work.to_be_bytes(),
+        genesis,
+        best_height,
+        best_hash,
+        total_work,
         agent: format!("chain-node/{}", env!("CARGO_PKG_VERSION")),
     }
 }
@@ -268,65 +278,89 @@ fn work_of(s: &Status) -> Work {
 }
 
 impl Node {
+    fn local(&self) -> std::sync::MutexGuard<'_, Local> {
+        // A panic while holding the lock would be a bug; the state is still usable for shutdown.
+        self.local.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    async fn ban(&self, peer: PeerId) {
+        self.chain.forget_peer(peer).await;
+        let _ = self.net.ban(peer, BAN).await;
+    }
+
     async fn on_event(self: Arc<Self>, ev: NetEvent) {
         match ev {
             NetEvent::Connected { peer, address } => {
                 tracing::info!(%peer, %address, "peer connected");
-                lock(&self.state)
-                    .peers
-                    .insert(peer, PeerInfo { status: None });
+                self.local().peers.insert(peer, None);
                 tokio::spawn(self.clone().handshake(peer));
             }
             NetEvent::Disconnected { peer } => {
                 tracing::info!(%peer, "peer disconnected");
-                lock(&self.state).peers.remove(&peer);
+                self.local().peers.remove(&peer);
             }
             NetEvent::Request {
                 peer,
                 request,
                 reply,
             } => {
-                let response = self.answer(peer, request).await;
-                let _ = self.net.respond(reply, response).await;
+                // Answered in a task: a slow chain answer never holds up the loop.
+                let me = self.clone();
+                tokio::spawn(async move {
+                    let response = me.answer(peer, request).await;
+                    let _ = me.net.respond(reply, response).await;
+                });
             }
             NetEvent::Announcement {
                 peer,
                 id,
                 announcement,
-            } => match announcement {
-                Announcement::Block(block) => {
-                    self.on_block(block, Some(peer), Some(id)).await;
-                }
-                Announcement::Tx(tx) => {
-                    let verdict = self.on_tx(tx, Some(peer));
-                    let _ = self.net.validate(id, verdict).await;
-                    // Honest peers validate before they relay, so an invalid
-                    // transaction is the sender's fault.
-                    if verdict == Verdict::Reject {
-                        tracing::warn!(%peer, "sent an invalid transaction; banning the peer");
-                        let _ = self.net.ban(peer, BAN).await;
-                    }
-                }
-            },
+            } => {
+                // In arrival order (a payment's child must not overtake it),
+                // on the gossip task; the loop waits only when it is full.
+                let _ = self.gossip.send((peer, id, announcement)).await;
+            }
             NetEvent::Misbehaved { peer, reason } => {
                 tracing::warn!(%peer, "{reason}; banning the peer");
-                let _ = self.net.ban(peer, BAN).await;
+                self.ban(peer).await;
             }
             NetEvent::Listening(_) => {}
         }
     }
 
-    /// Exchanges status with a new peer, fetching the genesis when this node has no chain yet.
+    /// Handles gossip in arrival order, off the event loop.
+    async fn gossip_worker(
+        self: Arc<Self>,
+        mut rx: mpsc::Receiver<(PeerId, GossipId, Announcement)>,
+    ) {
+        while let Some((peer, id, announcement)) = rx.recv().await {
+            match announcement {
+                Announcement::Block(block) => {
+                    self.clone().on_block(block, Some(peer), Some(id)).await;
+                }
+                Announcement::Tx(tx) => {
+                    let txid = tx.txid();
+                    let out = self.chain.accept_tx(tx).await;
+                    let verdict = to_gossip(out.verdict);
+                    let _ = self.net.validate(id, verdict).await;
+                    if verdict == Verdict::Accept {
+                        tracing::info!(%txid, from = %peer, "transaction relayed");
+                    }
+                    // Honest peers validate before they relay, so an invalid
+                    // transaction is the sender's fault.
+                    if verdict == Verdict::Reject {
+                        tracing::warn!(%peer, "sent an invalid transaction; banning the peer");
+                        self.ban(peer).await;
+                    }
+                    self.clone().maybe_mine().await;
+                }
+            }
+        }
+    }
+
+    /// Exchanges status with a peer, fetching the genesis when this node has no chain yet.
     async fn handshake(self: Arc<Self>, peer: PeerId) {
-        let ours = lock(&self.state).store.as_ref().map(our_status);
-        let request = Request::Status(ours.clone().unwrap_or(Status {
-            protocol_version: p2p_proto::PROTOCOL_VERSION,
-            genesis: BlockHash::ZERO,
-            best_height: 0,
-            best_hash: BlockHash::ZERO,
-            total_work: [0; 32],
-            agent: format!("chain-node/{}", env!("CARGO_PKG_VERSION")),
-        }));
+        let request = Request::Status(status_of(self.chain.view()));
         match self.net.request(peer, request).await {
             Ok(Response::Status(theirs)) => self.on_status(peer, theirs).await,
             Ok(other) => tracing::debug!(%peer, "unexpected answer to status: {other:?}"),
@@ -338,8 +372,7 @@ impl Node {
         if theirs.genesis == BlockHash::ZERO {
             return; // a peer that has no chain yet
         }
-        let genesis = lock(&self.state).store.as_ref().map(|s| s.genesis_hash());
-        match genesis {
+        match self.chain.view().map(|v| v.genesis) {
             Some(g) if g != theirs.genesis => {
                 tracing::warn!(%peer, ours = %g.short(), theirs = %theirs.genesis.short(), "refusing a peer on a different chain (its genesis differs)");
                 let _ = self.net.ban(peer, BAN).await;
@@ -347,8 +380,8 @@ impl Node {
             }
             None => {
                 let (allowed, expected) = {
-                    let st = lock(&self.state);
-                    (st.genesis_peers.contains(&peer), st.expected_genesis)
+                    let l = self.local();
+                    (l.genesis_peers.contains(&peer), l.expected_genesis)
                 };
                 if !allowed {
                     tracing::info!(%peer, "not taking a genesis from a peer that is not a --dest peer");
@@ -365,15 +398,13 @@ impl Node {
             }
             _ => {}
         }
-        let better = {
-            let mut st = lock(&self.state);
-            if let Some(p) = st.peers.get_mut(&peer) {
-                p.status = Some(theirs.clone());
-            }
-            st.store
-                .as_ref()
-                .is_some_and(|s| work_of(&theirs) > s.tip().work)
-        };
+        if let Some(p) = self.local().peers.get_mut(&peer) {
+            *p = Some(theirs.clone());
+        }
+        let better = self
+            .chain
+            .view()
+            .is_some_and(|v| work_of(&theirs) > v.tip.work);
         if better {
             self.clone().start_sync(peer);
         }
@@ -391,31 +422,29 @@ impl Node {
             .into_iter()
             .find(|b| b.hash() == hash)
             .context("the peer did not send its genesis")?;
-        let mut st = lock(&self.state);
-        if st.store.is_some() {
-            return Ok(());
-        }
-        let store = ChainStore::create(&st.chain_dir, &g)?;
+        self.chain
+            .create_from_genesis(g)
+            .await
+            .map_err(anyhow::Error::msg)?;
         tracing::info!(genesis = %hash.short(), %peer, "created the chain from the peer's genesis");
-        st.store = Some(store);
         Ok(())
     }
 
     fn start_sync(self: Arc<Self>, peer: PeerId) {
         {
-            let mut st = lock(&self.state);
-            if st.syncing {
+            let mut l = self.local();
+            if l.syncing {
                 return;
             }
-            st.syncing = true;
+            l.syncing = true;
         }
         tokio::spawn(async move {
             if let Err(e) = self.sync_from(peer).await {
                 tracing::warn!(%peer, "sync stopped: {e:#}");
             }
-            lock(&self.state).syncing = false;
+            self.local().syncing = false;
             // Minting waits while a sync runs; the mempool may be ready now.
-            self.maybe_mine();
+            self.maybe_mine().await;
         });
     }
 
@@ -425,16 +454,16 @@ impl Node {
     async fn sync_from(self: &Arc<Self>, peer: PeerId) -> Result<()> {
         let started = Instant::now();
         let mut fetched = 0u64;
-        let target = lock(&self.state)
+        let target = self
+            .local()
             .peers
             .get(&peer)
-            .and_then(|p| p.status.as_ref().map(|s| s.best_height))
+            .and_then(|p| p.as_ref().map(|s| s.best_height))
             .unwrap_or(0);
         let bar = cli_support::sync_bar(u64::from(target));
         loop {
-            let locator = match lock(&self.state).store.as_ref() {
-                Some(s) => s.locator()?,
-                None => return Ok(()),
+            let Some(locator) = self.chain.locator().await else {
+                return Ok(());
             };
             let Response::Inv { hashes } = self
                 .net
@@ -450,16 +479,7 @@ impl Node {
                 bail!("unexpected answer to getblocks");
             };
             let full_batch = hashes.len() >= p2p_proto::MAX_INV;
-            let wanted: Vec<BlockHash> = {
-                let st = lock(&self.state);
-                let Some(store) = st.store.as_ref() else {
-                    return Ok(());
-                };
-                hashes
-                    .into_iter()
-                    .filter(|h| !matches!(store.header_entry(h), Ok(Some(_))))
-                    .collect()
-            };
+            let wanted = self.chain.unknown(hashes).await;
             if wanted.is_empty() {
                 break;
             }
@@ -482,20 +502,15 @@ impl Node {
                 let blocks = r?;
                 for (block, from) in blocks {
                     fetched += 1;
-                    let hash = block.hash();
-                    let known_before = self.has_block(&hash);
-                    if !self.on_block(block, Some(from), None).await {
+                    let out = self.clone().on_block(block, Some(from), None).await;
+                    if !out.valid {
                         bail!("peer {from} sent an invalid block");
                     }
-                    if !known_before && self.has_block(&hash) {
+                    if out.stored {
                         stored += 1;
                     }
                 }
-                let height = lock(&self.state)
-                    .store
-                    .as_ref()
-                    .map(|s| s.tip().height)
-                    .unwrap_or(0);
+                let height = self.chain.view().map(|v| v.tip.height).unwrap_or(0);
                 if let Some(b) = &bar {
                     b.set_position(u64::from(height));
                 }
@@ -518,373 +533,135 @@ impl Node {
             b.finish_and_clear();
         }
         if fetched > 0 {
-            let t = lock(&self.state).store.as_ref().map(|s| s.tip());
-            if let Some(t) = t {
-                tracing::info!(height = t.height, tip = %t.hash.short(), blocks = fetched, secs = format!("{:.1}", started.elapsed().as_secs_f64()), "sync finished");
+            if let Some(v) = self.chain.view() {
+                tracing::info!(height = v.tip.height, tip = %v.tip.hash.short(), blocks = fetched, secs = format!("{:.1}", started.elapsed().as_secs_f64()), "sync finished");
             }
         }
         Ok(())
     }
 
-    /// Whether the store holds `hash` (on any branch).
-    fn has_block(&self, hash: &BlockHash) -> bool {
-        lock(&self.state)
-            .store
-            .as_ref()
-            .is_some_and(|s| matches!(s.header_entry(hash), Ok(Some(_))))
-    }
-
     /// Peers to download from: the sync peer and every peer whose chain has at least as much work.
     fn sources_for(&self, peer: PeerId) -> Vec<PeerId> {
-        let st = lock(&self.state);
-        let min = st
+        let l = self.local();
+        let min = l
             .peers
             .get(&peer)
-            .and_then(|p| p.status.as_ref())
+            .and_then(|p| p.as_ref())
             .map(work_of)
             .unwrap_or_default();
         let mut v = vec![peer];
-        for (p, info) in &st.peers {
-            if *p != peer && info.status.as_ref().is_some_and(|s| work_of(s) >= min) {
+        for (p, status) in &l.peers {
+            if *p != peer && status.as_ref().is_some_and(|s| work_of(s) >= min) {
                 v.push(*p);
             }
         }
         v
     }
 
-    /// Handles a block from the network (`from`) or from the local miner.
-    /// Returns false when the block was invalid.
-    async fn on_block(&self, block: Block, from: Option<PeerId>, gossip: Option<GossipId>) -> bool {
+    /// Hands a block from the network (`from`) or from the local miner to
+    /// the chain actor, then carries out what it decided.
+    async fn on_block(
+        self: Arc<Self>,
+        block: Block,
+        from: Option<PeerId>,
+        gossip: Option<GossipId>,
+    ) -> chain_node::BlockOutcome<PeerId> {
         let hash = block.hash();
-        let (verdict, ok, publish, ask_status) = {
-            let mut st = lock(&self.state);
-            let State {
-                store,
-                mempool,
-                orphans,
-                mining,
-                ..
-            } = &mut *st;
-            let Some(store) = store.as_mut() else {
-                return true;
-            };
-            let mut queue = vec![(block, from)];
-            let mut verdict = Verdict::Ignore;
-            let mut ok = true;
-            let mut publish = None;
-            let mut ask_status = None;
-            let mut first = true;
-            while let Some((b, src)) = queue.pop() {
-                let h = b.hash();
-                let who = src
-                    .map(|p| p.to_string())
-                    .unwrap_or_else(|| "this node".into());
-                let res = store.accept_block(&b, unix_now());
-                let this_verdict = match res {
-                    Ok(Accepted::NewTip(update)) => {
-                        for d in &update.disconnected {
-                            tracing::info!(height = d.header.height, hash = %d.hash().short(), "disconnected block (reorganisation)");
-                        }
-                        for c in &update.connected {
-                            tracing::info!(height = c.header.height, hash = %c.hash().short(), txs = c.transactions.len(), from = %who, "connected block");
-                        }
-                        let dropped = mempool.update_for_chain(
-                            update.returned_transactions(),
-                            &update.connected,
-                            &*store,
-                        );
-                        for (txid, why) in dropped {
-                            tracing::debug!(%txid, "dropped from the mempool: {why}");
-                        }
-                        if let Some(c) = mining.as_ref() {
-                            c.store(true, Ordering::Relaxed);
-                        }
-                        for (o, from) in orphans.take_children(&h) {
-                            queue.push((o, Some(from)));
-                        }
-                        if src.is_none() && first {
-                            publish = Some(b.clone());
-                        }
-                        Verdict::Accept
-                    }
-                    Ok(Accepted::SideChain) => {
-                        tracing::info!(height = b.header.height, hash = %h.short(), from = %who, "stored a side-chain block");
-                        // Not connected, so not fully validated: never forwarded.
-                        Verdict::Ignore
-                    }
-                    Ok(Accepted::AlreadyHave) => Verdict::Ignore,
-                    Ok(Accepted::Orphan { parent }) => {
-                        // Checked before it takes room: its own proof of work
-                        // at a difficulty the chain allows at its height.
-                        let tip = store.tip();
-                        let held = match (src, store.context_for_tip(unix_now())) {
-                            (Some(p), Ok(ctx)) => check_orphan_header(
-                                &b,
-                                store.params(),
-                                ctx.expected_bits,
-                                tip.height.saturating_add(1),
-                            )
-                            .and_then(|()| {
-                                let size = b.encode().len();
-                                orphans.insert(b, size, p)
-                            })
-                            .map(|_| Some(p)),
-                            // This node's own blocks are never orphans.
-                            (None, _) | (_, Err(_)) => Ok(None),
-                        };
-                        match held {
-                            Ok(None) => Verdict::Ignore,
-                            Ok(Some(p)) => {
-                                tracing::debug!(hash = %h.short(), parent = %parent.short(), pool = orphans.len(), "orphan block; asking its sender where its chain stands");
-                                // Only the sender's status, checked against
-                                // this node's work, can start a sync.
-                                ask_status = Some(p);
-                                Verdict::Ignore
-                            }
-                            Err(e) if e.is_sender_fault() => {
-                                tracing::warn!(hash = %h.short(), from = %who, "rejected orphan block: {e}");
-                                if first {
-                                    ok = false;
-                                }
-                                Verdict::Reject
-                            }
-                            Err(_) => Verdict::Ignore,
-                        }
-                    }
-                    Err(StoreError::InvalidBlock { hash: bad, error }) => {
-                        tracing::warn!(hash = %bad.short(), from = %who, "rejected block: {error}");
-                        if !error.is_sender_fault() {
-                            Verdict::Ignore
-                        } else {
-                            if first {
-                                ok = false;
-                            }
-                            Verdict::Reject
-                        }
-                    }
-                    Err(e) => {
-                        tracing::error!(hash = %h.short(), "storing block failed: {e}");
-                        Verdict::Ignore
-                    }
-                };
-                if first {
-                    verdict = this_verdict;
-                    first = false;
-                }
-            }
-            (verdict, ok, publish, ask_status)
-        };
+        let out = self.chain.accept_block(block, from).await;
         if let Some(id) = gossip {
-            let _ = self.net.validate(id, verdict).await;
+            let _ = self.net.validate(id, to_gossip(out.verdict)).await;
         }
-        if !ok {
-            if let Some(p) = from {
-                lock(&self.state).orphans.forget_peer(&p);
-                let _ = self.net.ban(p, BAN).await;
+        if let Some(p) = out.offender {
+            let _ = self.net.ban(p, BAN).await;
+        }
+        if out.tip_changed {
+            if let Some(c) = self.local().mining.as_ref() {
+                c.store(true, Ordering::Relaxed);
             }
         }
-        if let Some(b) = publish {
+        if let Some(b) = &out.publish {
             tracing::info!(height = b.header.height, hash = %hash.short(), txs = b.transactions.len(), "minted block");
-            let _ = self.net.publish(Announcement::Block(b)).await;
+            let _ = self.net.publish(Announcement::Block(b.clone())).await;
         }
-        if let (Some(p), Some(me)) = (ask_status, self.self_arc()) {
-            tokio::spawn(me.handshake(p));
+        if let Some(p) = out.ask_status {
+            tokio::spawn(self.clone().handshake(p));
         }
-        self.maybe_mine();
-        ok
-    }
-
-    fn self_arc(&self) -> Option<Arc<Node>> {
-        NODE.get().cloned()
-    }
-
-    /// Offers a transaction to the mempool.
-    fn on_tx(&self, tx: chain_core::Transaction, from: Option<PeerId>) -> Verdict {
-        let txid = tx.txid();
-        let verdict = {
-            let mut st = lock(&self.state);
-            let State { store, mempool, .. } = &mut *st;
-            let Some(store) = store.as_ref() else {
-                return Verdict::Ignore;
-            };
-            match mempool.accept(tx, store) {
-                Ok(_) => {
-                    tracing::info!(%txid, from = %from.map(|p| p.to_string()).unwrap_or_else(|| "a wallet".into()), pool = mempool.len(), "transaction accepted");
-                    Verdict::Accept
-                }
-                Err(MempoolError::AlreadyKnown(_)) => Verdict::Ignore,
-                Err(e) if !e.is_sender_fault() => {
-                    tracing::info!(%txid, "transaction not taken: {e}");
-                    Verdict::Ignore
-                }
-                Err(e) => {
-                    tracing::info!(%txid, "rejected transaction: {e}");
-                    Verdict::Reject
-                }
-            }
-        };
-        self.maybe_mine();
-        verdict
+        out
     }
 
     /// Answers a peer's request.
     async fn answer(self: &Arc<Self>, peer: PeerId, request: Request) -> Response {
-        let no_chain = || Response::Error {
-            reason: "this node has no chain yet".into(),
-        };
         match request {
             Request::Status(theirs) => {
-                let ours = lock(&self.state).store.as_ref().map(our_status);
+                let ours = self.chain.view().map(|v| status_of(Some(v)));
                 let me = self.clone();
                 tokio::spawn(async move { me.on_status(peer, theirs).await });
-                ours.map(Response::Status).unwrap_or_else(no_chain)
-            }
-            Request::GetBlocks { locator, stop } => {
-                let st = lock(&self.state);
-                let Some(s) = st.store.as_ref() else {
-                    return no_chain();
-                };
-                match s.hashes_after(&locator, stop, p2p_proto::MAX_INV) {
-                    Ok(hashes) => Response::Inv { hashes },
-                    Err(e) => Response::Error {
-                        reason: p2p_proto::clip_reason(e.to_string()),
-                    },
-                }
-            }
-            Request::GetData { hashes } => {
-                let st = lock(&self.state);
-                let Some(s) = st.store.as_ref() else {
-                    return no_chain();
-                };
-                let mut blocks = Vec::new();
-                let mut not_found = Vec::new();
-                let mut bytes = 0usize;
-                for h in hashes {
-                    if blocks.len() >= p2p_proto::MAX_BLOCKS_PER_REPLY
-                        || bytes >= p2p_proto::BLOCKS_REPLY_BUDGET
-                    {
-                        break;
-                    }
-                    match s.block(&h) {
-                        Ok(Some(b)) => {
-                            bytes += b.encode().len();
-                            blocks.push(b);
-                        }
-                        _ => not_found.push(h),
-                    }
-                }
-                Response::Blocks { blocks, not_found }
+                ours.map(Response::Status)
+                    .unwrap_or_else(|| Response::Error {
+                        reason: "this node has no chain yet".into(),
+                    })
             }
             Request::SubmitTx(tx) => {
                 let txid = tx.txid();
-                let result = {
-                    let mut st = lock(&self.state);
-                    let State { store, mempool, .. } = &mut *st;
-                    match store.as_ref() {
-                        None => Err("this node has no chain yet".to_string()),
-                        Some(store) => mempool.accept(tx.clone(), store).map_err(|e| e.to_string()),
+                let relay = tx.clone();
+                let response = self.chain.answer(Request::SubmitTx(tx)).await;
+                match &response {
+                    Response::TxAccepted { .. } => {
+                        let pool = self.chain.view().map(|v| v.mempool_len).unwrap_or(0);
+                        tracing::info!(%txid, %peer, pool, "transaction submitted");
+                        let _ = self.net.publish(Announcement::Tx(relay)).await;
+                        self.clone().maybe_mine().await;
                     }
-                };
-                match result {
-                    Ok(_) => {
-                        tracing::info!(%txid, %peer, pool = lock(&self.state).mempool.len(), "transaction submitted");
-                        let _ = self.net.publish(Announcement::Tx(tx)).await;
-                        self.maybe_mine();
-                        Response::TxAccepted { txid }
-                    }
-                    Err(reason) => {
+                    Response::TxRejected { reason, .. } => {
                         tracing::info!(%txid, %peer, "refused a submitted transaction: {reason}");
-                        Response::TxRejected {
-                            txid,
-                            reason: p2p_proto::clip_reason(reason),
-                        }
                     }
+                    _ => {}
                 }
+                response
             }
-            Request::GetUtxos { pubkey_hash } => {
-                let st = lock(&self.state);
-                let Some(s) = st.store.as_ref() else {
-                    return no_chain();
-                };
-                let confirmed = match s.utxos_for(&pubkey_hash) {
-                    Ok(c) => c,
-                    Err(e) => {
-                        return Response::Error {
-                            reason: p2p_proto::clip_reason(e.to_string()),
-                        }
-                    }
-                };
-                let mut utxos: Vec<UtxoEntry> = confirmed
-                    .into_iter()
-                    .filter(|(op, _)| st.mempool.spender_of(op).is_none())
-                    .map(|(op, c)| UtxoEntry {
-                        outpoint: op,
-                        value: c.output.value,
-                        confirmed_height: Some(c.height),
-                    })
-                    .collect();
-                utxos.extend(
-                    st.mempool
-                        .unspent_outputs()
-                        .filter(|(_, o)| o.pubkey_hash == pubkey_hash)
-                        .map(|(op, o)| UtxoEntry {
-                            outpoint: op,
-                            value: o.value,
-                            confirmed_height: None,
-                        }),
-                );
-                utxos.truncate(p2p_proto::MAX_UTXOS);
-                Response::Utxos {
-                    height: s.tip().height,
-                    utxos,
-                }
-            }
+            other => self.chain.answer(other).await,
         }
     }
 
     /// Polls every peer's status; a peer with more work starts a sync.
-    async fn poll_peers(self: Arc<Self>) {
-        let peers: Vec<PeerId> = lock(&self.state).peers.keys().copied().collect();
+    fn poll_peers(self: Arc<Self>) {
+        let peers: Vec<PeerId> = self.local().peers.keys().copied().collect();
         for p in peers {
             tokio::spawn(self.clone().handshake(p));
         }
     }
 
     /// Starts mining when this node mints and the mempool holds enough transactions.
-    fn maybe_mine(&self) {
-        let Some(to) = self.minter else { return };
-        let mut st = lock(&self.state);
-        if st.mining.is_some() || st.syncing || st.mempool.len() < self.min_txs {
+    async fn maybe_mine(self: Arc<Self>) {
+        let Some(to) = self.minting.to else { return };
+        {
+            let l = self.local();
+            if l.mining.is_some() || l.syncing {
+                return;
+            }
+        }
+        if self.chain.view().map(|v| v.mempool_len).unwrap_or(0) < self.minting.min_txs {
             return;
         }
-        let Some(store) = st.store.as_ref() else {
+        let Some(mut block) = self.chain.template(to, self.minting.min_txs).await else {
             return;
         };
-        let now = unix_now();
-        let Ok(ctx) = store.context_for_tip(now) else {
-            return;
-        };
-        let (txs, fees) = st.mempool.block_template();
-        let tip = store.tip();
-        let mut block = assemble_block(
-            store.params(),
-            &tip.header,
-            ctx.expected_bits,
-            now.max(ctx.median_time_past + 1),
-            to,
-            txs,
-            fees,
-        );
         let cancel = Arc::new(AtomicBool::new(false));
-        st.mining = Some(cancel.clone());
-        drop(st);
+        {
+            let mut l = self.local();
+            // Another task may have started a search meanwhile.
+            if l.mining.is_some() || l.syncing {
+                return;
+            }
+            l.mining = Some(cancel.clone());
+        }
         tracing::info!(
             height = block.header.height,
             txs = block.transactions.len() - 1,
             "minting"
         );
         let tx = self.mined_tx.clone();
-        let threads = self.threads;
+        let threads = self.minting.threads;
         tokio::task::spawn_blocking(move || {
             let found = solve(&mut block, threads, &cancel, &mut |p| {
                 tracing::debug!(
@@ -897,9 +674,6 @@ impl Node {
         });
     }
 }
-
-/// The node, for tasks that need an owning handle.
-static NODE: std::sync::OnceLock<Arc<Node>> = std::sync::OnceLock::new();
 
 /// Fetches one chunk of blocks from `source`, falling back to `origin` for
 /// anything missing. Returns the blocks in the order asked.

@@ -3,6 +3,8 @@
 //! identifier type the network layer uses (`P`), so these parts are tested
 //! without a network.
 
+pub mod chain;
 pub mod orphans;
 
+pub use chain::{BlockOutcome, ChainHandle, ChainView, TxOutcome, Verdict};
 pub use orphans::{OrphanError, OrphanPool};

@@ -1,0 +1,679 @@
+//! The chain actor: the one owner of the chain state.
+//!
+//! The store, the mempool and the orphan pool belong to one thread. The rest
+//! of the node sends it commands over a bounded channel (so a flood of work
+//! waits instead of piling up) and reads the tip from a watch channel
+//! (Zebra's block writer and `ChainTipSender`). Every RocksDB call and every
+//! signature check happens on that thread, never on an async worker, and no
+//! lock is shared: a caller that needs the chain awaits the actor's answer.
+//!
+//! It is generic over the network's peer id `P`, so it knows nothing of
+//! libp2p; what it decides about a peer (forward, drop, ban, ask for its
+//! status) comes back in the outcome for the network layer to carry out.
+
+use crate::orphans::{check_orphan_header, OrphanPool};
+use chain_core::block::Block;
+use chain_core::miner::assemble_block;
+use chain_core::{BlockHash, Mempool, MempoolError, PubkeyHash, Transaction};
+use chain_store::{unix_now, Accepted, ChainStore, StoreError, Tip};
+use p2p_proto::{Request, Response, UtxoEntry};
+use std::hash::Hash;
+use std::path::PathBuf;
+use tokio::sync::{mpsc, oneshot, watch};
+
+/// Commands waiting for the actor; senders wait when it is full.
+pub const COMMAND_QUEUE: usize = 64;
+
+/// What to do with a gossiped block or transaction.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// Fully validated (a block connected to the best chain): forward it.
+    Accept,
+    /// Invalid, and the sender should have known: drop it and punish.
+    Reject,
+    /// Neither (known, side branch, orphan, race): drop it quietly.
+    Ignore,
+}
+
+/// The chain as the rest of the node sees it, published on every change.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ChainView {
+    /// The genesis hash.
+    pub genesis: BlockHash,
+    /// The best tip.
+    pub tip: Tip,
+    /// Transactions in the mempool.
+    pub mempool_len: usize,
+}
+
+/// What became of a block.
+#[derive(Clone, Debug)]
+pub struct BlockOutcome<P> {
+    /// For gossip validation.
+    pub verdict: Verdict,
+    /// False when the block itself was invalid.
+    pub valid: bool,
+    /// The peer to punish, if any.
+    pub offender: Option<P>,
+    /// A block this node produced that is now connected: announce it.
+    pub publish: Option<Block>,
+    /// A peer whose status should be asked (it sent an orphan).
+    pub ask_status: Option<P>,
+    /// Whether the best tip moved.
+    pub tip_changed: bool,
+    /// Whether the block is now stored (it was not before).
+    pub stored: bool,
+}
+
+/// What became of a transaction.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TxOutcome {
+    /// For gossip validation.
+    pub verdict: Verdict,
+    /// The refusal, if it was refused.
+    pub refused: Option<String>,
+}
+
+enum Command<P> {
+    Block(Block, Option<P>, oneshot::Sender<BlockOutcome<P>>),
+    Tx(Transaction, oneshot::Sender<TxOutcome>),
+    Answer(Request, oneshot::Sender<Response>),
+    CreateFromGenesis(Block, oneshot::Sender<Result<(), String>>),
+    Locator(oneshot::Sender<Option<Vec<BlockHash>>>),
+    Unknown(Vec<BlockHash>, oneshot::Sender<Vec<BlockHash>>),
+    Template(PubkeyHash, usize, oneshot::Sender<Option<Block>>),
+    ForgetPeer(P),
+    Close(oneshot::Sender<()>),
+}
+
+/// A cloneable handle to the chain actor.
+pub struct ChainHandle<P> {
+    tx: mpsc::Sender<Command<P>>,
+    view: watch::Receiver<Option<ChainView>>,
+}
+
+impl<P> Clone for ChainHandle<P> {
+    fn clone(&self) -> Self {
+        ChainHandle {
+            tx: self.tx.clone(),
+            view: self.view.clone(),
+        }
+    }
+}
+
+/// Starts the actor on its own thread. `store` is the chain, or `None` until
+/// a genesis is taken from a peer into `chain_dir`.
+pub fn spawn<P>(store: Option<ChainStore>, chain_dir: PathBuf) -> ChainHandle<P>
+where
+    P: Copy + Eq + Hash + std::fmt::Display + Send + 'static,
+{
+    let (tx, rx) = mpsc::channel(COMMAND_QUEUE);
+    let (view_tx, view) = watch::channel(None);
+    let mut actor = Actor {
+        store,
+        chain_dir,
+        mempool: Mempool::default(),
+        orphans: OrphanPool::default(),
+        view: view_tx,
+    };
+    actor.publish_view();
+    std::thread::Builder::new()
+        .name("chain".into())
+        .spawn(move || actor.run(rx))
+        .expect("the chain thread starts");
+    ChainHandle { tx, view }
+}
+
+impl<P: Copy + Send + 'static> ChainHandle<P> {
+    async fn ask<T>(&self, make: impl FnOnce(oneshot::Sender<T>) -> Command<P>) -> Option<T> {
+        let (reply, rx) = oneshot::channel();
+        self.tx.send(make(reply)).await.ok()?;
+        rx.await.ok()
+    }
+
+    /// The chain as last published (`None`: no chain yet).
+    pub fn view(&self) -> Option<ChainView> {
+        *self.view.borrow()
+    }
+
+    /// A receiver of every change of the view.
+    pub fn subscribe(&self) -> watch::Receiver<Option<ChainView>> {
+        self.view.clone()
+    }
+
+    /// Offers a block from `from` (`None`: this node mined it).
+    pub async fn accept_block(&self, block: Block, from: Option<P>) -> BlockOutcome<P> {
+        self.ask(|r| Command::Block(block, from, r))
+            .await
+            .unwrap_or(BlockOutcome {
+                verdict: Verdict::Ignore,
+                valid: true,
+                offender: None,
+                publish: None,
+                ask_status: None,
+                tip_changed: false,
+                stored: false,
+            })
+    }
+
+    /// Offers a transaction to the mempool.
+    pub async fn accept_tx(&self, tx: Transaction) -> TxOutcome {
+        self.ask(|r| Command::Tx(tx, r)).await.unwrap_or(TxOutcome {
+            verdict: Verdict::Ignore,
+            refused: Some("the node is stopping".into()),
+        })
+    }
+
+    /// Answers a peer's chain request (blocks, hashes, coins, a payment).
+    pub async fn answer(&self, request: Request) -> Response {
+        self.ask(|r| Command::Answer(request, r))
+            .await
+            .unwrap_or(Response::Error {
+                reason: "the node is stopping".into(),
+            })
+    }
+
+    /// Creates the chain from a genesis a trusted peer served.
+    pub async fn create_from_genesis(&self, genesis: Block) -> Result<(), String> {
+        self.ask(|r| Command::CreateFromGenesis(genesis, r))
+            .await
+            .unwrap_or_else(|| Err("the node is stopping".into()))
+    }
+
+    /// The block locator of the best chain.
+    pub async fn locator(&self) -> Option<Vec<BlockHash>> {
+        self.ask(Command::Locator).await.flatten()
+    }
+
+    /// Which of `hashes` the store does not hold.
+    pub async fn unknown(&self, hashes: Vec<BlockHash>) -> Vec<BlockHash> {
+        self.ask(|r| Command::Unknown(hashes, r))
+            .await
+            .unwrap_or_default()
+    }
+
+    /// A block to mine paying `to`, when the mempool holds `min_txs`.
+    pub async fn template(&self, to: PubkeyHash, min_txs: usize) -> Option<Block> {
+        self.ask(|r| Command::Template(to, min_txs, r))
+            .await
+            .flatten()
+    }
+
+    /// Drops what `peer` left in the orphan pool (it was banned).
+    pub async fn forget_peer(&self, peer: P) {
+        let _ = self.tx.send(Command::ForgetPeer(peer)).await;
+    }
+
+    /// Closes the store cleanly and stops the actor.
+    pub async fn close(&self) {
+        let _ = self.ask(Command::Close).await;
+    }
+}
+
+struct Actor<P> {
+    store: Option<ChainStore>,
+    chain_dir: PathBuf,
+    mempool: Mempool,
+    orphans: OrphanPool<P>,
+    view: watch::Sender<Option<ChainView>>,
+}
+
+impl<P: Copy + Eq + Hash + std::fmt::Display> Actor<P> {
+    fn run(mut self, mut rx: mpsc::Receiver<Command<P>>) {
+        while let Some(cmd) = rx.blocking_recv() {
+            match cmd {
+                Command::Block(b, from, r) => {
+                    let _ = r.send(self.on_block(b, from));
+                }
+                Command::Tx(tx, r) => {
+                    let _ = r.send(self.on_tx(tx));
+                }
+                Command::Answer(req, r) => {
+                    let _ = r.send(self.answer(req));
+                }
+                Command::CreateFromGenesis(g, r) => {
+                    let _ = r.send(self.create(g));
+                }
+                Command::Locator(r) => {
+                    let _ = r.send(self.store.as_ref().and_then(|s| s.locator().ok()));
+                }
+                Command::Unknown(hashes, r) => {
+                    let unknown = match &self.store {
+                        Some(s) => hashes
+                            .into_iter()
+                            .filter(|h| !matches!(s.header_entry(h), Ok(Some(_))))
+                            .collect(),
+                        None => hashes,
+                    };
+                    let _ = r.send(unknown);
+                }
+                Command::Template(to, min, r) => {
+                    let _ = r.send(self.template(to, min));
+                }
+                Command::ForgetPeer(p) => {
+                    self.orphans.forget_peer(&p);
+                }
+                Command::Close(r) => {
+                    self.store = None;
+                    let _ = r.send(());
+                    return;
+                }
+            }
+        }
+    }
+
+    fn publish_view(&mut self) {
+        let v = self.store.as_ref().map(|s| ChainView {
+            genesis: s.genesis_hash(),
+            tip: s.tip(),
+            mempool_len: self.mempool.len(),
+        });
+        self.view.send_if_modified(|old| {
+            let changed = *old != v;
+            *old = v;
+            changed
+        });
+    }
+
+    fn create(&mut self, g: Block) -> Result<(), String> {
+        if self.store.is_some() {
+            return Ok(());
+        }
+        let s = ChainStore::create(&self.chain_dir, &g).map_err(|e| e.to_string())?;
+        self.store = Some(s);
+        self.publish_view();
+        Ok(())
+    }
+
+    /// The block and the orphans it unlocks, in order.
+    fn on_block(&mut self, block: Block, from: Option<P>) -> BlockOutcome<P> {
+        let mut out = BlockOutcome {
+            verdict: Verdict::Ignore,
+            valid: true,
+            offender: None,
+            publish: None,
+            ask_status: None,
+            tip_changed: false,
+            stored: false,
+        };
+        let Some(store) = self.store.as_mut() else {
+            return out;
+        };
+        let first_hash = block.hash();
+        let known_before = matches!(store.header_entry(&first_hash), Ok(Some(_)));
+        let mut queue = vec![(block, from)];
+        let mut first = true;
+        while let Some((b, src)) = queue.pop() {
+            let h = b.hash();
+            let who = src
+                .map(|p| p.to_string())
+                .unwrap_or_else(|| "this node".into());
+            let verdict = match store.accept_block(&b, unix_now()) {
+                Ok(Accepted::NewTip(update)) => {
+                    for d in &update.disconnected {
+                        tracing::info!(height = d.header.height, hash = %d.hash().short(), "disconnected block (reorganisation)");
+                    }
+                    for c in &update.connected {
+                        tracing::info!(height = c.header.height, hash = %c.hash().short(), txs = c.transactions.len(), from = %who, "connected block");
+                    }
+                    let dropped = self.mempool.update_for_chain(
+                        update.returned_transactions(),
+                        &update.connected,
+                        &*store,
+                    );
+                    for (txid, why) in dropped {
+                        tracing::debug!(%txid, "dropped from the mempool: {why}");
+                    }
+                    out.tip_changed = true;
+                    for (o, p) in self.orphans.take_children(&h) {
+                        queue.push((o, Some(p)));
+                    }
+                    if src.is_none() && first {
+                        out.publish = Some(b.clone());
+                    }
+                    Verdict::Accept
+                }
+                Ok(Accepted::SideChain) => {
+                    tracing::info!(height = b.header.height, hash = %h.short(), from = %who, "stored a side-chain block");
+                    // Not connected, so not fully validated: never forwarded.
+                    Verdict::Ignore
+                }
+                Ok(Accepted::AlreadyHave) => Verdict::Ignore,
+                Ok(Accepted::Orphan { parent }) => {
+                    let tip = store.tip();
+                    let held = match (src, store.context_for_tip(unix_now())) {
+                        (Some(p), Ok(ctx)) => check_orphan_header(
+                            &b,
+                            store.params(),
+                            ctx.expected_bits,
+                            tip.height.saturating_add(1),
+                        )
+                        .and_then(|()| {
+                            let size = b.encode().len();
+                            self.orphans.insert(b, size, p)
+                        })
+                        .map(|_| Some(p)),
+                        // This node's own blocks are never orphans.
+                        (None, _) | (_, Err(_)) => Ok(None),
+                    };
+                    match held {
+                        Ok(None) => Verdict::Ignore,
+                        Ok(Some(p)) => {
+                            tracing::debug!(hash = %h.short(), parent = %parent.short(), pool = self.orphans.len(), "orphan block; asking its sender where its chain stands");
+                            out.ask_status = Some(p);
+                            Verdict::Ignore
+                        }
+                        Err(e) if e.is_sender_fault() => {
+                            tracing::warn!(hash = %h.short(), from = %who, "rejected orphan block: {e}");
+                            if first {
+                                out.valid = false;
+                            }
+                            Verdict::Reject
+                        }
+                        Err(_) => Verdict::Ignore,
+                    }
+                }
+                Err(StoreError::InvalidBlock { hash: bad, error }) => {
+                    tracing::warn!(hash = %bad.short(), from = %who, "rejected block: {error}");
+                    if !error.is_sender_fault() {
+                        Verdict::Ignore
+                    } else {
+                        if first {
+                            out.valid = false;
+                        }
+                        Verdict::Reject
+                    }
+                }
+                Err(e) => {
+                    tracing::error!(hash = %h.short(), "storing block failed: {e}");
+                    Verdict::Ignore
+                }
+            };
+            if first {
+                out.verdict = verdict;
+                first = false;
+            }
+        }
+        if !out.valid {
+            out.offender = from;
+            if let Some(p) = from {
+                self.orphans.forget_peer(&p);
+            }
+        }
+        out.stored = !known_before && matches!(store.header_entry(&first_hash), Ok(Some(_)));
+        self.publish_view();
+        out
+    }
+
+    fn on_tx(&mut self, tx: Transaction) -> TxOutcome {
+        let txid = tx.txid();
+        let Some(store) = self.store.as_ref() else {
+            return TxOutcome {
+                verdict: Verdict::Ignore,
+                refused: Some("this node has no chain yet".into()),
+            };
+        };
+        let out = match self.mempool.accept(tx, store) {
+            Ok(_) => {
+                tracing::info!(%txid, pool = self.mempool.len(), "transaction accepted");
+                TxOutcome {
+                    verdict: Verdict::Accept,
+                    refused: None,
+                }
+            }
+            Err(e @ MempoolError::AlreadyKnown(_)) => TxOutcome {
+                verdict: Verdict::Ignore,
+                refused: Some(e.to_string()),
+            },
+            Err(e) => {
+                tracing::info!(%txid, "transaction not taken: {e}");
+                TxOutcome {
+                    verdict: if e.is_sender_fault() {
+                        Verdict::Reject
+                    } else {
+                        Verdict::Ignore
+                    },
+                    refused: Some(e.to_string()),
+                }
+            }
+        };
+        self.publish_view();
+        out
+    }
+
+    fn template(&self, to: PubkeyHash, min_txs: usize) -> Option<Block> {
+        let store = self.store.as_ref()?;
+        if self.mempool.len() < min_txs {
+            return None;
+        }
+        let now = unix_now();
+        let ctx = store.context_for_tip(now).ok()?;
+        let (txs, fees) = self.mempool.block_template();
+        let tip = store.tip();
+        Some(assemble_block(
+            store.params(),
+            &tip.header,
+            ctx.expected_bits,
+            now.max(ctx.median_time_past + 1),
+            to,
+            txs,
+            fees,
+        ))
+    }
+
+    fn answer(&mut self, request: Request) -> Response {
+        let no_chain = || Response::Error {
+            reason: "this node has no chain yet".into(),
+        };
+        let clip = |e: String| Response::Error {
+            reason: p2p_proto::clip_reason(e),
+        };
+        match request {
+            Request::Status(_) => Response::Error {
+                reason: "status is answered by the network layer".into(),
+            },
+            Request::GetBlocks { locator, stop } => {
+                let Some(s) = self.store.as_ref() else {
+                    return no_chain();
+                };
+                match s.hashes_after(&locator, stop, p2p_proto::MAX_INV) {
+                    Ok(hashes) => Response::Inv { hashes },
+                    Err(e) => clip(e.to_string()),
+                }
+            }
+            Request::GetData { hashes } => {
+                let Some(s) = self.store.as_ref() else {
+                    return no_chain();
+                };
+                let mut blocks = Vec::new();
+                let mut not_found = Vec::new();
+                let mut bytes = 0usize;
+                for h in hashes {
+                    if blocks.len() >= p2p_proto::MAX_BLOCKS_PER_REPLY
+                        || bytes >= p2p_proto::BLOCKS_REPLY_BUDGET
+                    {
+                        break;
+                    }
+                    match s.block(&h) {
+                        Ok(Some(b)) => {
+                            bytes += b.encode().len();
+                            blocks.push(b);
+                        }
+                        _ => not_found.push(h),
+                    }
+                }
+                Response::Blocks { blocks, not_found }
+            }
+            Request::SubmitTx(tx) => {
+                let txid = tx.txid();
+                let Some(store) = self.store.as_ref() else {
+                    return no_chain();
+                };
+                let r = self.mempool.accept(tx, store);
+                self.publish_view();
+                match r {
+                    Ok(_) => Response::TxAccepted { txid },
+                    Err(e) => Response::TxRejected {
+                        txid,
+                        reason: p2p_proto::clip_reason(e.to_string()),
+                    },
+                }
+            }
+            Request::GetUtxos { pubkey_hash } => {
+                let Some(s) = self.store.as_ref() else {
+                    return no_chain();
+                };
+                let confirmed = match s.utxos_for(&pubkey_hash) {
+                    Ok(c) => c,
+                    Err(e) => return clip(e.to_string()),
+                };
+                let mut utxos: Vec<UtxoEntry> = confirmed
+                    .into_iter()
+                    .filter(|(op, _)| self.mempool.spender_of(op).is_none())
+                    .map(|(op, c)| UtxoEntry {
+                        outpoint: op,
+                        value: c.output.value,
+                        confirmed_height: Some(c.height),
+                    })
+                    .collect();
+                utxos.extend(
+                    self.mempool
+                        .unspent_outputs()
+                        .filter(|(_, o)| o.pubkey_hash == pubkey_hash)
+                        .map(|(op, o)| UtxoEntry {
+                            outpoint: op,
+                            value: o.value,
+                            confirmed_height: None,
+                        }),
+                );
+                utxos.truncate(p2p_proto::MAX_UTXOS);
+                Response::Utxos {
+                    height: s.tip().height,
+                    utxos,
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use chain_core::keys::PrivateKey;
+    use chain_core::test_utils::{child, easy_params, genesis, outputs_of, spend};
+    use chain_core::Amount;
+
+    fn runtime() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+    }
+
+    #[test]
+    fn the_actor_owns_the_chain_and_says_what_to_do_with_each_peer() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = PrivateKey::generate();
+        let pkh = key.public_key().pubkey_hash();
+        let p = easy_params();
+        let g = genesis(&p, pkh);
+        let store = ChainStore::create(&dir.path().join("blocks"), &g).unwrap();
+        let chain: ChainHandle<u8> = spawn(Some(store), dir.path().join("blocks"));
+        let rt = runtime();
+        rt.block_on(async {
+            assert_eq!(chain.view().unwrap().tip.hash, g.hash());
+            let mut tips = chain.subscribe();
+
+            // A valid block from peer 1: connected, forwarded, the view moves.
+            let b1 = child(&p, &g.header, vec![], Amount(0), pkh);
+            let out = chain.accept_block(b1.clone(), Some(1)).await;
+            assert_eq!(out.verdict, Verdict::Accept);
+            assert!(out.valid && out.stored && out.tip_changed);
+            assert_eq!(
+                out.publish, None,
+                "only this node's own blocks are announced"
+            );
+            tips.changed().await.unwrap();
+            assert_eq!(chain.view().unwrap().tip.hash, b1.hash());
+
+            // A block stealing the genesis coin from peer 2: rejected, peer 2 to punish.
+            let thief = PrivateKey::generate();
+            let theft = spend(
+                &thief,
+                &outputs_of(&g.transactions[0]),
+                pkh,
+                Amount(20),
+                Amount(0),
+            );
+            let bad = child(&p, &b1.header, vec![theft], Amount(0), pkh);
+            let out = chain.accept_block(bad, Some(2)).await;
+            assert_eq!(out.verdict, Verdict::Reject);
+            assert_eq!(out.offender, Some(2));
+            assert_eq!(chain.view().unwrap().tip.hash, b1.hash());
+
+            // A side-branch block is stored but never forwarded.
+            let side =
+                chain_core::test_utils::child_with_extra(&p, &g.header, vec![], Amount(0), pkh, 61);
+            let out = chain.accept_block(side, Some(3)).await;
+            assert_eq!(out.verdict, Verdict::Ignore);
+            assert!(out.valid && out.stored && !out.tip_changed);
+
+            // An orphan: held, and its sender is to be asked for its status.
+            let b2 = child(&p, &b1.header, vec![], Amount(0), pkh);
+            let b3 = child(&p, &b2.header, vec![], Amount(0), pkh);
+            let out = chain.accept_block(b3.clone(), Some(4)).await;
+            assert_eq!(out.ask_status, Some(4));
+            assert!(!out.stored);
+            // Its parent connects both.
+            let out = chain.accept_block(b2, Some(5)).await;
+            assert!(out.tip_changed);
+            assert_eq!(chain.view().unwrap().tip.hash, b3.hash());
+
+            // Payments: into the mempool, then into a template of this node's.
+            let pay = spend(
+                &key,
+                &outputs_of(&g.transactions[0]),
+                pkh,
+                Amount(5),
+                Amount(0),
+            );
+            let out = chain.accept_tx(pay.clone()).await;
+            assert_eq!(
+                out,
+                TxOutcome {
+                    verdict: Verdict::Accept,
+                    refused: None
+                }
+            );
+            assert_eq!(chain.view().unwrap().mempool_len, 1);
+            assert!(chain.template(pkh, 2).await.is_none(), "below --min-txs");
+            let t = chain.template(pkh, 1).await.unwrap();
+            assert_eq!(t.transactions.len(), 2);
+            assert_eq!(t.header.prev, b3.hash());
+
+            // Requests are answered from the actor's store.
+            let r = chain
+                .answer(Request::GetData {
+                    hashes: vec![b1.hash(), BlockHash([1; 32])],
+                })
+                .await;
+            match r {
+                Response::Blocks { blocks, not_found } => {
+                    assert_eq!(blocks, vec![b1.clone()]);
+                    assert_eq!(not_found, vec![BlockHash([1; 32])]);
+                }
+                other => panic!("{other:?}"),
+            }
+            assert_eq!(
+                chain.unknown(vec![b1.hash(), BlockHash([1; 32])]).await,
+                vec![BlockHash([1; 32])]
+            );
+            chain.close().await;
+        });
+        // Closed: the store is released and can be opened again.
+        drop(chain);
+        let reopened = ChainStore::open(&dir.path().join("blocks")).unwrap();
+        assert_eq!(reopened.tip().height, 3);
+    }
+}
