@@ -205,3 +205,96 @@ fn a_peer_that_serves_blocks_nobody_asked_for_is_banned_and_sync_goes_on_from_an
         "the honest peer was banned"
     );
 }
+
+/// The sequence that used to make honest nodes ban each other: B learns that
+/// side block X is invalid (its branch failed to connect), then A is sent X.
+/// A stores X on a side branch; it must not forward it, or B, which knows X
+/// is invalid, would ban A.
+#[test]
+fn a_side_block_one_node_found_invalid_never_makes_honest_nodes_ban_each_other() {
+    let env = Env::new();
+    let (a, b) = (free_id(), free_id());
+    let w1 = env.wallet(&a, "w1");
+    env.json("node", &a, &["createblockchain", "-address", "w1"]);
+    env.json(
+        "wallet-cli",
+        &a,
+        &["send", "-from", "w1", "-to", &w1, "-amount", "5", "-mint"],
+    );
+    env.copy_chain(&a, &b);
+    let g = {
+        let s = chain_store::ChainStore::open_read_only(&env.path().join(format!("blocks_{a}")))
+            .unwrap();
+        s.block(&s.genesis_hash()).unwrap().unwrap()
+    };
+    // X: a rival to block 1 whose payment spends the genesis coin with the
+    // wrong key; well formed, so stored, and invalid only when connected.
+    // Z: X's child, which makes X's branch the heavier one.
+    let params = ChainParams::default();
+    let thief = chain_core::PrivateKey::generate();
+    let theft = chain_core::test_utils::spend(
+        &thief,
+        &chain_core::test_utils::outputs_of(&g.transactions[0]),
+        PubkeyHash([4; 20]),
+        Amount(20),
+        Amount(0),
+    );
+    let x = chain_core::test_utils::child_with_extra(
+        &params,
+        &g.header,
+        vec![theft],
+        Amount(0),
+        PubkeyHash([4; 20]),
+        61,
+    );
+    let z = child(&params, &x.header, vec![], Amount(0), PubkeyHash([4; 20]));
+
+    let node_a = env.start_node(&a, &[]);
+    let node_b = env.start_node(&b, &["-dest", &node_a.addr]);
+    let b_id = node_b.addr.rsplit('/').next().unwrap().to_string();
+    let a_id = node_a.addr.rsplit('/').next().unwrap().to_string();
+    node_a
+        .proc
+        .wait_for_log(&format!("peer connected peer={b_id}"), WAIT);
+    let tip = env.tip(&a).unwrap();
+
+    // B is sent X, then Z: the reorganisation fails, X and Z are invalid there.
+    let to_b = TestPeer::connect(&node_b.addr);
+    to_b.publish(Announcement::Block(x.clone())).unwrap();
+    node_b.proc.wait_for_log(
+        &format!(
+            "stored a side-chain block height=1 hash={}",
+            x.hash().short()
+        ),
+        WAIT,
+    );
+    let to_b2 = TestPeer::connect(&node_b.addr);
+    to_b2.publish(Announcement::Block(z.clone())).unwrap();
+    node_b.proc.wait_for_log("rejected block", WAIT);
+
+    // A is sent X: stored on a side branch, and not forwarded.
+    let to_a = TestPeer::connect(&node_a.addr);
+    to_a.publish(Announcement::Block(x.clone())).unwrap();
+    node_a.proc.wait_for_log(
+        &format!(
+            "stored a side-chain block height=1 hash={}",
+            x.hash().short()
+        ),
+        WAIT,
+    );
+    // Give gossip time to carry X to B, had A forwarded it.
+    std::thread::sleep(Duration::from_secs(3));
+
+    for (log, other) in [
+        (node_a.proc.log_text(), &b_id),
+        (node_b.proc.log_text(), &a_id),
+    ] {
+        assert!(
+            !log.lines()
+                .any(|l| l.contains("peer banned") && l.contains(other.as_str())),
+            "an honest node banned the other:\n{log}"
+        );
+    }
+    assert_eq!(env.tip(&a).unwrap(), tip);
+    assert_eq!(env.tip(&b).unwrap(), tip);
+}
