@@ -298,3 +298,67 @@ fn a_side_block_one_node_found_invalid_never_makes_honest_nodes_ban_each_other()
     assert_eq!(env.tip(&a).unwrap(), tip);
     assert_eq!(env.tip(&b).unwrap(), tip);
 }
+
+#[test]
+fn a_peer_that_stalls_is_marked_slow_and_the_node_syncs_from_another() {
+    let env = Env::new();
+    let params = ChainParams::default();
+    let pkh = PubkeyHash([6; 20]);
+    let g = chain_core::test_utils::genesis(&params, pkh);
+    let mut chain = vec![g.clone()];
+    for _ in 0..40 {
+        let parent = chain.last().unwrap().header;
+        chain.push(child(&params, &parent, vec![], Amount(0), pkh));
+    }
+    let (a, n) = (free_id(), free_id());
+    let mut store =
+        chain_store::ChainStore::create(&env.path().join(format!("blocks_{a}")), &g).unwrap();
+    for b in &chain[1..] {
+        store.accept_block(b, u64::MAX / 4).unwrap();
+    }
+    let status = p2p_proto::Status {
+        protocol_version: p2p_proto::PROTOCOL_VERSION,
+        genesis: g.hash(),
+        best_height: store.tip().height,
+        best_hash: store.tip().hash,
+        total_work: store.tip().work.to_be_bytes(),
+        agent: "staller".into(),
+    };
+    drop(store);
+    drop(chain_store::ChainStore::create(&env.path().join(format!("blocks_{n}")), &g).unwrap());
+    let node_n = env.start_node(&n, &[]);
+
+    // The staller has the same chain, says so, and never delivers in time.
+    let staller = TestPeer::serving(&node_n.addr, move |req| match req {
+        p2p_proto::Request::Status(_) => p2p_proto::Response::Status(status.clone()),
+        _ => {
+            std::thread::sleep(Duration::from_secs(15));
+            p2p_proto::Response::Error {
+                reason: "too late".into(),
+            }
+        }
+    });
+    let staller_id = staller.id();
+    node_n.proc.wait_for_log("did not deliver within", WAIT);
+
+    // An honest peer with the same chain arrives: N syncs from it at once.
+    let started = std::time::Instant::now();
+    let node_a = env.start_node(&a, &["-dest", &node_n.addr]);
+    let tip = chain.last().unwrap().hash().to_string();
+    eventually(Duration::from_secs(20), "N to reach the tip", || {
+        env.tip(&n).filter(|t| t.1 == tip).map(|_| ())
+    });
+    println!(
+        "synced {} blocks {:.1} s after the honest peer started, with a staller connected",
+        chain.len() - 1,
+        started.elapsed().as_secs_f64()
+    );
+    let log = node_n.proc.log_text();
+    assert!(log
+        .lines()
+        .any(|l| l.contains("did not deliver") && l.contains(&staller_id)));
+    let a_id = node_a.addr.rsplit('/').next().unwrap().to_string();
+    assert!(!log
+        .lines()
+        .any(|l| l.contains("peer banned") && l.contains(&a_id)));
+}

@@ -32,6 +32,11 @@ const CHUNK: usize = 16;
 const IN_FLIGHT: usize = 4;
 /// Gossip messages waiting for the gossip task.
 const GOSSIP_QUEUE: usize = 256;
+/// How long a peer has to answer a sync request before the blocks are asked
+/// of another peer and it is marked slow.
+const DELIVERY_DEADLINE: Duration = Duration::from_secs(8);
+/// How long a slow peer is left out of syncs.
+const SLOW_FOR: Duration = Duration::from_secs(60);
 
 /// Arguments of `startp2p`.
 #[derive(clap::Args, Debug)]
@@ -73,6 +78,8 @@ struct Local {
     /// The running search's cancel flag.
     mining: Option<Arc<AtomicBool>>,
     syncing: bool,
+    /// Peers that missed a delivery deadline, until when they are left out.
+    slow: HashMap<PeerId, Instant>,
 }
 
 /// What --minter and its options ask for.
@@ -158,6 +165,7 @@ pub fn startp2p(ctx: &Ctx, a: StartArgs) -> Result<()> {
         expected_genesis: a.genesis,
         mining: None,
         syncing: false,
+        slow: HashMap::new(),
     };
     let minting = Minting {
         to: minter.map(|m| m.pubkey_hash()),
@@ -405,7 +413,7 @@ impl Node {
             .chain
             .view()
             .is_some_and(|v| work_of(&theirs) > v.tip.work);
-        if better {
+        if better && !self.is_slow(&peer) {
             self.clone().start_sync(peer);
         }
     }
@@ -465,17 +473,21 @@ impl Node {
             let Some(locator) = self.chain.locator().await else {
                 return Ok(());
             };
-            let Response::Inv { hashes } = self
-                .net
-                .request(
-                    peer,
-                    Request::GetBlocks {
-                        locator,
-                        stop: None,
-                    },
-                )
-                .await?
-            else {
+            let asked = self.net.request(
+                peer,
+                Request::GetBlocks {
+                    locator,
+                    stop: None,
+                },
+            );
+            let Ok(answer) = tokio::time::timeout(DELIVERY_DEADLINE, asked).await else {
+                self.mark_slow(peer);
+                bail!(
+                    "no answer to getblocks within {} s",
+                    DELIVERY_DEADLINE.as_secs()
+                );
+            };
+            let Response::Inv { hashes } = answer? else {
                 bail!("unexpected answer to getblocks");
             };
             let full_batch = hashes.len() >= p2p_proto::MAX_INV;
@@ -486,11 +498,21 @@ impl Node {
             let sources = self.sources_for(peer);
             let chunks: Vec<Vec<BlockHash>> =
                 wanted.chunks(CHUNK).map(<[BlockHash]>::to_vec).collect();
+            // Chunks are spread over the sources; each chunk's other sources
+            // follow as fallbacks, and a source found slow is skipped from
+            // then on (the futures are made as the window moves).
             let mut results =
                 futures::stream::iter(chunks.into_iter().enumerate().map(|(i, chunk)| {
-                    let net = self.net.clone();
-                    let source = sources[i % sources.len()];
-                    async move { fetch_chunk(&net, source, peer, chunk).await }
+                    let me = self.clone();
+                    let mut order: Vec<PeerId> = sources
+                        .iter()
+                        .cycle()
+                        .skip(i % sources.len())
+                        .take(sources.len())
+                        .copied()
+                        .collect();
+                    order.sort_by_key(|p| self.is_slow(p));
+                    async move { fetch_chunk(&me, order, chunk).await }
                 }))
                 .buffered(IN_FLIGHT);
             use futures::StreamExt;
@@ -540,8 +562,24 @@ impl Node {
         Ok(())
     }
 
-    /// Peers to download from: the sync peer and every peer whose chain has at least as much work.
+    /// Whether `peer` missed a delivery deadline lately.
+    fn is_slow(&self, peer: &PeerId) -> bool {
+        let mut l = self.local();
+        let now = Instant::now();
+        l.slow.retain(|_, until| *until > now);
+        l.slow.contains_key(peer)
+    }
+
+    /// Leaves `peer` out of syncs for a while.
+    fn mark_slow(&self, peer: PeerId) {
+        tracing::info!(%peer, "the peer did not deliver within {} s; asking other peers", DELIVERY_DEADLINE.as_secs());
+        self.local().slow.insert(peer, Instant::now() + SLOW_FOR);
+    }
+
+    /// Peers to download from: the sync peer and every peer whose chain has
+    /// at least as much work, slow ones left out.
     fn sources_for(&self, peer: PeerId) -> Vec<PeerId> {
+        let now = Instant::now();
         let l = self.local();
         let min = l
             .peers
@@ -551,7 +589,8 @@ impl Node {
             .unwrap_or_default();
         let mut v = vec![peer];
         for (p, status) in &l.peers {
-            if *p != peer && status.as_ref().is_some_and(|s| work_of(s) >= min) {
+            let slow = l.slow.get(p).is_some_and(|until| *until > now);
+            if *p != peer && !slow && status.as_ref().is_some_and(|s| work_of(s) >= min) {
                 v.push(*p);
             }
         }
@@ -675,17 +714,19 @@ impl Node {
     }
 }
 
-/// Fetches one chunk of blocks from `source`, falling back to `origin` for
-/// anything missing. Returns the blocks in the order asked.
+/// Fetches one chunk of blocks, asking the peers in `order` in turn for what
+/// is still missing. A peer that does not answer within [`DELIVERY_DEADLINE`]
+/// is marked slow and the next one is asked. Returns the blocks in the order
+/// asked.
 async fn fetch_chunk(
-    net: &NetHandle,
-    source: PeerId,
-    origin: PeerId,
+    node: &Node,
+    order: Vec<PeerId>,
     chunk: Vec<BlockHash>,
 ) -> Result<Vec<(Block, PeerId)>> {
+    let net = &node.net;
     let mut got: HashMap<BlockHash, (Block, PeerId)> = HashMap::new();
     let mut tried: HashSet<PeerId> = HashSet::new();
-    for peer in [source, origin] {
+    for peer in order {
         if !tried.insert(peer) {
             continue;
         }
@@ -700,15 +741,17 @@ async fn fetch_chunk(
         // A reply may stop early for size; ask again for the rest.
         let mut rest = missing;
         while !rest.is_empty() {
-            match net
-                .request(
-                    peer,
-                    Request::GetData {
-                        hashes: rest.clone(),
-                    },
-                )
-                .await
-            {
+            let asked = net.request(
+                peer,
+                Request::GetData {
+                    hashes: rest.clone(),
+                },
+            );
+            let Ok(answer) = tokio::time::timeout(DELIVERY_DEADLINE, asked).await else {
+                node.mark_slow(peer);
+                break;
+            };
+            match answer {
                 Ok(Response::Blocks { blocks, .. }) if !blocks.is_empty() => {
                     let before = rest.len();
                     let mut unasked = 0usize;
@@ -724,7 +767,7 @@ async fn fetch_chunk(
                     if unasked > 0 {
                         // Honest peers answer only what was asked.
                         tracing::warn!(%peer, unasked, "sent blocks that were not asked for; banning the peer");
-                        let _ = net.ban(peer, BAN).await;
+                        node.ban(peer).await;
                         break;
                     }
                     // Each round must deliver something, so this loop ends.
