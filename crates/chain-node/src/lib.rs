@@ -4,7 +4,9 @@
 //! without a network.
 
 pub mod chain;
+pub mod node;
 pub mod orphans;
 
 pub use chain::{BlockOutcome, ChainHandle, ChainView, TxOutcome, Verdict};
+pub use node::{Inbound, Minting, Network, Node, NodeConfig, SyncProgress};
 pub use orphans::{OrphanError, OrphanPool};

@@ -103,6 +103,9 @@ impl MiningDisplay {
     }
 }
 
+/// The progress bar type [`sync_bar`] returns.
+pub use indicatif::ProgressBar;
+
 /// A progress bar for a sync of `target` blocks, on a terminal only.
 pub fn sync_bar(target: u64) -> Option<indicatif::ProgressBar> {
     if !std::io::stderr().is_terminal() {

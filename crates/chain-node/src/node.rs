@@ -1,0 +1,773 @@
+//! The node: handshakes, sync, relay, inbound requests and minting, over
+//! any network that implements [`Network`].
+//!
+//! The chain state is the chain actor's ([`crate::chain`]); this module
+//! decides what to ask of peers and what to do with what they send, and
+//! carries out the actor's verdicts. It knows nothing of libp2p: the
+//! network layer turns its events into [`Inbound`] and implements
+//! [`Network`] for its handle. What it keeps itself is small bookkeeping
+//! (peers' statuses, whether a sync or a search runs, slow peers) under a
+//! mutex that is never held across an await or any I/O.
+
+use crate::chain::{ChainHandle, Verdict};
+use anyhow::{bail, Context, Result};
+use chain_core::miner::solve;
+use chain_core::pow::Work;
+use chain_core::{Block, BlockHash, PubkeyHash};
+use p2p_proto::{Announcement, Request, Response, Status};
+use std::collections::{HashMap, HashSet};
+use std::future::Future;
+use std::hash::Hash;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
+
+/// How long a peer that sent invalid data is refused.
+pub const BAN: Duration = Duration::from_secs(600);
+/// Blocks asked for per `GetData`.
+const CHUNK: usize = 16;
+/// `GetData` requests in flight during a sync.
+const IN_FLIGHT: usize = 4;
+/// Gossip messages waiting for the gossip task.
+const GOSSIP_QUEUE: usize = 256;
+/// How long a peer has to answer a sync request before the blocks are asked
+/// of another peer and it is marked slow.
+pub const DELIVERY_DEADLINE: Duration = Duration::from_secs(8);
+/// How long a slow peer is left out of syncs.
+pub const SLOW_FOR: Duration = Duration::from_secs(60);
+/// How often every peer's status is asked.
+pub const STATUS_POLL: Duration = Duration::from_secs(3);
+
+/// What the node needs of the network.
+pub trait Network: Clone + Send + Sync + 'static {
+    /// A peer's identity.
+    type Peer: Copy + Eq + Hash + std::fmt::Display + std::fmt::Debug + Send + Sync + 'static;
+    /// Names a gossip message awaiting its verdict.
+    type GossipId: Send + 'static;
+    /// Where the answer to an inbound request goes.
+    type Reply: Send + 'static;
+    /// Sends a request and waits for its answer.
+    fn request(
+        &self,
+        peer: Self::Peer,
+        request: Request,
+    ) -> impl Future<Output = Result<Response, String>> + Send;
+    /// Answers an inbound request.
+    fn respond(&self, reply: Self::Reply, response: Response) -> impl Future<Output = ()> + Send;
+    /// Publishes on gossip.
+    fn publish(&self, announcement: Announcement) -> impl Future<Output = ()> + Send;
+    /// Reports a gossip message's verdict (forward, drop, punish).
+    fn validate(&self, id: Self::GossipId, verdict: Verdict) -> impl Future<Output = ()> + Send;
+    /// Disconnects and refuses `peer` for `period`.
+    fn ban(&self, peer: Self::Peer, period: Duration) -> impl Future<Output = ()> + Send;
+}
+
+/// What the network reports to the node.
+pub enum Inbound<N: Network> {
+    /// A peer connected (first connection).
+    Connected {
+        /// Who.
+        peer: N::Peer,
+        /// Its address, for the log.
+        address: String,
+    },
+    /// A peer's last connection closed.
+    Disconnected {
+        /// Who.
+        peer: N::Peer,
+    },
+    /// A peer asks something.
+    Request {
+        /// Who.
+        peer: N::Peer,
+        /// What.
+        request: Request,
+        /// Where the answer goes.
+        reply: N::Reply,
+    },
+    /// A gossip message, awaiting its verdict.
+    Announcement {
+        /// The peer that relayed it.
+        peer: N::Peer,
+        /// Its id for the verdict.
+        id: N::GossipId,
+        /// The block or transaction.
+        announcement: Announcement,
+    },
+    /// The network caught a peer misbehaving (bad frames, rate abuse).
+    Misbehaved {
+        /// Who.
+        peer: N::Peer,
+        /// What it did.
+        reason: String,
+    },
+}
+
+/// Where a sync stands, for a progress display.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SyncProgress {
+    /// The local tip's height.
+    pub height: u32,
+    /// The sync peer's claimed height.
+    pub target: u32,
+    /// Whether the sync ended.
+    pub done: bool,
+}
+
+/// A sync progress callback.
+pub type SyncProgressFn = Arc<dyn Fn(SyncProgress) + Send + Sync>;
+
+/// How a node is set up.
+pub struct NodeConfig<P> {
+    /// The only peers a genesis is taken from (the --dest peers).
+    pub genesis_peers: HashSet<P>,
+    /// The genesis they must serve, if named.
+    pub expected_genesis: Option<BlockHash>,
+    /// Minting.
+    pub minting: Minting,
+    /// The agent string sent in `Status`.
+    pub agent: String,
+    /// Called as a sync moves.
+    pub progress: SyncProgressFn,
+}
+
+impl<N: Network> Node<N> {
+    /// A node over `net` and the chain actor `chain`. Returns it, and the
+    /// receiver of finished searches (`Some(block)` found, `None` cancelled)
+    /// that the caller hands back through [`Node::on_mined`].
+    pub fn new(
+        chain: ChainHandle<N::Peer>,
+        net: N,
+        cfg: NodeConfig<N::Peer>,
+    ) -> (Arc<Self>, mpsc::Receiver<Option<Block>>) {
+        let (mined_tx, mined_rx) = mpsc::channel(4);
+        let (gossip, gossip_rx) = mpsc::channel(GOSSIP_QUEUE);
+        let node = Arc::new(Node {
+            chain,
+            net,
+            gossip,
+            local: Mutex::new(Local {
+                peers: HashMap::new(),
+                genesis_peers: cfg.genesis_peers,
+                expected_genesis: cfg.expected_genesis,
+                mining: None,
+                syncing: false,
+                slow: HashMap::new(),
+            }),
+            minting: cfg.minting,
+            mined_tx,
+            agent: cfg.agent,
+            progress: cfg.progress,
+        });
+        tokio::spawn(node.clone().gossip_worker(gossip_rx));
+        (node, mined_rx)
+    }
+
+    /// The chain actor's handle.
+    pub fn chain(&self) -> &ChainHandle<N::Peer> {
+        &self.chain
+    }
+
+    /// A search ended: connect and announce what it found, then maybe mine again.
+    pub async fn on_mined(self: Arc<Self>, found: Option<Block>) {
+        self.local().mining = None;
+        if let Some(block) = found {
+            let _ = self.clone().on_block(block, None, None).await;
+        }
+        self.maybe_mine().await;
+    }
+
+    /// The periodic tick: asks every peer's status, and mines if ready.
+    pub async fn tick(self: Arc<Self>) {
+        self.clone().poll_peers();
+        self.maybe_mine().await;
+    }
+
+    /// Stops a running search and closes the chain.
+    pub async fn shutdown(&self) {
+        if let Some(c) = self.local().mining.take() {
+            c.store(true, Ordering::Relaxed);
+        }
+        self.chain.close().await;
+    }
+}
+
+/// The network side's bookkeeping. Never held across an await.
+struct Local<P> {
+    /// Connected peers and their last status.
+    peers: HashMap<P, Option<Status>>,
+    /// The only peers a genesis is taken from: the --dest peers.
+    genesis_peers: HashSet<P>,
+    /// The genesis hash they must serve, when --genesis is given.
+    expected_genesis: Option<BlockHash>,
+    /// The running search's cancel flag.
+    mining: Option<Arc<AtomicBool>>,
+    syncing: bool,
+    /// Peers that missed a delivery deadline, until when they are left out.
+    slow: HashMap<P, Instant>,
+}
+
+/// What --minter and its options ask for.
+#[derive(Clone, Copy, Debug)]
+pub struct Minting {
+    /// Who the coinbase pays; `None`: this node does not mint.
+    pub to: Option<PubkeyHash>,
+    /// Mempool size that starts a search.
+    pub min_txs: usize,
+    /// Search threads.
+    pub threads: usize,
+}
+
+/// The node: what it does with peers, blocks, transactions and requests.
+pub struct Node<N: Network> {
+    chain: ChainHandle<N::Peer>,
+    net: N,
+    gossip: mpsc::Sender<(N::Peer, N::GossipId, Announcement)>,
+    local: Mutex<Local<N::Peer>>,
+    minting: Minting,
+    mined_tx: mpsc::Sender<Option<Block>>,
+    agent: String,
+    progress: SyncProgressFn,
+}
+
+fn status_of(view: Option<crate::ChainView>, agent: &str) -> Status {
+    let (genesis, best_height, best_hash, total_work) = match view {
+        Some(v) => (
+            v.genesis,
+            v.tip.height,
+            v.tip.hash,
+            v.tip.work.to_be_bytes(),
+        ),
+        None => (BlockHash::ZERO, 0, BlockHash::ZERO, [0; 32]),
+    };
+    Status {
+        protocol_version: p2p_proto::PROTOCOL_VERSION,
+        genesis,
+        best_height,
+        best_hash,
+        total_work,
+        agent: agent.to_string(),
+    }
+}
+
+fn work_of(s: &Status) -> Work {
+    Work::from_be_bytes(&s.total_work)
+}
+
+impl<N: Network> Node<N> {
+    fn local(&self) -> std::sync::MutexGuard<'_, Local<N::Peer>> {
+        // A panic while holding the lock would be a bug; the state is still usable for shutdown.
+        self.local.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    async fn ban(&self, peer: N::Peer) {
+        self.chain.forget_peer(peer).await;
+        self.net.ban(peer, BAN).await;
+    }
+
+    /// Handles what the network reports. Slow work (answers, gossip) goes
+    /// to tasks, so the caller's loop never waits on the chain.
+    pub async fn on_event(self: Arc<Self>, ev: Inbound<N>) {
+        match ev {
+            Inbound::Connected { peer, address } => {
+                tracing::info!(%peer, %address, "peer connected");
+                self.local().peers.insert(peer, None);
+                tokio::spawn(self.clone().handshake(peer));
+            }
+            Inbound::Disconnected { peer } => {
+                tracing::info!(%peer, "peer disconnected");
+                self.local().peers.remove(&peer);
+            }
+            Inbound::Request {
+                peer,
+                request,
+                reply,
+            } => {
+                // Answered in a task: a slow chain answer never holds up the loop.
+                let me = self.clone();
+                tokio::spawn(async move {
+                    let response = me.answer(peer, request).await;
+                    me.net.respond(reply, response).await;
+                });
+            }
+            Inbound::Announcement {
+                peer,
+                id,
+                announcement,
+            } => {
+                // In arrival order (a payment's child must not overtake it),
+                // on the gossip task; the loop waits only when it is full.
+                let _ = self.gossip.send((peer, id, announcement)).await;
+            }
+            Inbound::Misbehaved { peer, reason } => {
+                tracing::warn!(%peer, "{reason}; banning the peer");
+                self.ban(peer).await;
+            }
+        }
+    }
+
+    /// Handles gossip in arrival order, off the event loop.
+    async fn gossip_worker(
+        self: Arc<Self>,
+        mut rx: mpsc::Receiver<(N::Peer, N::GossipId, Announcement)>,
+    ) {
+        while let Some((peer, id, announcement)) = rx.recv().await {
+            match announcement {
+                Announcement::Block(block) => {
+                    self.clone().on_block(block, Some(peer), Some(id)).await;
+                }
+                Announcement::Tx(tx) => {
+                    let txid = tx.txid();
+                    let out = self.chain.accept_tx(tx).await;
+                    let verdict = out.verdict;
+                    self.net.validate(id, verdict).await;
+                    if verdict == Verdict::Accept {
+                        tracing::info!(%txid, from = %peer, "transaction relayed");
+                    }
+                    // Honest peers validate before they relay, so an invalid
+                    // transaction is the sender's fault.
+                    if verdict == Verdict::Reject {
+                        tracing::warn!(%peer, "sent an invalid transaction; banning the peer");
+                        self.ban(peer).await;
+                    }
+                    self.clone().maybe_mine().await;
+                }
+            }
+        }
+    }
+
+    /// Exchanges status with a peer, fetching the genesis when this node has no chain yet.
+    async fn handshake(self: Arc<Self>, peer: N::Peer) {
+        let request = Request::Status(status_of(self.chain.view(), &self.agent));
+        match self.net.request(peer, request).await {
+            Ok(Response::Status(theirs)) => self.on_status(peer, theirs).await,
+            Ok(other) => tracing::debug!(%peer, "unexpected answer to status: {other:?}"),
+            Err(e) => tracing::debug!(%peer, "status request failed: {e}"),
+        }
+    }
+
+    async fn on_status(self: &Arc<Self>, peer: N::Peer, theirs: Status) {
+        if theirs.genesis == BlockHash::ZERO {
+            return; // a peer that has no chain yet
+        }
+        match self.chain.view().map(|v| v.genesis) {
+            Some(g) if g != theirs.genesis => {
+                tracing::warn!(%peer, ours = %g.short(), theirs = %theirs.genesis.short(), "refusing a peer on a different chain (its genesis differs)");
+                self.net.ban(peer, BAN).await;
+                return;
+            }
+            None => {
+                let (allowed, expected) = {
+                    let l = self.local();
+                    (l.genesis_peers.contains(&peer), l.expected_genesis)
+                };
+                if !allowed {
+                    tracing::info!(%peer, "not taking a genesis from a peer that is not a --dest peer");
+                    return;
+                }
+                if let Some(want) = expected.filter(|w| *w != theirs.genesis) {
+                    tracing::warn!(%peer, theirs = %theirs.genesis, wanted = %want, "the peer's genesis is not the one --genesis names; not taking it");
+                    return;
+                }
+                if let Err(e) = self.fetch_genesis(peer, theirs.genesis).await {
+                    tracing::warn!(%peer, "cannot get the genesis from this peer: {e:#}");
+                    return;
+                }
+            }
+            _ => {}
+        }
+        if let Some(p) = self.local().peers.get_mut(&peer) {
+            *p = Some(theirs.clone());
+        }
+        let better = self
+            .chain
+            .view()
+            .is_some_and(|v| work_of(&theirs) > v.tip.work);
+        if better && !self.is_slow(&peer) {
+            self.clone().start_sync(peer);
+        }
+    }
+
+    async fn fetch_genesis(&self, peer: N::Peer, hash: BlockHash) -> Result<()> {
+        let resp = self
+            .net
+            .request(peer, Request::GetData { hashes: vec![hash] })
+            .await
+            .map_err(anyhow::Error::msg)?;
+        let Response::Blocks { blocks, .. } = resp else {
+            bail!("unexpected answer")
+        };
+        let g = blocks
+            .into_iter()
+            .find(|b| b.hash() == hash)
+            .context("the peer did not send its genesis")?;
+        self.chain
+            .create_from_genesis(g)
+            .await
+            .map_err(anyhow::Error::msg)?;
+        tracing::info!(genesis = %hash.short(), %peer, "created the chain from the peer's genesis");
+        Ok(())
+    }
+
+    fn start_sync(self: Arc<Self>, peer: N::Peer) {
+        {
+            let mut l = self.local();
+            if l.syncing {
+                return;
+            }
+            l.syncing = true;
+        }
+        tokio::spawn(async move {
+            if let Err(e) = self.sync_from(peer).await {
+                tracing::warn!(%peer, "sync stopped: {e:#}");
+            }
+            self.local().syncing = false;
+            // Minting waits while a sync runs; the mempool may be ready now.
+            self.maybe_mine().await;
+        });
+    }
+
+    /// Locator-based, batched sync: ask `peer` for the hashes after our
+    /// locator, then fetch them in chunks from every peer that is at least as
+    /// far along, several chunks in flight, connecting blocks in order.
+    async fn sync_from(self: &Arc<Self>, peer: N::Peer) -> Result<()> {
+        let started = Instant::now();
+        let mut fetched = 0u64;
+        let target = self
+            .local()
+            .peers
+            .get(&peer)
+            .and_then(|p| p.as_ref().map(|s| s.best_height))
+            .unwrap_or(0);
+        (self.progress)(SyncProgress {
+            height: self.chain.view().map(|v| v.tip.height).unwrap_or(0),
+            target,
+            done: false,
+        });
+        loop {
+            let Some(locator) = self.chain.locator().await else {
+                return Ok(());
+            };
+            let asked = self.net.request(
+                peer,
+                Request::GetBlocks {
+                    locator,
+                    stop: None,
+                },
+            );
+            let Ok(answer) = tokio::time::timeout(DELIVERY_DEADLINE, asked).await else {
+                self.mark_slow(peer);
+                bail!(
+                    "no answer to getblocks within {} s",
+                    DELIVERY_DEADLINE.as_secs()
+                );
+            };
+            let Response::Inv { hashes } = answer.map_err(anyhow::Error::msg)? else {
+                bail!("unexpected answer to getblocks");
+            };
+            let full_batch = hashes.len() >= p2p_proto::MAX_INV;
+            let wanted = self.chain.unknown(hashes).await;
+            if wanted.is_empty() {
+                break;
+            }
+            let sources = self.sources_for(peer);
+            let chunks: Vec<Vec<BlockHash>> =
+                wanted.chunks(CHUNK).map(<[BlockHash]>::to_vec).collect();
+            // Chunks are spread over the sources; each chunk's other sources
+            // follow as fallbacks, and a source found slow is skipped from
+            // then on (the futures are made as the window moves).
+            let mut results =
+                futures::stream::iter(chunks.into_iter().enumerate().map(|(i, chunk)| {
+                    let me = self.clone();
+                    let mut order: Vec<N::Peer> = sources
+                        .iter()
+                        .cycle()
+                        .skip(i % sources.len())
+                        .take(sources.len())
+                        .copied()
+                        .collect();
+                    order.sort_by_key(|p| self.is_slow(p));
+                    async move { fetch_chunk(&me, order, chunk).await }
+                }))
+                .buffered(IN_FLIGHT);
+            use futures::StreamExt;
+            // A round in which nothing new is stored (only orphans or known
+            // blocks) ends the sync: a peer cannot keep the node "syncing"
+            // with hashes that lead nowhere.
+            let mut stored = 0usize;
+            while let Some(r) = results.next().await {
+                let blocks = r?;
+                for (block, from) in blocks {
+                    fetched += 1;
+                    let out = self.clone().on_block(block, Some(from), None).await;
+                    if !out.valid {
+                        bail!("peer {from} sent an invalid block");
+                    }
+                    if out.stored {
+                        stored += 1;
+                    }
+                }
+                let height = self.chain.view().map(|v| v.tip.height).unwrap_or(0);
+                (self.progress)(SyncProgress {
+                    height,
+                    target,
+                    done: false,
+                });
+                let rate = fetched as f64 / started.elapsed().as_secs_f64().max(1e-3);
+                tracing::info!(
+                    height,
+                    target,
+                    rate = format!("{rate:.0} blocks/s"),
+                    "syncing"
+                );
+            }
+            if stored == 0 {
+                bail!("peer {peer} offered blocks that do not connect to this chain");
+            }
+            if !full_batch {
+                break;
+            }
+        }
+        (self.progress)(SyncProgress {
+            height: self.chain.view().map(|v| v.tip.height).unwrap_or(0),
+            target,
+            done: true,
+        });
+        if fetched > 0 {
+            if let Some(v) = self.chain.view() {
+                tracing::info!(height = v.tip.height, tip = %v.tip.hash.short(), blocks = fetched, secs = format!("{:.1}", started.elapsed().as_secs_f64()), "sync finished");
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether `peer` missed a delivery deadline lately.
+    fn is_slow(&self, peer: &N::Peer) -> bool {
+        let mut l = self.local();
+        let now = Instant::now();
+        l.slow.retain(|_, until| *until > now);
+        l.slow.contains_key(peer)
+    }
+
+    /// Leaves `peer` out of syncs for a while.
+    fn mark_slow(&self, peer: N::Peer) {
+        tracing::info!(%peer, "the peer did not deliver within {} s; asking other peers", DELIVERY_DEADLINE.as_secs());
+        self.local().slow.insert(peer, Instant::now() + SLOW_FOR);
+    }
+
+    /// Peers to download from: the sync peer and every peer whose chain has
+    /// at least as much work, slow ones left out.
+    fn sources_for(&self, peer: N::Peer) -> Vec<N::Peer> {
+        let now = Instant::now();
+        let l = self.local();
+        let min = l
+            .peers
+            .get(&peer)
+            .and_then(|p| p.as_ref())
+            .map(work_of)
+            .unwrap_or_default();
+        let mut v = vec![peer];
+        for (p, status) in &l.peers {
+            let slow = l.slow.get(p).is_some_and(|until| *until > now);
+            if *p != peer && !slow && status.as_ref().is_some_and(|s| work_of(s) >= min) {
+                v.push(*p);
+            }
+        }
+        v
+    }
+
+    /// Hands a block from the network (`from`) or from the local miner to
+    /// the chain actor, then carries out what it decided.
+    async fn on_block(
+        self: Arc<Self>,
+        block: Block,
+        from: Option<N::Peer>,
+        gossip: Option<N::GossipId>,
+    ) -> crate::BlockOutcome<N::Peer> {
+        let hash = block.hash();
+        let out = self.chain.accept_block(block, from).await;
+        if let Some(id) = gossip {
+            self.net.validate(id, out.verdict).await;
+        }
+        if let Some(p) = out.offender {
+            self.net.ban(p, BAN).await;
+        }
+        if out.tip_changed {
+            if let Some(c) = self.local().mining.as_ref() {
+                c.store(true, Ordering::Relaxed);
+            }
+        }
+        if let Some(b) = &out.publish {
+            tracing::info!(height = b.header.height, hash = %hash.short(), txs = b.transactions.len(), "minted block");
+            self.net.publish(Announcement::Block(b.clone())).await;
+        }
+        if let Some(p) = out.ask_status {
+            tokio::spawn(self.clone().handshake(p));
+        }
+        out
+    }
+
+    /// Answers a peer's request.
+    async fn answer(self: &Arc<Self>, peer: N::Peer, request: Request) -> Response {
+        match request {
+            Request::Status(theirs) => {
+                let ours = self.chain.view().map(|v| status_of(Some(v), &self.agent));
+                let me = self.clone();
+                tokio::spawn(async move { me.on_status(peer, theirs).await });
+                ours.map(Response::Status)
+                    .unwrap_or_else(|| Response::Error {
+                        reason: "this node has no chain yet".into(),
+                    })
+            }
+            Request::SubmitTx(tx) => {
+                let txid = tx.txid();
+                let relay = tx.clone();
+                let response = self.chain.answer(Request::SubmitTx(tx)).await;
+                match &response {
+                    Response::TxAccepted { .. } => {
+                        let pool = self.chain.view().map(|v| v.mempool_len).unwrap_or(0);
+                        tracing::info!(%txid, %peer, pool, "transaction submitted");
+                        self.net.publish(Announcement::Tx(relay)).await;
+                        self.clone().maybe_mine().await;
+                    }
+                    Response::TxRejected { reason, .. } => {
+                        tracing::info!(%txid, %peer, "refused a submitted transaction: {reason}");
+                    }
+                    _ => {}
+                }
+                response
+            }
+            other => self.chain.answer(other).await,
+        }
+    }
+
+    /// Polls every peer's status; a peer with more work starts a sync.
+    fn poll_peers(self: Arc<Self>) {
+        let peers: Vec<N::Peer> = self.local().peers.keys().copied().collect();
+        for p in peers {
+            tokio::spawn(self.clone().handshake(p));
+        }
+    }
+
+    /// Starts mining when this node mints and the mempool holds enough transactions.
+    async fn maybe_mine(self: Arc<Self>) {
+        let Some(to) = self.minting.to else { return };
+        {
+            let l = self.local();
+            if l.mining.is_some() || l.syncing {
+                return;
+            }
+        }
+        if self.chain.view().map(|v| v.mempool_len).unwrap_or(0) < self.minting.min_txs {
+            return;
+        }
+        let Some(mut block) = self.chain.template(to, self.minting.min_txs).await else {
+            return;
+        };
+        let cancel = Arc::new(AtomicBool::new(false));
+        {
+            let mut l = self.local();
+            // Another task may have started a search meanwhile.
+            if l.mining.is_some() || l.syncing {
+                return;
+            }
+            l.mining = Some(cancel.clone());
+        }
+        tracing::info!(
+            height = block.header.height,
+            txs = block.transactions.len() - 1,
+            "minting"
+        );
+        let tx = self.mined_tx.clone();
+        let threads = self.minting.threads;
+        tokio::task::spawn_blocking(move || {
+            let found = solve(&mut block, threads, &cancel, &mut |p| {
+                tracing::debug!(
+                    hashes = p.hashes,
+                    rate = format!("{:.0}/s", p.rate()),
+                    "mining"
+                );
+            });
+            let _ = tx.blocking_send(found.then_some(block));
+        });
+    }
+}
+
+/// Fetches one chunk of blocks, asking the peers in `order` in turn for what
+/// is still missing. A peer that does not answer within [`DELIVERY_DEADLINE`]
+/// is marked slow and the next one is asked. Returns the blocks in the order
+/// asked.
+async fn fetch_chunk<N: Network>(
+    node: &Node<N>,
+    order: Vec<N::Peer>,
+    chunk: Vec<BlockHash>,
+) -> Result<Vec<(Block, N::Peer)>> {
+    let net = &node.net;
+    let mut got: HashMap<BlockHash, (Block, N::Peer)> = HashMap::new();
+    let mut tried: HashSet<N::Peer> = HashSet::new();
+    for peer in order {
+        if !tried.insert(peer) {
+            continue;
+        }
+        let missing: Vec<BlockHash> = chunk
+            .iter()
+            .filter(|h| !got.contains_key(h))
+            .copied()
+            .collect();
+        if missing.is_empty() {
+            break;
+        }
+        // A reply may stop early for size; ask again for the rest.
+        let mut rest = missing;
+        while !rest.is_empty() {
+            let asked = net.request(
+                peer,
+                Request::GetData {
+                    hashes: rest.clone(),
+                },
+            );
+            let Ok(answer) = tokio::time::timeout(DELIVERY_DEADLINE, asked).await else {
+                node.mark_slow(peer);
+                break;
+            };
+            match answer {
+                Ok(Response::Blocks { blocks, .. }) if !blocks.is_empty() => {
+                    let before = rest.len();
+                    let mut unasked = 0usize;
+                    for b in blocks {
+                        let h = b.hash();
+                        if rest.contains(&h) {
+                            got.insert(h, (b, peer));
+                        } else {
+                            unasked += 1;
+                        }
+                    }
+                    rest.retain(|h| !got.contains_key(h));
+                    if unasked > 0 {
+                        // Honest peers answer only what was asked.
+                        tracing::warn!(%peer, unasked, "sent blocks that were not asked for; banning the peer");
+                        node.ban(peer).await;
+                        break;
+                    }
+                    // Each round must deliver something, so this loop ends.
+                    if rest.len() == before {
+                        break;
+                    }
+                }
+                Ok(_) => break,
+                Err(e) => {
+                    tracing::debug!(%peer, "getdata failed: {e}");
+                    break;
+                }
+            }
+        }
+    }
+    chunk
+        .iter()
+        .map(|h| {
+            got.remove(h)
+                .with_context(|| format!("no peer sent block {}", h.short()))
+        })
+        .collect()
+}
