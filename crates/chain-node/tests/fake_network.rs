@@ -1,0 +1,272 @@
+//! Several nodes in one process over an in-memory network: no processes,
+//! no libp2p. Requests go straight to the other node's `on_event`, gossip is
+//! delivered to every connected node, and bans are recorded.
+
+#![allow(clippy::unwrap_used)]
+
+use chain_core::block::{Block, ChainParams};
+use chain_core::keys::PrivateKey;
+use chain_core::test_utils::{child, easy_params, genesis, outputs_of, spend};
+use chain_core::{Amount, BlockHash};
+use chain_node::{Inbound, Minting, Network, Node, NodeConfig, Verdict};
+use chain_store::ChainStore;
+use p2p_proto::{Announcement, Request, Response};
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::sync::oneshot;
+
+#[derive(Default)]
+struct Hub {
+    nodes: Mutex<HashMap<u8, Arc<Node<FakeNet>>>>,
+    links: Mutex<HashSet<(u8, u8)>>,
+    bans: Mutex<Vec<(u8, u8)>>,
+}
+
+impl Hub {
+    fn node(&self, id: u8) -> Option<Arc<Node<FakeNet>>> {
+        self.nodes.lock().unwrap().get(&id).cloned()
+    }
+    fn linked(&self, a: u8, b: u8) -> bool {
+        self.links.lock().unwrap().contains(&(a.min(b), a.max(b)))
+    }
+}
+
+#[derive(Clone)]
+struct FakeNet {
+    me: u8,
+    hub: Arc<Hub>,
+}
+
+impl Network for FakeNet {
+    type Peer = u8;
+    type GossipId = ();
+    type Reply = oneshot::Sender<Response>;
+
+    async fn request(&self, peer: u8, request: Request) -> Result<Response, String> {
+        if !self.hub.linked(self.me, peer) {
+            return Err("not connected".into());
+        }
+        let node = self.hub.node(peer).ok_or("no such node")?;
+        let (reply, rx) = oneshot::channel();
+        node.on_event(Inbound::Request {
+            peer: self.me,
+            request,
+            reply,
+        })
+        .await;
+        tokio::time::timeout(Duration::from_secs(10), rx)
+            .await
+            .map_err(|_| "timed out".to_string())?
+            .map_err(|e| e.to_string())
+    }
+    async fn respond(&self, reply: Self::Reply, response: Response) {
+        let _ = reply.send(response);
+    }
+    async fn publish(&self, announcement: Announcement) {
+        let others: Vec<u8> = self.hub.nodes.lock().unwrap().keys().copied().collect();
+        for peer in others {
+            if peer != self.me && self.hub.linked(self.me, peer) {
+                if let Some(node) = self.hub.node(peer) {
+                    node.on_event(Inbound::Announcement {
+                        peer: self.me,
+                        id: (),
+                        announcement: announcement.clone(),
+                    })
+                    .await;
+                }
+            }
+        }
+    }
+    async fn validate(&self, _id: (), _verdict: Verdict) {}
+    async fn ban(&self, peer: u8, _period: Duration) {
+        self.hub.bans.lock().unwrap().push((self.me, peer));
+        self.hub
+            .links
+            .lock()
+            .unwrap()
+            .remove(&(self.me.min(peer), self.me.max(peer)));
+    }
+}
+
+struct Net {
+    hub: Arc<Hub>,
+    _dirs: Vec<tempfile::TempDir>,
+}
+
+impl Net {
+    fn new() -> Net {
+        Net {
+            hub: Arc::new(Hub::default()),
+            _dirs: Vec::new(),
+        }
+    }
+
+    /// Starts node `id` holding `blocks` (none: no chain yet).
+    fn start(&mut self, id: u8, blocks: &[Block], genesis_peers: &[u8], minting: Minting) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("blocks");
+        let store = blocks.first().map(|g| {
+            let mut s = ChainStore::create(&path, g).unwrap();
+            for b in &blocks[1..] {
+                s.accept_block(b, u64::MAX / 4).unwrap();
+            }
+            s
+        });
+        let chain = chain_node::chain::spawn::<u8>(store, path);
+        let (node, mut mined) = Node::new(
+            chain,
+            FakeNet {
+                me: id,
+                hub: self.hub.clone(),
+            },
+            NodeConfig {
+                genesis_peers: genesis_peers.iter().copied().collect(),
+                expected_genesis: None,
+                minting,
+                agent: format!("fake-{id}"),
+                progress: Arc::new(|_| {}),
+            },
+        );
+        let n = node.clone();
+        tokio::spawn(async move {
+            while let Some(found) = mined.recv().await {
+                n.clone().on_mined(found).await;
+            }
+        });
+        self.hub.nodes.lock().unwrap().insert(id, node);
+        self._dirs.push(dir);
+    }
+
+    async fn connect(&self, a: u8, b: u8) {
+        self.hub.links.lock().unwrap().insert((a.min(b), a.max(b)));
+        for (x, y) in [(a, b), (b, a)] {
+            let node = self.hub.node(x).unwrap();
+            node.on_event(Inbound::Connected {
+                peer: y,
+                address: format!("fake/{y}"),
+            })
+            .await;
+        }
+    }
+
+    fn tip(&self, id: u8) -> Option<BlockHash> {
+        self.hub
+            .node(id)
+            .unwrap()
+            .chain()
+            .view()
+            .map(|v| v.tip.hash)
+    }
+
+    async fn until(&self, what: &str, f: impl Fn() -> bool) {
+        let start = Instant::now();
+        while !f() {
+            assert!(
+                start.elapsed() < Duration::from_secs(20),
+                "timed out: {what}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+fn no_minting() -> Minting {
+    Minting {
+        to: None,
+        min_txs: 2,
+        threads: 1,
+    }
+}
+
+fn chain_of(params: &ChainParams, g: &Block, n: usize) -> Vec<Block> {
+    let mut v = vec![g.clone()];
+    for _ in 0..n {
+        let parent = v.last().unwrap().header;
+        v.push(child(
+            params,
+            &parent,
+            vec![],
+            Amount(0),
+            chain_core::PubkeyHash([7; 20]),
+        ));
+    }
+    v
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nodes_sync_join_from_nothing_and_mint_over_a_fake_network() {
+    let params = easy_params();
+    let key = PrivateKey::generate();
+    let pkh = key.public_key().pubkey_hash();
+    let g = genesis(&params, pkh);
+    let chain = chain_of(&params, &g, 40);
+    let tip = chain.last().unwrap().hash();
+
+    let mut net = Net::new();
+    net.start(1, &chain, &[], no_minting());
+    net.start(
+        2,
+        &chain[..1],
+        &[],
+        Minting {
+            to: Some(pkh),
+            min_txs: 1,
+            threads: 1,
+        },
+    );
+    // Node 3 has no chain and may take a genesis only from node 1.
+    net.start(3, &[], &[1], no_minting());
+
+    net.connect(1, 2).await;
+    net.until("node 2 to sync from node 1", || net.tip(2) == Some(tip))
+        .await;
+
+    // Node 2 (which has the chain) dials node 3 first: not a genesis source.
+    net.connect(2, 3).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        net.tip(3),
+        None,
+        "a peer that is not a --dest peer chose the chain"
+    );
+    net.connect(1, 3).await;
+    net.until("node 3 to join from nothing", || net.tip(3) == Some(tip))
+        .await;
+
+    // A payment submitted at node 1 reaches node 2, which mints it; the
+    // block reaches everyone.
+    let pay = spend(
+        &key,
+        &outputs_of(&g.transactions[0]),
+        pkh,
+        Amount(3),
+        Amount(0),
+    );
+    let node1 = net.hub.node(1).unwrap();
+    let (reply, rx) = oneshot::channel();
+    node1
+        .clone()
+        .on_event(Inbound::Request {
+            peer: 9,
+            request: Request::SubmitTx(pay),
+            reply,
+        })
+        .await;
+    assert!(matches!(rx.await.unwrap(), Response::TxAccepted { .. }));
+    net.until("every node at height 41", || {
+        (1..=3).all(|id| {
+            net.hub
+                .node(id)
+                .unwrap()
+                .chain()
+                .view()
+                .is_some_and(|v| v.tip.height == 41)
+        })
+    })
+    .await;
+    assert!(
+        net.hub.bans.lock().unwrap().is_empty(),
+        "no honest node banned another"
+    );
+}
