@@ -31,6 +31,9 @@ const CHUNK: usize = 16;
 const IN_FLIGHT: usize = 4;
 /// Gossip messages waiting for the gossip task.
 const GOSSIP_QUEUE: usize = 256;
+/// Encoded bytes of gossip waiting for the gossip task: with the count
+/// above, what a flood can make the node hold before the loop waits.
+pub const GOSSIP_BYTES: usize = 32 * 1024 * 1024;
 /// How long a peer has to answer a sync request before the blocks are asked
 /// of another peer and it is marked slow.
 pub const DELIVERY_DEADLINE: Duration = Duration::from_secs(8);
@@ -115,6 +118,14 @@ pub struct SyncProgress {
     pub done: bool,
 }
 
+/// A gossip message waiting for the gossip task, with the byte budget it holds.
+type Gossip<N> = (
+    <N as Network>::Peer,
+    <N as Network>::GossipId,
+    Announcement,
+    tokio::sync::OwnedSemaphorePermit,
+);
+
 /// A sync progress callback.
 pub type SyncProgressFn = Arc<dyn Fn(SyncProgress) + Send + Sync>;
 
@@ -143,10 +154,12 @@ impl<N: Network> Node<N> {
     ) -> (Arc<Self>, mpsc::Receiver<Option<Block>>) {
         let (mined_tx, mined_rx) = mpsc::channel(4);
         let (gossip, gossip_rx) = mpsc::channel(GOSSIP_QUEUE);
+        let gossip_bytes = Arc::new(tokio::sync::Semaphore::new(GOSSIP_BYTES));
         let node = Arc::new(Node {
             chain,
             net,
             gossip,
+            gossip_bytes,
             local: Mutex::new(Local {
                 peers: HashMap::new(),
                 genesis_peers: cfg.genesis_peers,
@@ -223,7 +236,8 @@ pub struct Minting {
 pub struct Node<N: Network> {
     chain: ChainHandle<N::Peer>,
     net: N,
-    gossip: mpsc::Sender<(N::Peer, N::GossipId, Announcement)>,
+    gossip: mpsc::Sender<Gossip<N>>,
+    gossip_bytes: Arc<tokio::sync::Semaphore>,
     local: Mutex<Local<N::Peer>>,
     minting: Minting,
     mined_tx: mpsc::Sender<Option<Block>>,
@@ -298,7 +312,17 @@ impl<N: Network> Node<N> {
             } => {
                 // In arrival order (a payment's child must not overtake it),
                 // on the gossip task; the loop waits only when it is full.
-                let _ = self.gossip.send((peer, id, announcement)).await;
+                // Its bytes are held until it is handled: the queue is bounded
+                // in bytes as well as in count.
+                let size = match &announcement {
+                    Announcement::Block(b) => b.encode().len(),
+                    Announcement::Tx(t) => t.encode().len(),
+                };
+                let permits = u32::try_from(size.clamp(1, GOSSIP_BYTES)).unwrap_or(u32::MAX);
+                let Ok(held) = self.gossip_bytes.clone().acquire_many_owned(permits).await else {
+                    return;
+                };
+                let _ = self.gossip.send((peer, id, announcement, held)).await;
             }
             Inbound::Misbehaved { peer, reason } => {
                 tracing::warn!(%peer, "{reason}; banning the peer");
@@ -308,11 +332,8 @@ impl<N: Network> Node<N> {
     }
 
     /// Handles gossip in arrival order, off the event loop.
-    async fn gossip_worker(
-        self: Arc<Self>,
-        mut rx: mpsc::Receiver<(N::Peer, N::GossipId, Announcement)>,
-    ) {
-        while let Some((peer, id, announcement)) = rx.recv().await {
+    async fn gossip_worker(self: Arc<Self>, mut rx: mpsc::Receiver<Gossip<N>>) {
+        while let Some((peer, id, announcement, _held)) = rx.recv().await {
             match announcement {
                 Announcement::Block(block) => {
                     self.clone().on_block(block, Some(peer), Some(id)).await;
