@@ -13,10 +13,11 @@
 //!   the same header is still accepted (CVE-2012-2459).
 //! - Checks run cheapest first: the header's own proof of work (one header
 //!   hash), then the header against its parent (expected difficulty, time,
-//!   height), and only then the body. A header that fails is remembered in a
-//!   bounded in-memory set ([`FAILED_HEADERS`] entries), never on disk, and
-//!   so are its descendants: a peer cannot make the store write what it
-//!   refused.
+//!   height), and only then the body. A header that fails against its
+//!   parent is remembered in a bounded in-memory set ([`FAILED_HEADERS`]
+//!   entries), never on disk, and so are its descendants: a peer cannot make
+//!   the store write what it refused. (One that fails its own proof of work
+//!   is not remembered: checking it again costs one hash.)
 //! - A branch that holds an invalid block is invalid from that block on:
 //!   when a reorganisation meets an invalid block, every stored block after
 //!   it on that branch is marked invalid with it, and a branch whose walk
