@@ -2,12 +2,11 @@
 
 use anyhow::{bail, Context, Result};
 use chain_core::block::ChainParams;
-use chain_core::miner::{assemble_genesis, solve};
+use chain_core::miner::assemble_genesis;
 use chain_core::{Block, CompactTarget, Transaction};
 use chain_store::ChainStore;
 use serde_json::json;
 use std::path::PathBuf;
-use std::sync::atomic::AtomicBool;
 
 /// Where this node's files are.
 pub struct Ctx {
@@ -62,15 +61,6 @@ pub struct CreateArgs {
     pub json: bool,
 }
 
-/// Number of mining threads: the flag, or every core.
-pub fn threads(flag: Option<usize>) -> usize {
-    flag.filter(|n| *n > 0).unwrap_or_else(|| {
-        std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(1)
-    })
-}
-
 pub fn createblockchain(ctx: &Ctx, a: CreateArgs) -> Result<()> {
     let dir = ctx.chain_dir();
     if ChainStore::exists(&dir) {
@@ -91,15 +81,8 @@ pub fn createblockchain(ctx: &Ctx, a: CreateArgs) -> Result<()> {
         .validate()
         .map_err(|e| anyhow::anyhow!("bad chain parameters: {e}"))?;
     let mut genesis = assemble_genesis(&params, to.pubkey_hash(), chain_store::unix_now());
-    let mut display = cli_support::MiningDisplay::new("mining the genesis block");
-    let solved = solve(
-        &mut genesis,
-        threads(a.threads),
-        &AtomicBool::new(false),
-        &mut |p| display.update(p),
-    );
-    display.finish();
-    if !solved {
+    let threads = cli_support::threads(a.threads);
+    if !cli_support::mine_shown(&mut genesis, threads, "mining the genesis block") {
         bail!("mining the genesis block was cancelled");
     }
     let store = ChainStore::create(&dir, &genesis)?;

@@ -4,7 +4,7 @@
 //! the shutdown signal. The node's behaviour is `chain_node::Node`; this file
 //! only adapts p2p-net's handle to its `Network` trait.
 
-use crate::chain_cmds::{threads, Ctx};
+use crate::chain_cmds::Ctx;
 use anyhow::{bail, Context, Result};
 use chain_core::BlockHash;
 use chain_node::{Inbound, Minting, Network, Node, NodeConfig, SyncProgress, Verdict};
@@ -160,7 +160,7 @@ pub fn startp2p(ctx: &Ctx, a: StartArgs) -> Result<()> {
         minting: Minting {
             to: minter.map(|m| m.pubkey_hash()),
             min_txs: usize::try_from(a.min_txs).unwrap_or(usize::MAX),
-            threads: threads(a.threads),
+            threads: cli_support::threads(a.threads),
         },
         agent: agent(),
         progress: sync_display(),
@@ -222,7 +222,7 @@ async fn run(
                     Some(NetEvent::Connected { peer, address }) => Inbound::Connected { peer, address: address.to_string() },
                     Some(NetEvent::Disconnected { peer }) => Inbound::Disconnected { peer },
                     Some(NetEvent::Request { peer, request, reply }) => Inbound::Request { peer, request, reply },
-                    Some(NetEvent::Announcement { peer, id, announcement }) => Inbound::Announcement { peer, id, announcement },
+                    Some(NetEvent::Announcement { peer, id, announcement, size }) => Inbound::Announcement { peer, id, announcement, size },
                     Some(NetEvent::Misbehaved { peer, reason }) => Inbound::Misbehaved { peer, reason },
                 };
                 node.clone().on_event(inbound).await;

@@ -3,13 +3,10 @@
 mod net;
 
 use anyhow::{bail, Context, Result};
-use chain_core::miner::{assemble_block, solve};
-use chain_core::{Amount, MAX_MONEY};
 use chain_store::ChainStore;
 use clap::{Parser, Subcommand};
 use serde_json::json;
 use std::path::PathBuf;
-use std::sync::atomic::AtomicBool;
 use wallet::{Spendable, Wallet};
 
 /// Wallets with aliases, balances and payments.
@@ -255,19 +252,9 @@ fn run(cli: Cli) -> Result<()> {
     Ok(())
 }
 
-fn check_amount(name: &str, v: u64, allow_zero: bool) -> Result<Amount> {
-    if v == 0 && !allow_zero {
-        bail!("the {name} must be above zero");
-    }
-    if Amount(v) > MAX_MONEY {
-        bail!("the {name} {v} is larger than the money supply ({MAX_MONEY})");
-    }
-    Ok(Amount(v))
-}
-
 fn send(ctx: &Ctx, a: SendArgs) -> Result<()> {
-    let amount = check_amount("amount", a.amount, false)?;
-    let fee = check_amount("fee", a.fee, true)?;
+    let amount = cli_support::check_amount("amount", a.amount, false)?;
+    let fee = cli_support::check_amount("fee", a.fee, true)?;
     let w = Wallet::load(&ctx.wallet_file())?;
     let from = w.key_for(&a.from)?.clone();
     let to = w.resolve(&a.to)?;
@@ -289,32 +276,9 @@ fn send(ctx: &Ctx, a: SendArgs) -> Result<()> {
     let tx = wallet::build_transaction(&from, coins, &to, amount, fee)?;
     let txid = tx.txid();
     let now = chain_store::unix_now();
-    let hctx = store.context_for_tip(now)?;
-    let time = now.max(hctx.median_time_past + 1);
-    let tip = store.tip();
-    let mut block = assemble_block(
-        store.params(),
-        &tip.header,
-        hctx.expected_bits,
-        time,
-        from.address.pubkey_hash(),
-        vec![tx],
-        fee,
-    );
-    let threads = a.threads.filter(|n| *n > 0).unwrap_or_else(|| {
-        std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(1)
-    });
-    let mut display = cli_support::MiningDisplay::new(format!(
-        "minting block {} with the payment",
-        block.header.height
-    ));
-    let solved = solve(&mut block, threads, &AtomicBool::new(false), &mut |p| {
-        display.update(p)
-    });
-    display.finish();
-    if !solved {
+    let mut block = store.template(from.address.pubkey_hash(), vec![tx], fee, now)?;
+    let what = format!("minting block {} with the payment", block.header.height);
+    if !cli_support::mine_shown(&mut block, cli_support::threads(a.threads), what) {
         bail!("mining was cancelled");
     }
     store.accept_block(&block, now)?;

@@ -13,7 +13,6 @@
 
 use crate::orphans::{check_orphan_header, OrphanPool};
 use chain_core::block::Block;
-use chain_core::miner::assemble_block;
 use chain_core::{BlockHash, Mempool, MempoolError, PubkeyHash, Transaction};
 use chain_store::{unix_now, Accepted, ChainStore, StoreError, Tip};
 use p2p_proto::{Request, Response, UtxoEntry};
@@ -63,6 +62,21 @@ pub struct BlockOutcome<P> {
     pub tip_changed: bool,
     /// Whether the block is now stored (it was not before).
     pub stored: bool,
+}
+
+impl<P> BlockOutcome<P> {
+    /// Nothing happened: dropped quietly, no one to punish.
+    fn nothing() -> Self {
+        BlockOutcome {
+            verdict: Verdict::Ignore,
+            valid: true,
+            offender: None,
+            publish: None,
+            ask_status: None,
+            tip_changed: false,
+            stored: false,
+        }
+    }
 }
 
 /// What became of a transaction.
@@ -145,15 +159,7 @@ impl<P: Copy + Send + 'static> ChainHandle<P> {
     pub async fn accept_block(&self, block: Block, from: Option<P>) -> BlockOutcome<P> {
         self.ask(|r| Command::Block(block, from, r))
             .await
-            .unwrap_or(BlockOutcome {
-                verdict: Verdict::Ignore,
-                valid: true,
-                offender: None,
-                publish: None,
-                ask_status: None,
-                tip_changed: false,
-                stored: false,
-            })
+            .unwrap_or_else(BlockOutcome::nothing)
     }
 
     /// Offers a transaction to the mempool.
@@ -287,15 +293,7 @@ impl<P: Copy + Eq + Hash + std::fmt::Display> Actor<P> {
 
     /// The block and the orphans it unlocks, in order.
     fn on_block(&mut self, block: Block, from: Option<P>) -> BlockOutcome<P> {
-        let mut out = BlockOutcome {
-            verdict: Verdict::Ignore,
-            valid: true,
-            offender: None,
-            publish: None,
-            ask_status: None,
-            tip_changed: false,
-            stored: false,
-        };
+        let mut out = BlockOutcome::nothing();
         let Some(store) = self.store.as_mut() else {
             return out;
         };
@@ -446,19 +444,8 @@ impl<P: Copy + Eq + Hash + std::fmt::Display> Actor<P> {
         if self.mempool.len() < min_txs {
             return None;
         }
-        let now = unix_now();
-        let ctx = store.context_for_tip(now).ok()?;
         let (txs, fees) = self.mempool.block_template();
-        let tip = store.tip();
-        Some(assemble_block(
-            store.params(),
-            &tip.header,
-            ctx.expected_bits,
-            now.max(ctx.median_time_past + 1),
-            to,
-            txs,
-            fees,
-        ))
+        store.template(to, txs, fees, unix_now()).ok()
     }
 
     fn answer(&mut self, request: Request) -> Response {

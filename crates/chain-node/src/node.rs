@@ -97,6 +97,8 @@ pub enum Inbound<N: Network> {
         id: N::GossipId,
         /// The block or transaction.
         announcement: Announcement,
+        /// Its encoded size, for the gossip byte budget.
+        size: usize,
     },
     /// The network caught a peer misbehaving (bad frames, rate abuse).
     Misbehaved {
@@ -309,15 +311,12 @@ impl<N: Network> Node<N> {
                 peer,
                 id,
                 announcement,
+                size,
             } => {
                 // In arrival order (a payment's child must not overtake it),
                 // on the gossip task; the loop waits only when it is full.
                 // Its bytes are held until it is handled: the queue is bounded
                 // in bytes as well as in count.
-                let size = match &announcement {
-                    Announcement::Block(b) => b.encode().len(),
-                    Announcement::Tx(t) => t.encode().len(),
-                };
                 let permits = u32::try_from(size.clamp(1, GOSSIP_BYTES)).unwrap_or(u32::MAX);
                 let Ok(held) = self.gossip_bytes.clone().acquire_many_owned(permits).await else {
                     return;

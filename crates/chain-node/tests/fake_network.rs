@@ -72,6 +72,7 @@ impl Network for FakeNet {
                         peer: self.me,
                         id: (),
                         announcement: announcement.clone(),
+                        size: announcement.encode().len(),
                     })
                     .await;
                 }

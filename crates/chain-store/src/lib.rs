@@ -607,6 +607,28 @@ impl ChainStore {
         })
     }
 
+    /// A block on the tip, ready to mine: `txs` with `fees`, the coinbase
+    /// paying `to`, the expected difficulty, and the time `now` or just
+    /// after the median time past, whichever is later.
+    pub fn template(
+        &self,
+        to: PubkeyHash,
+        txs: Vec<Transaction>,
+        fees: Amount,
+        now: u64,
+    ) -> Result<Block, StoreError> {
+        let ctx = self.context_for_tip(now)?;
+        Ok(chain_core::miner::assemble_block(
+            &self.params,
+            &self.tip.header,
+            ctx.expected_bits,
+            now.max(ctx.median_time_past + 1),
+            to,
+            txs,
+            fees,
+        ))
+    }
+
     /// The context for a block on top of the current tip (for mining).
     pub fn context_for_tip(&self, now: u64) -> Result<HeaderContext, StoreError> {
         let e = self

@@ -45,6 +45,38 @@ pub fn init_tracing(default_filter: &str) {
         .try_init();
 }
 
+/// An amount given on the command line: above zero unless `allow_zero`, and
+/// at most the money supply. `name` says which one in the error.
+pub fn check_amount(name: &str, v: u64, allow_zero: bool) -> anyhow::Result<chain_core::Amount> {
+    if v == 0 && !allow_zero {
+        anyhow::bail!("the {name} must be above zero");
+    }
+    let max = chain_core::amount::MAX_MONEY;
+    if chain_core::Amount(v) > max {
+        anyhow::bail!("the {name} {v} is larger than the money supply ({max})");
+    }
+    Ok(chain_core::Amount(v))
+}
+
+/// Mining threads: the flag when above zero, else every core.
+pub fn threads(flag: Option<usize>) -> usize {
+    flag.filter(|n| *n > 0).unwrap_or_else(|| {
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+    })
+}
+
+/// Mines `block` in place on `threads` threads, showing the search as
+/// `what` on a terminal. Returns false if the nonce space ran out.
+pub fn mine_shown(block: &mut chain_core::Block, threads: usize, what: impl Into<String>) -> bool {
+    let mut display = MiningDisplay::new(what);
+    let cancel = std::sync::atomic::AtomicBool::new(false);
+    let solved = chain_core::miner::solve(block, threads, &cancel, &mut |p| display.update(p));
+    display.finish();
+    solved
+}
+
 /// Shows a proof-of-work search on a terminal: a spinner with the hashes
 /// tried, the rate and the elapsed time while it runs, then one line with the
 /// totals. Shows nothing when stderr is not a terminal.
@@ -131,6 +163,22 @@ mod tests {
             .context("reading the wallet");
         assert!(advice(&e).is_some_and(|a| a.contains("wallet-cli createwallet")));
         assert_eq!(advice(&anyhow::anyhow!("other")), None);
+    }
+
+    #[test]
+    fn amounts_are_above_zero_and_within_the_supply() {
+        assert!(check_amount("amount", 0, false).is_err());
+        assert_eq!(
+            check_amount("fee", 0, true).ok(),
+            Some(chain_core::Amount(0))
+        );
+        let too_much = chain_core::amount::MAX_MONEY.0 + 1;
+        let e = check_amount("amount", too_much, false).unwrap_err();
+        assert!(
+            e.to_string().contains("larger than the money supply"),
+            "{e}"
+        );
+        assert!(threads(Some(3)) == 3 && threads(Some(0)) >= 1 && threads(None) >= 1);
     }
 
     #[test]

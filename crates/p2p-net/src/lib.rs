@@ -212,6 +212,8 @@ pub enum NetEvent {
         id: GossipId,
         /// The content.
         announcement: Announcement,
+        /// Its encoded size in bytes, as received.
+        size: usize,
     },
     /// A peer sent something undecodable.
     Misbehaved {
@@ -845,11 +847,13 @@ impl Host {
                     id: message_id,
                     source: propagation_source,
                 };
+                let size = message.data.len();
                 match Announcement::decode(&message.data) {
                     Ok(announcement) => self.emit(NetEvent::Announcement {
                         peer: propagation_source,
                         id,
                         announcement,
+                        size,
                     }),
                     Err(e) => {
                         self.swarm
