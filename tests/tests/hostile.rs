@@ -159,9 +159,9 @@ fn a_peer_that_serves_blocks_nobody_asked_for_is_banned_and_sync_goes_on_from_an
     drop(chain_store::ChainStore::create(&env.path().join(format!("blocks_{n}")), &g).unwrap());
     let node_n = env.start_node(&n, &[]);
 
-    // The liar claims far more work on the same genesis, offers A's hashes,
+    // The liar claims far more work on the same genesis, shows A's headers,
     // and answers every getdata with a block of another chain.
-    let hashes: Vec<BlockHash> = chain[1..].iter().map(|b| b.hash()).collect();
+    let headers: Vec<BlockHeader> = chain[1..].iter().map(|b| b.header).collect();
     let genesis = g.hash();
     let liar = TestPeer::serving(&node_n.addr, move |req| match req {
         p2p_proto::Request::Status(_) => p2p_proto::Response::Status(p2p_proto::Status {
@@ -172,8 +172,8 @@ fn a_peer_that_serves_blocks_nobody_asked_for_is_banned_and_sync_goes_on_from_an
             total_work: [0xff; 32],
             agent: "liar".into(),
         }),
-        p2p_proto::Request::GetBlocks { .. } => p2p_proto::Response::Inv {
-            hashes: hashes.clone(),
+        p2p_proto::Request::GetHeaders { .. } => p2p_proto::Response::Headers {
+            headers: headers.clone(),
         },
         p2p_proto::Request::GetData { .. } => p2p_proto::Response::Blocks {
             blocks: vec![junk.clone()],
@@ -207,9 +207,9 @@ fn a_peer_that_serves_blocks_nobody_asked_for_is_banned_and_sync_goes_on_from_an
 }
 
 /// The sequence that used to make honest nodes ban each other: B learns that
-/// side block X is invalid (its branch failed to connect), then A is sent X.
-/// A stores X on a side branch; it must not forward it, or B, which knows X
-/// is invalid, would ban A.
+/// side block X is invalid (its branch failed to connect), then A is sent X
+/// and its child Z. A must neither store X nor forward either, or B, which
+/// knows X is invalid, would ban A.
 #[test]
 fn a_side_block_one_node_found_invalid_never_makes_honest_nodes_ban_each_other() {
     let env = Env::new();
@@ -228,7 +228,7 @@ fn a_side_block_one_node_found_invalid_never_makes_honest_nodes_ban_each_other()
         s.block(&s.genesis_hash()).unwrap().unwrap()
     };
     // X: a rival to block 1 whose payment spends the genesis coin with the
-    // wrong key; well formed, so stored, and invalid only when connected.
+    // wrong key; well formed, and invalid only when connected.
     // Z: X's child, which makes X's branch the heavier one.
     let params = ChainParams::default();
     let thief = chain_core::PrivateKey::generate();
@@ -249,40 +249,81 @@ fn a_side_block_one_node_found_invalid_never_makes_honest_nodes_ban_each_other()
     );
     let z = child(&params, &x.header, vec![], Amount(0), PubkeyHash([4; 20]));
 
-    let node_a = env.start_node(&a, &[]);
-    let node_b = env.start_node(&b, &["-dest", &node_a.addr]);
+    let node_b = env.start_node(&b, &[]);
+    let tip = env.tip(&b).unwrap();
+
+    // B syncs X's branch from a peer that shows its headers (more work than
+    // B's chain): X fails to connect, X and Z are invalid there.
+    let branch = [x.clone(), z.clone()];
+    let genesis = g.hash();
+    let mut work = chain_core::pow::Work::default();
+    for blk in [&g, &x, &z] {
+        work = work.saturating_add(blk.header.work());
+    }
+    let attacker = TestPeer::serving(&node_b.addr, move |req| match req {
+        p2p_proto::Request::Status(_) => p2p_proto::Response::Status(p2p_proto::Status {
+            protocol_version: p2p_proto::PROTOCOL_VERSION,
+            genesis,
+            best_height: 2,
+            best_hash: branch[1].hash(),
+            total_work: work.to_be_bytes(),
+            agent: "attacker".into(),
+        }),
+        p2p_proto::Request::GetHeaders { .. } => p2p_proto::Response::Headers {
+            headers: branch.iter().map(|b| b.header).collect(),
+        },
+        p2p_proto::Request::GetData { hashes } => p2p_proto::Response::Blocks {
+            blocks: branch
+                .iter()
+                .filter(|b| hashes.contains(&b.hash()))
+                .cloned()
+                .collect(),
+            not_found: vec![],
+        },
+        _ => p2p_proto::Response::Error {
+            reason: "attacker".into(),
+        },
+    });
+    let x_short = x.hash().short();
+    eventually(WAIT, "B to find X invalid", || {
+        node_b
+            .proc
+            .log_text()
+            .lines()
+            .any(|l| l.contains("rejected block") && l.contains(&format!("hash={x_short}")))
+            .then_some(())
+    });
+    let attacker_id = attacker.id();
+    eventually(WAIT, "B to ban the peer that served X", || {
+        node_b
+            .proc
+            .log_text()
+            .lines()
+            .any(|l| l.contains("peer banned") && l.contains(&attacker_id))
+            .then_some(())
+    });
+
+    drop(attacker);
+
+    // A joins B; then A is sent X, then Z: X is on a branch with no more work, not stored;
+    // Z is an orphan. Neither is forwarded.
+    let node_a = env.start_node(&a, &["-dest", &node_b.addr]);
     let b_id = node_b.addr.rsplit('/').next().unwrap().to_string();
     let a_id = node_a.addr.rsplit('/').next().unwrap().to_string();
     node_a
         .proc
         .wait_for_log(&format!("peer connected peer={b_id}"), WAIT);
-    let tip = env.tip(&a).unwrap();
-
-    // B is sent X, then Z: the reorganisation fails, X and Z are invalid there.
-    let to_b = TestPeer::connect(&node_b.addr);
-    to_b.publish(Announcement::Block(x.clone())).unwrap();
-    node_b.proc.wait_for_log(
-        &format!(
-            "stored a side-chain block height=1 hash={}",
-            x.hash().short()
-        ),
-        WAIT,
-    );
-    let to_b2 = TestPeer::connect(&node_b.addr);
-    to_b2.publish(Announcement::Block(z.clone())).unwrap();
-    node_b.proc.wait_for_log("rejected block", WAIT);
-
-    // A is sent X: stored on a side branch, and not forwarded.
     let to_a = TestPeer::connect(&node_a.addr);
     to_a.publish(Announcement::Block(x.clone())).unwrap();
     node_a.proc.wait_for_log(
         &format!(
-            "stored a side-chain block height=1 hash={}",
+            "a block on a branch with no more work than the tip; not stored height=1 hash={}",
             x.hash().short()
         ),
         WAIT,
     );
-    // Give gossip time to carry X to B, had A forwarded it.
+    to_a.publish(Announcement::Block(z.clone())).unwrap();
+    // Give gossip time to carry X or Z to B, had A forwarded them.
     std::thread::sleep(Duration::from_secs(3));
 
     for (log, other) in [
@@ -297,6 +338,12 @@ fn a_side_block_one_node_found_invalid_never_makes_honest_nodes_ban_each_other()
     }
     assert_eq!(env.tip(&a).unwrap(), tip);
     assert_eq!(env.tip(&b).unwrap(), tip);
+    let a_store =
+        chain_store::ChainStore::open_read_only(&env.path().join(format!("blocks_{a}"))).unwrap();
+    assert!(
+        a_store.header_entry(&x.hash()).unwrap().is_none(),
+        "A stored a side block nobody asked for"
+    );
 }
 
 #[test]

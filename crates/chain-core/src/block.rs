@@ -119,6 +119,11 @@ impl Block {
         encode(self)
     }
 
+    /// The length of the canonical encoding, counted without encoding.
+    pub fn encoded_len(&self) -> usize {
+        crate::transaction::encoded_len(self)
+    }
+
     /// Decodes a block, refusing more than [`MAX_BLOCK_SIZE`] bytes.
     pub fn decode(bytes: &[u8]) -> Result<Block, DecodeError> {
         decode_exact(bytes, MAX_BLOCK_SIZE, "block")

@@ -225,6 +225,13 @@ pub fn encode<T: Serialize>(v: &T) -> Vec<u8> {
     postcard::to_stdvec(v).expect("postcard encoding of a plain struct into a Vec cannot fail")
 }
 
+/// The length of [`encode`]'s output, counted without allocating.
+pub fn encoded_len<T: Serialize>(v: &T) -> usize {
+    // Counting bytes cannot fail, for the reason encoding into a Vec cannot.
+    postcard::serialize_with_flavor(v, postcard::ser_flavors::Size::default())
+        .expect("postcard size of a plain struct cannot fail")
+}
+
 impl Transaction {
     /// The canonical encoding.
     pub fn encode(&self) -> Vec<u8> {

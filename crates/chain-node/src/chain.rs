@@ -12,9 +12,10 @@
 //! status) comes back in the outcome for the network layer to carry out.
 
 use crate::orphans::{check_orphan_header, OrphanPool};
-use chain_core::block::Block;
+use chain_core::block::{Block, BlockHeader};
+use chain_core::pow::Work;
 use chain_core::{BlockHash, Mempool, MempoolError, PubkeyHash, Transaction};
-use chain_store::{unix_now, Accepted, ChainStore, StoreError, Tip};
+use chain_store::{unix_now, Accepted, ChainStore, HeaderBranch, Status, StoreError, Tip};
 use p2p_proto::{Request, Response, UtxoEntry};
 use std::hash::Hash;
 use std::path::PathBuf;
@@ -22,6 +23,9 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 /// Commands waiting for the actor; senders wait when it is full.
 pub const COMMAND_QUEUE: usize = 64;
+/// Peers whose header branches are held at once; a new one replaces the
+/// oldest. Syncs run one at a time, so this is slack, not a working limit.
+pub const MAX_BRANCHES: usize = 4;
 
 /// What to do with a gossiped block or transaction.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -79,6 +83,29 @@ impl<P> BlockOutcome<P> {
     }
 }
 
+/// What a batch of headers added to a peer's branch.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BranchNews {
+    /// Hashes of the headers added, oldest first: bodies to fetch.
+    pub added: Vec<BlockHash>,
+    /// Whether the branch started again from another stored block; `added`
+    /// then holds all of it.
+    pub restarted: bool,
+    /// Work of the chain ending at the branch's last header.
+    pub work: Work,
+    /// Height of the branch's last header.
+    pub height: u32,
+}
+
+/// Why a batch of headers was refused.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HeaderFault {
+    /// Whether the peer that sent them is to blame.
+    pub sender_fault: bool,
+    /// What was wrong, for the log.
+    pub reason: String,
+}
+
 /// What became of a transaction.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TxOutcome {
@@ -89,7 +116,14 @@ pub struct TxOutcome {
 }
 
 enum Command<P> {
-    Block(Block, Option<P>, oneshot::Sender<BlockOutcome<P>>),
+    Block(Block, Option<P>, bool, oneshot::Sender<BlockOutcome<P>>),
+    Headers(
+        P,
+        Vec<BlockHeader>,
+        oneshot::Sender<Result<BranchNews, HeaderFault>>,
+    ),
+    BranchLocator(P, oneshot::Sender<Option<Vec<BlockHash>>>),
+    DropBranch(P),
     Tx(Transaction, oneshot::Sender<TxOutcome>),
     Answer(Request, oneshot::Sender<Response>),
     CreateFromGenesis(Block, oneshot::Sender<Result<(), String>>),
@@ -128,6 +162,7 @@ where
         chain_dir,
         mempool: Mempool::default(),
         orphans: OrphanPool::default(),
+        branches: Vec::new(),
         view: view_tx,
     };
     actor.publish_view();
@@ -155,11 +190,50 @@ impl<P: Copy + Send + 'static> ChainHandle<P> {
         self.view.clone()
     }
 
-    /// Offers a block from `from` (`None`: this node mined it).
+    /// Offers a block from `from` (`None`: this node mined it) that nobody
+    /// asked for: on a branch with no more work than the tip it is not stored.
     pub async fn accept_block(&self, block: Block, from: Option<P>) -> BlockOutcome<P> {
-        self.ask(|r| Command::Block(block, from, r))
+        self.ask(|r| Command::Block(block, from, false, r))
             .await
             .unwrap_or_else(BlockOutcome::nothing)
+    }
+
+    /// Offers a block this node asked `from` for, from a header branch with
+    /// more work than the tip: stored even while its own branch has less.
+    pub async fn accept_requested_block(&self, block: Block, from: P) -> BlockOutcome<P> {
+        self.ask(|r| Command::Block(block, Some(from), true, r))
+            .await
+            .unwrap_or_else(BlockOutcome::nothing)
+    }
+
+    /// Checks headers `peer` sent and adds them to its branch.
+    pub async fn add_headers(
+        &self,
+        peer: P,
+        headers: Vec<BlockHeader>,
+    ) -> Result<BranchNews, HeaderFault> {
+        self.ask(|r| Command::Headers(peer, headers, r))
+            .await
+            .unwrap_or_else(|| {
+                Err(HeaderFault {
+                    sender_fault: false,
+                    reason: "the node is stopping".into(),
+                })
+            })
+    }
+
+    /// The locator to ask `peer` for headers with: its branch's last header
+    /// (or its fork point) first, when there is a branch, then the best
+    /// chain's locator.
+    pub async fn branch_locator(&self, peer: P) -> Option<Vec<BlockHash>> {
+        self.ask(|r| Command::BranchLocator(peer, r))
+            .await
+            .flatten()
+    }
+
+    /// Forgets `peer`'s header branch.
+    pub async fn drop_branch(&self, peer: P) {
+        let _ = self.tx.send(Command::DropBranch(peer)).await;
     }
 
     /// Offers a transaction to the mempool.
@@ -221,6 +295,8 @@ struct Actor<P> {
     chain_dir: PathBuf,
     mempool: Mempool,
     orphans: OrphanPool<P>,
+    /// Peers' header branches, oldest first.
+    branches: Vec<(P, Option<HeaderBranch>)>,
     view: watch::Sender<Option<ChainView>>,
 }
 
@@ -228,8 +304,17 @@ impl<P: Copy + Eq + Hash + std::fmt::Display> Actor<P> {
     fn run(mut self, mut rx: mpsc::Receiver<Command<P>>) {
         while let Some(cmd) = rx.blocking_recv() {
             match cmd {
-                Command::Block(b, from, r) => {
-                    let _ = r.send(self.on_block(b, from));
+                Command::Block(b, from, requested, r) => {
+                    let _ = r.send(self.on_block(b, from, requested));
+                }
+                Command::Headers(peer, headers, r) => {
+                    let _ = r.send(self.on_headers(peer, headers));
+                }
+                Command::BranchLocator(peer, r) => {
+                    let _ = r.send(self.branch_locator(peer));
+                }
+                Command::DropBranch(peer) => {
+                    self.branches.retain(|(p, _)| *p != peer);
                 }
                 Command::Tx(tx, r) => {
                     let _ = r.send(self.on_tx(tx));
@@ -258,6 +343,7 @@ impl<P: Copy + Eq + Hash + std::fmt::Display> Actor<P> {
                 }
                 Command::ForgetPeer(p) => {
                     self.orphans.forget_peer(&p);
+                    self.branches.retain(|(q, _)| *q != p);
                 }
                 Command::Close(r) => {
                     self.store = None;
@@ -291,8 +377,80 @@ impl<P: Copy + Eq + Hash + std::fmt::Display> Actor<P> {
         Ok(())
     }
 
+    /// Checks `headers` from `peer` and adds them to its branch.
+    fn on_headers(
+        &mut self,
+        peer: P,
+        headers: Vec<BlockHeader>,
+    ) -> Result<BranchNews, HeaderFault> {
+        let Some(store) = self.store.as_mut() else {
+            return Err(HeaderFault {
+                sender_fault: false,
+                reason: "this node has no chain yet".into(),
+            });
+        };
+        let i = match self.branches.iter().position(|(p, _)| *p == peer) {
+            Some(i) => i,
+            None => {
+                if self.branches.len() >= MAX_BRANCHES {
+                    self.branches.remove(0);
+                }
+                self.branches.push((peer, None));
+                self.branches.len() - 1
+            }
+        };
+        let branch = &mut self.branches[i].1;
+        let before = branch.as_ref().map(HeaderBranch::tip_hash);
+        match store.extend_branch(branch, &headers, unix_now()) {
+            Ok(n) => {
+                let b = branch.as_ref();
+                let all: Vec<BlockHash> = b.map(|b| b.hashes().collect()).unwrap_or_default();
+                // The branch went on from where it was, or started again.
+                let first_new = all.len().saturating_sub(n);
+                let prev = match first_new {
+                    0 => b.map(HeaderBranch::fork),
+                    i => all.get(i - 1).copied(),
+                };
+                let restarted = n > 0 && before.is_none_or(|tip| prev != Some(tip));
+                let added = if restarted {
+                    all
+                } else {
+                    all[first_new..].to_vec()
+                };
+                Ok(BranchNews {
+                    added,
+                    restarted,
+                    work: b.map(HeaderBranch::work).unwrap_or_default(),
+                    height: b.map(HeaderBranch::tip_height).unwrap_or(0),
+                })
+            }
+            Err(e) => {
+                self.branches.remove(i);
+                Err(HeaderFault {
+                    sender_fault: e.is_sender_fault(),
+                    reason: e.to_string(),
+                })
+            }
+        }
+    }
+
+    fn branch_locator(&self, peer: P) -> Option<Vec<BlockHash>> {
+        let mut locator = self.store.as_ref()?.locator().ok()?;
+        let tip = self
+            .branches
+            .iter()
+            .find(|(p, _)| *p == peer)
+            .and_then(|(_, b)| b.as_ref())
+            .map(HeaderBranch::tip_hash);
+        if let Some(t) = tip {
+            locator.insert(0, t);
+            locator.truncate(p2p_proto::MAX_LOCATOR);
+        }
+        Some(locator)
+    }
+
     /// The block and the orphans it unlocks, in order.
-    fn on_block(&mut self, block: Block, from: Option<P>) -> BlockOutcome<P> {
+    fn on_block(&mut self, block: Block, from: Option<P>, requested: bool) -> BlockOutcome<P> {
         let mut out = BlockOutcome::nothing();
         let Some(store) = self.store.as_mut() else {
             return out;
@@ -306,7 +464,12 @@ impl<P: Copy + Eq + Hash + std::fmt::Display> Actor<P> {
             let who = src
                 .map(|p| p.to_string())
                 .unwrap_or_else(|| "this node".into());
-            let verdict = match store.accept_block(&b, unix_now()) {
+            let accepted = if first && requested {
+                store.accept_block(&b, unix_now())
+            } else {
+                store.accept_unrequested_block(&b, unix_now())
+            };
+            let verdict = match accepted {
                 Ok(Accepted::NewTip(update)) => {
                     for d in &update.disconnected {
                         tracing::info!(height = d.header.height, hash = %d.hash().short(), "disconnected block (reorganisation)");
@@ -334,6 +497,10 @@ impl<P: Copy + Eq + Hash + std::fmt::Display> Actor<P> {
                 Ok(Accepted::SideChain) => {
                     tracing::info!(height = b.header.height, hash = %h.short(), from = %who, "stored a side-chain block");
                     // Not connected, so not fully validated: never forwarded.
+                    Verdict::Ignore
+                }
+                Ok(Accepted::LessWork) => {
+                    tracing::info!(height = b.header.height, hash = %h.short(), from = %who, "a block on a branch with no more work than the tip; not stored");
                     Verdict::Ignore
                 }
                 Ok(Accepted::AlreadyHave) => Verdict::Ignore,
@@ -468,6 +635,15 @@ impl<P: Copy + Eq + Hash + std::fmt::Display> Actor<P> {
                     Err(e) => clip(e.to_string()),
                 }
             }
+            Request::GetHeaders { locator, stop } => {
+                let Some(s) = self.store.as_ref() else {
+                    return no_chain();
+                };
+                match s.headers_after(&locator, stop, p2p_proto::MAX_HEADERS) {
+                    Ok(headers) => Response::Headers { headers },
+                    Err(e) => clip(e.to_string()),
+                }
+            }
             Request::GetData { hashes } => {
                 let Some(s) = self.store.as_ref() else {
                     return no_chain();
@@ -481,7 +657,10 @@ impl<P: Copy + Eq + Hash + std::fmt::Display> Actor<P> {
                     {
                         break;
                     }
-                    match s.block(&h) {
+                    // Only blocks this node validated in full are served.
+                    let valid =
+                        matches!(s.header_entry(&h), Ok(Some(e)) if e.status == Status::Valid);
+                    match s.block(&h).map(|b| b.filter(|_| valid)) {
                         Ok(Some(b)) => {
                             bytes += b.encode().len();
                             blocks.push(b);
@@ -599,10 +778,14 @@ mod tests {
             assert_eq!(out.offender, Some(2));
             assert_eq!(chain.view().unwrap().tip.hash, b1.hash());
 
-            // A side-branch block is stored but never forwarded.
+            // A side-branch block nobody asked for is neither stored nor
+            // forwarded; asked for (in a sync), it is stored, not forwarded.
             let side =
                 chain_core::test_utils::child_with_extra(&p, &g.header, vec![], Amount(0), pkh, 61);
-            let out = chain.accept_block(side, Some(3)).await;
+            let out = chain.accept_block(side.clone(), Some(3)).await;
+            assert_eq!(out.verdict, Verdict::Ignore);
+            assert!(out.valid && !out.stored && !out.tip_changed);
+            let out = chain.accept_requested_block(side, 3).await;
             assert_eq!(out.verdict, Verdict::Ignore);
             assert!(out.valid && out.stored && !out.tip_changed);
 

@@ -9,6 +9,10 @@
 //! (peers' statuses, whether a sync or a search runs, slow peers) under a
 //! mutex that is never held across an await or any I/O.
 
+mod sync;
+
+pub use sync::{BUFFER_BYTES, NO_PROGRESS, PER_PEER, WINDOW};
+
 use crate::chain::{ChainHandle, Verdict};
 use anyhow::{bail, Context, Result};
 use chain_core::miner::solve;
@@ -25,10 +29,6 @@ use tokio::sync::mpsc;
 
 /// How long a peer that sent invalid data is refused.
 pub const BAN: Duration = Duration::from_secs(600);
-/// Blocks asked for per `GetData`.
-const CHUNK: usize = 16;
-/// `GetData` requests in flight during a sync.
-const IN_FLIGHT: usize = 4;
 /// Gossip messages waiting for the gossip task.
 const GOSSIP_QUEUE: usize = 256;
 /// Encoded bytes of gossip waiting for the gossip task: with the count
@@ -169,6 +169,7 @@ impl<N: Network> Node<N> {
                 mining: None,
                 syncing: false,
                 slow: HashMap::new(),
+                disproved: HashMap::new(),
             }),
             minting: cfg.minting,
             mined_tx,
@@ -188,7 +189,7 @@ impl<N: Network> Node<N> {
     pub async fn on_mined(self: Arc<Self>, found: Option<Block>) {
         self.local().mining = None;
         if let Some(block) = found {
-            let _ = self.clone().on_block(block, None, None).await;
+            let _ = self.clone().on_block(block, None, None, false).await;
         }
         self.maybe_mine().await;
     }
@@ -221,6 +222,9 @@ struct Local<P> {
     syncing: bool,
     /// Peers that missed a delivery deadline, until when they are left out.
     slow: HashMap<P, Instant>,
+    /// Peers whose headers did not show the work their status claimed, with
+    /// the tip they claimed: not synced from again until it changes.
+    disproved: HashMap<P, BlockHash>,
 }
 
 /// What --minter and its options ask for.
@@ -293,7 +297,9 @@ impl<N: Network> Node<N> {
             }
             Inbound::Disconnected { peer } => {
                 tracing::info!(%peer, "peer disconnected");
-                self.local().peers.remove(&peer);
+                let mut l = self.local();
+                l.peers.remove(&peer);
+                l.disproved.remove(&peer);
             }
             Inbound::Request {
                 peer,
@@ -335,7 +341,9 @@ impl<N: Network> Node<N> {
         while let Some((peer, id, announcement, _held)) = rx.recv().await {
             match announcement {
                 Announcement::Block(block) => {
-                    self.clone().on_block(block, Some(peer), Some(id)).await;
+                    self.clone()
+                        .on_block(block, Some(peer), Some(id), false)
+                        .await;
                 }
                 Announcement::Tx(tx) => {
                     let txid = tx.txid();
@@ -404,7 +412,8 @@ impl<N: Network> Node<N> {
             .chain
             .view()
             .is_some_and(|v| work_of(&theirs) > v.tip.work);
-        if better && !self.is_slow(&peer) {
+        let disproved = self.local().disproved.get(&peer) == Some(&theirs.best_hash);
+        if better && !disproved && !self.is_slow(&peer) {
             self.clone().start_sync(peer);
         }
     }
@@ -448,165 +457,21 @@ impl<N: Network> Node<N> {
         });
     }
 
-    /// Locator-based, batched sync: ask `peer` for the hashes after our
-    /// locator, then fetch them in chunks from every peer that is at least as
-    /// far along, several chunks in flight, connecting blocks in order.
-    async fn sync_from(self: &Arc<Self>, peer: N::Peer) -> Result<()> {
-        let started = Instant::now();
-        let mut fetched = 0u64;
-        let target = self
-            .local()
-            .peers
-            .get(&peer)
-            .and_then(|p| p.as_ref().map(|s| s.best_height))
-            .unwrap_or(0);
-        (self.progress)(SyncProgress {
-            height: self.chain.view().map(|v| v.tip.height).unwrap_or(0),
-            target,
-            done: false,
-        });
-        loop {
-            let Some(locator) = self.chain.locator().await else {
-                return Ok(());
-            };
-            let asked = self.net.request(
-                peer,
-                Request::GetBlocks {
-                    locator,
-                    stop: None,
-                },
-            );
-            let Ok(answer) = tokio::time::timeout(DELIVERY_DEADLINE, asked).await else {
-                self.mark_slow(peer);
-                bail!(
-                    "no answer to getblocks within {} s",
-                    DELIVERY_DEADLINE.as_secs()
-                );
-            };
-            let Response::Inv { hashes } = answer.map_err(anyhow::Error::msg)? else {
-                bail!("unexpected answer to getblocks");
-            };
-            let full_batch = hashes.len() >= p2p_proto::MAX_INV;
-            let wanted = self.chain.unknown(hashes).await;
-            if wanted.is_empty() {
-                break;
-            }
-            let sources = self.sources_for(peer);
-            let chunks: Vec<Vec<BlockHash>> =
-                wanted.chunks(CHUNK).map(<[BlockHash]>::to_vec).collect();
-            // Chunks are spread over the sources; each chunk's other sources
-            // follow as fallbacks, and a source found slow is skipped from
-            // then on (the futures are made as the window moves).
-            let mut results =
-                futures::stream::iter(chunks.into_iter().enumerate().map(|(i, chunk)| {
-                    let me = self.clone();
-                    let mut order: Vec<N::Peer> = sources
-                        .iter()
-                        .cycle()
-                        .skip(i % sources.len())
-                        .take(sources.len())
-                        .copied()
-                        .collect();
-                    order.sort_by_key(|p| self.is_slow(p));
-                    async move { fetch_chunk(&me, order, chunk).await }
-                }))
-                .buffered(IN_FLIGHT);
-            use futures::StreamExt;
-            // A round in which nothing new is stored (only orphans or known
-            // blocks) ends the sync: a peer cannot keep the node "syncing"
-            // with hashes that lead nowhere.
-            let mut stored = 0usize;
-            while let Some(r) = results.next().await {
-                let blocks = r?;
-                for (block, from) in blocks {
-                    fetched += 1;
-                    let out = self.clone().on_block(block, Some(from), None).await;
-                    if !out.valid {
-                        bail!("peer {from} sent an invalid block");
-                    }
-                    if out.stored {
-                        stored += 1;
-                    }
-                }
-                let height = self.chain.view().map(|v| v.tip.height).unwrap_or(0);
-                (self.progress)(SyncProgress {
-                    height,
-                    target,
-                    done: false,
-                });
-                let rate = fetched as f64 / started.elapsed().as_secs_f64().max(1e-3);
-                tracing::info!(
-                    height,
-                    target,
-                    rate = format!("{rate:.0} blocks/s"),
-                    "syncing"
-                );
-            }
-            if stored == 0 {
-                bail!("peer {peer} offered blocks that do not connect to this chain");
-            }
-            if !full_batch {
-                break;
-            }
-        }
-        (self.progress)(SyncProgress {
-            height: self.chain.view().map(|v| v.tip.height).unwrap_or(0),
-            target,
-            done: true,
-        });
-        if fetched > 0 {
-            if let Some(v) = self.chain.view() {
-                tracing::info!(height = v.tip.height, tip = %v.tip.hash.short(), blocks = fetched, secs = format!("{:.1}", started.elapsed().as_secs_f64()), "sync finished");
-            }
-        }
-        Ok(())
-    }
-
-    /// Whether `peer` missed a delivery deadline lately.
-    fn is_slow(&self, peer: &N::Peer) -> bool {
-        let mut l = self.local();
-        let now = Instant::now();
-        l.slow.retain(|_, until| *until > now);
-        l.slow.contains_key(peer)
-    }
-
-    /// Leaves `peer` out of syncs for a while.
-    fn mark_slow(&self, peer: N::Peer) {
-        tracing::info!(%peer, "the peer did not deliver within {} s; asking other peers", DELIVERY_DEADLINE.as_secs());
-        self.local().slow.insert(peer, Instant::now() + SLOW_FOR);
-    }
-
-    /// Peers to download from: the sync peer and every peer whose chain has
-    /// at least as much work, slow ones left out.
-    fn sources_for(&self, peer: N::Peer) -> Vec<N::Peer> {
-        let now = Instant::now();
-        let l = self.local();
-        let min = l
-            .peers
-            .get(&peer)
-            .and_then(|p| p.as_ref())
-            .map(work_of)
-            .unwrap_or_default();
-        let mut v = vec![peer];
-        for (p, status) in &l.peers {
-            let slow = l.slow.get(p).is_some_and(|until| *until > now);
-            if *p != peer && !slow && status.as_ref().is_some_and(|s| work_of(s) >= min) {
-                v.push(*p);
-            }
-        }
-        v
-    }
-
     /// Hands a block from the network (`from`) or from the local miner to
     /// the chain actor, then carries out what it decided.
+    /// `requested`: this node asked for it in a sync.
     async fn on_block(
         self: Arc<Self>,
         block: Block,
         from: Option<N::Peer>,
         gossip: Option<N::GossipId>,
+        requested: bool,
     ) -> crate::BlockOutcome<N::Peer> {
         let hash = block.hash();
-        let out = self.chain.accept_block(block, from).await;
+        let out = match from {
+            Some(p) if requested => self.chain.accept_requested_block(block, p).await,
+            _ => self.chain.accept_block(block, from).await,
+        };
         if let Some(id) = gossip {
             self.net.validate(id, out.verdict).await;
         }
@@ -712,82 +577,4 @@ impl<N: Network> Node<N> {
             let _ = tx.blocking_send(found.then_some(block));
         });
     }
-}
-
-/// Fetches one chunk of blocks, asking the peers in `order` in turn for what
-/// is still missing. A peer that does not answer within [`DELIVERY_DEADLINE`]
-/// is marked slow and the next one is asked. Returns the blocks in the order
-/// asked.
-async fn fetch_chunk<N: Network>(
-    node: &Node<N>,
-    order: Vec<N::Peer>,
-    chunk: Vec<BlockHash>,
-) -> Result<Vec<(Block, N::Peer)>> {
-    let net = &node.net;
-    let mut got: HashMap<BlockHash, (Block, N::Peer)> = HashMap::new();
-    let mut tried: HashSet<N::Peer> = HashSet::new();
-    for peer in order {
-        if !tried.insert(peer) {
-            continue;
-        }
-        let missing: Vec<BlockHash> = chunk
-            .iter()
-            .filter(|h| !got.contains_key(h))
-            .copied()
-            .collect();
-        if missing.is_empty() {
-            break;
-        }
-        // A reply may stop early for size; ask again for the rest.
-        let mut rest = missing;
-        while !rest.is_empty() {
-            let asked = net.request(
-                peer,
-                Request::GetData {
-                    hashes: rest.clone(),
-                },
-            );
-            let Ok(answer) = tokio::time::timeout(DELIVERY_DEADLINE, asked).await else {
-                node.mark_slow(peer);
-                break;
-            };
-            match answer {
-                Ok(Response::Blocks { blocks, .. }) if !blocks.is_empty() => {
-                    let before = rest.len();
-                    let mut unasked = 0usize;
-                    for b in blocks {
-                        let h = b.hash();
-                        if rest.contains(&h) {
-                            got.insert(h, (b, peer));
-                        } else {
-                            unasked += 1;
-                        }
-                    }
-                    rest.retain(|h| !got.contains_key(h));
-                    if unasked > 0 {
-                        // Honest peers answer only what was asked.
-                        tracing::warn!(%peer, unasked, "sent blocks that were not asked for; banning the peer");
-                        node.ban(peer).await;
-                        break;
-                    }
-                    // Each round must deliver something, so this loop ends.
-                    if rest.len() == before {
-                        break;
-                    }
-                }
-                Ok(_) => break,
-                Err(e) => {
-                    tracing::debug!(%peer, "getdata failed: {e}");
-                    break;
-                }
-            }
-        }
-    }
-    chunk
-        .iter()
-        .map(|h| {
-            got.remove(h)
-                .with_context(|| format!("no peer sent block {}", h.short()))
-        })
-        .collect()
 }

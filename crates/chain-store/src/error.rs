@@ -34,6 +34,17 @@ pub enum StoreError {
         /// Why.
         error: BlockError,
     },
+    /// A header follows neither the previous header nor a stored block.
+    #[error("header {hash} does not connect: its parent {prev} is neither the previous header nor a stored block")]
+    Unconnected {
+        /// The header.
+        hash: BlockHash,
+        /// Its parent.
+        prev: BlockHash,
+    },
+    /// A header branch reached its size limit without being resolved.
+    #[error("the header branch holds {0} headers, the most this node keeps")]
+    BranchTooLong(usize),
     /// The genesis is unusable.
     #[error(transparent)]
     Genesis(#[from] GenesisError),
@@ -49,6 +60,17 @@ pub enum StoreError {
 }
 
 impl StoreError {
+    /// Whether the peer that sent what failed is to blame: an invalid block
+    /// or header (as [`BlockError::is_sender_fault`] says), or headers that
+    /// do not connect to what was asked.
+    pub fn is_sender_fault(&self) -> bool {
+        match self {
+            StoreError::InvalidBlock { error, .. } => error.is_sender_fault(),
+            StoreError::Unconnected { .. } => true,
+            _ => false,
+        }
+    }
+
     /// The validation error, when this is a refusal of an invalid block.
     pub fn block_error(&self) -> Option<&BlockError> {
         match self {

@@ -30,11 +30,13 @@
 //!   anything else happens.
 
 mod error;
+mod headers;
 pub mod schema;
 #[cfg(any(test, feature = "test-utils"))]
 pub mod test_utils;
 
 pub use error::StoreError;
+pub use headers::{HeaderBranch, MAX_BRANCH_HEADERS};
 pub use schema::{HeaderEntry, Status};
 
 use chain_core::block::{Block, BlockHeader, ChainParams};
@@ -102,6 +104,9 @@ pub enum Accepted {
     },
     /// Stored on a side chain with no more work than the tip.
     SideChain,
+    /// Not asked for, on a branch with no more work than the tip: the
+    /// header passed its checks and nothing was stored.
+    LessWork,
     /// The best chain changed.
     NewTip(ChainUpdate),
 }
@@ -644,7 +649,29 @@ impl ChainStore {
     /// against its parent. Only a block whose header passes both has its body
     /// hashed and checked, and only a block that passes every check is
     /// written.
+    ///
+    /// This is for a block the caller asked for (or made): one on a side
+    /// branch with no more work than the tip is stored too, as part of a
+    /// branch whose headers showed more work. A block nobody asked for goes
+    /// to [`ChainStore::accept_unrequested_block`].
     pub fn accept_block(&mut self, block: &Block, now: u64) -> Result<Accepted, StoreError> {
+        self.accept(block, now, true)
+    }
+
+    /// Like [`ChainStore::accept_block`], for a block nobody asked for (one
+    /// relayed by a peer): when its branch has no more work than the tip,
+    /// only its header is checked and nothing is stored
+    /// ([`Accepted::LessWork`]). So what a peer can make the store write
+    /// unasked costs it more work than the best chain holds.
+    pub fn accept_unrequested_block(
+        &mut self,
+        block: &Block,
+        now: u64,
+    ) -> Result<Accepted, StoreError> {
+        self.accept(block, now, false)
+    }
+
+    fn accept(&mut self, block: &Block, now: u64, requested: bool) -> Result<Accepted, StoreError> {
         if self.read_only {
             return Err(StoreError::ReadOnly);
         }
@@ -681,12 +708,16 @@ impl ChainStore {
             }
             return Err(invalid(error));
         }
+        let chain_work = parent.chain_work.saturating_add(block.header.work());
+        if !requested && chain_work <= self.tip.work {
+            return Ok(Accepted::LessWork);
+        }
         // Only now is the body hashed. A body that does not match its header
         // says nothing about the header (see the module docs): nothing is kept.
         check_body(block).map_err(invalid)?;
         let entry = HeaderEntry {
             header: block.header,
-            chain_work: parent.chain_work.saturating_add(block.header.work()),
+            chain_work,
             status: Status::Stored,
         };
         let mut batch = WriteBatch::default();

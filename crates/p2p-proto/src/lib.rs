@@ -8,7 +8,7 @@
 
 use chain_core::transaction::{decode_exact, encode, DecodeError};
 use chain_core::{
-    Amount, Block, BlockHash, OutPoint, PubkeyHash, Transaction, Txid, MAX_BLOCK_SIZE,
+    Amount, Block, BlockHash, BlockHeader, OutPoint, PubkeyHash, Transaction, Txid, MAX_BLOCK_SIZE,
 };
 use serde::{Deserialize, Serialize};
 
@@ -24,6 +24,8 @@ pub const BLOCK_TOPIC: &str = "chain/blocks/1";
 pub const TX_TOPIC: &str = "chain/txs/1";
 /// Most block hashes in one `Inv`.
 pub const MAX_INV: usize = 500;
+/// Most headers in one `Headers` reply.
+pub const MAX_HEADERS: usize = 2_000;
 /// Most locator entries.
 pub const MAX_LOCATOR: usize = 64;
 /// Most hashes asked for in one `GetData`.
@@ -99,6 +101,15 @@ pub enum Request {
         /// Whose coins.
         pubkey_hash: PubkeyHash,
     },
+    /// Best-chain headers after the first locator hash the receiver has on
+    /// its best chain, up to `stop`: at most [`MAX_HEADERS`].
+    GetHeaders {
+        /// Hashes from the sender's tip back to genesis, sparser with depth.
+        #[serde(deserialize_with = "bounded::vec::<_, _, MAX_LOCATOR>")]
+        locator: Vec<BlockHash>,
+        /// Where to stop, if anywhere.
+        stop: Option<BlockHash>,
+    },
 }
 
 /// A response.
@@ -145,6 +156,12 @@ pub enum Response {
     Error {
         /// Why.
         reason: String,
+    },
+    /// Headers, oldest first, each the parent of the next.
+    Headers {
+        /// At most [`MAX_HEADERS`].
+        #[serde(deserialize_with = "bounded::vec::<_, _, MAX_HEADERS>")]
+        headers: Vec<BlockHeader>,
     },
 }
 
