@@ -302,6 +302,40 @@ mod tests {
     }
 
     #[test]
+    fn headers_replies_are_capped_and_round_trip() {
+        let h = BlockHeader {
+            version: 1,
+            prev: BlockHash([1; 32]),
+            merkle_root: chain_core::MerkleRoot([2; 32]),
+            time: u64::MAX,
+            bits: chain_core::pow::CompactTarget(u32::MAX),
+            height: u32::MAX,
+            nonce: u64::MAX,
+        };
+        // A full reply of the largest headers fits the response limit.
+        let full = Response::Headers {
+            headers: vec![h; MAX_HEADERS],
+        };
+        let bytes = full.encode();
+        assert!(bytes.len() <= MAX_RESPONSE_SIZE);
+        assert_eq!(Response::decode(&bytes).unwrap(), full);
+        let over = Response::Headers {
+            headers: vec![h; MAX_HEADERS + 1],
+        };
+        assert!(Response::decode(&over.encode()).is_err());
+        // GetHeaders is request variant 5, Headers response variant 7.
+        let ask = Request::GetHeaders {
+            locator: vec![BlockHash([3; 32])],
+            stop: None,
+        };
+        let b = ask.encode();
+        assert_eq!(&b[..2], &[5, 1]);
+        assert_eq!(b.len(), 2 + 32 + 1);
+        assert_eq!(Request::decode(&b).unwrap(), ask);
+        assert_eq!(bytes[0], 7);
+    }
+
+    #[test]
     fn long_agent_is_refused() {
         let s = Status {
             protocol_version: 1,
