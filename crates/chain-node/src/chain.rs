@@ -500,7 +500,8 @@ impl<P: Copy + Eq + Hash + std::fmt::Display> Actor<P> {
                     Verdict::Ignore
                 }
                 Ok(Accepted::LessWork) => {
-                    tracing::info!(height = b.header.height, hash = %h.short(), from = %who, "a block on a branch with no more work than the tip; not stored");
+                    // Debug only: a flood of these must not fill the log either.
+                    tracing::debug!(height = b.header.height, hash = %h.short(), from = %who, "a block on a branch with no more work than the tip; not stored");
                     Verdict::Ignore
                 }
                 Ok(Accepted::AlreadyHave) => Verdict::Ignore,

@@ -34,6 +34,11 @@ const GOSSIP_QUEUE: usize = 256;
 /// Encoded bytes of gossip waiting for the gossip task: with the count
 /// above, what a flood can make the node hold before the loop waits.
 pub const GOSSIP_BYTES: usize = 32 * 1024 * 1024;
+/// Bytes that answers to peers' requests may hold at once (each request
+/// holds the most its answer can take). A request that finds the budget
+/// spent is answered at once with an error: a flood of requests costs the
+/// node a bounded amount of memory and never holds up the network loop.
+pub const INBOUND_BYTES: usize = 64 * 1024 * 1024;
 /// How long a peer has to answer a sync request before the blocks are asked
 /// of another peer and it is marked slow.
 pub const DELIVERY_DEADLINE: Duration = Duration::from_secs(8);
@@ -157,11 +162,13 @@ impl<N: Network> Node<N> {
         let (mined_tx, mined_rx) = mpsc::channel(4);
         let (gossip, gossip_rx) = mpsc::channel(GOSSIP_QUEUE);
         let gossip_bytes = Arc::new(tokio::sync::Semaphore::new(GOSSIP_BYTES));
+        let inbound_bytes = Arc::new(tokio::sync::Semaphore::new(INBOUND_BYTES));
         let node = Arc::new(Node {
             chain,
             net,
             gossip,
             gossip_bytes,
+            inbound_bytes,
             local: Mutex::new(Local {
                 peers: HashMap::new(),
                 genesis_peers: cfg.genesis_peers,
@@ -244,6 +251,7 @@ pub struct Node<N: Network> {
     net: N,
     gossip: mpsc::Sender<Gossip<N>>,
     gossip_bytes: Arc<tokio::sync::Semaphore>,
+    inbound_bytes: Arc<tokio::sync::Semaphore>,
     local: Mutex<Local<N::Peer>>,
     minting: Minting,
     mined_tx: mpsc::Sender<Option<Block>>,
@@ -268,6 +276,19 @@ fn status_of(view: Option<crate::ChainView>, agent: &str) -> Status {
         best_hash,
         total_work,
         agent: agent.to_string(),
+    }
+}
+
+/// The most memory answering `request` can take, in bytes.
+fn answer_cost(request: &Request) -> usize {
+    match request {
+        Request::GetData { .. } => p2p_proto::BLOCKS_REPLY_BUDGET + chain_core::MAX_BLOCK_SIZE,
+        // About 100 bytes per encoded header.
+        Request::GetHeaders { .. } => p2p_proto::MAX_HEADERS * 100,
+        Request::GetBlocks { .. } => p2p_proto::MAX_INV * 32,
+        // About 50 bytes per coin.
+        Request::GetUtxos { .. } => p2p_proto::MAX_UTXOS * 50,
+        Request::SubmitTx(_) | Request::Status(_) => p2p_proto::MAX_REQUEST_SIZE,
     }
 }
 
@@ -306,11 +327,22 @@ impl<N: Network> Node<N> {
                 request,
                 reply,
             } => {
-                // Answered in a task: a slow chain answer never holds up the loop.
+                // Answered in a task: a slow chain answer never holds up the
+                // loop. The task holds the most its answer can take.
+                let cost = u32::try_from(answer_cost(&request)).unwrap_or(u32::MAX);
+                let Ok(held) = self.inbound_bytes.clone().try_acquire_many_owned(cost) else {
+                    tracing::debug!(%peer, "busy: refusing a request");
+                    let busy = Response::Error {
+                        reason: "busy; ask again later".into(),
+                    };
+                    self.net.respond(reply, busy).await;
+                    return;
+                };
                 let me = self.clone();
                 tokio::spawn(async move {
                     let response = me.answer(peer, request).await;
                     me.net.respond(reply, response).await;
+                    drop(held);
                 });
             }
             Inbound::Announcement {
