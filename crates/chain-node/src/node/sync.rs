@@ -34,13 +34,11 @@ pub const PER_PEER: usize = p2p_proto::MAX_BLOCKS_PER_REPLY;
 pub const BUFFER_BYTES: usize = 64 * 1024 * 1024;
 /// A sync that connects no block for this long drops its peer.
 pub const NO_PROGRESS: Duration = Duration::from_secs(30);
-
-/// One answered (or timed-out) `GetData`.
-struct Delivery<P> {
-    peer: P,
-    asked: Vec<usize>,
-    answer: Option<Result<Response, String>>,
-}
+/// How long the block the window waits for may be in flight, while another
+/// peer is idle, before it is asked of another peer (Bitcoin Core's block
+/// stalling timeout). Doubles each time it fires in one download, up to
+/// [`DELIVERY_DEADLINE`], so slow links with large blocks are not starved.
+pub const STALL_TIMEOUT: Duration = Duration::from_secs(2);
 
 impl<N: Network> Node<N> {
     /// Syncs from `peer`: header rounds, each followed by the download of
@@ -143,15 +141,8 @@ impl<N: Network> Node<N> {
         target: u32,
         started: Instant,
     ) -> Result<u64> {
-        let index: HashMap<BlockHash, usize> =
-            hashes.iter().enumerate().map(|(i, h)| (*h, i)).collect();
-        let mut queue: BTreeSet<usize> = (0..hashes.len()).collect();
-        let mut ready: HashMap<usize, (Block, N::Peer, usize)> = HashMap::new();
-        let mut ready_bytes = 0usize;
-        let mut busy: HashSet<N::Peer> = HashSet::new();
-        let mut lacking: HashSet<N::Peer> = HashSet::new();
+        let mut dl = Download::new(hashes);
         let mut in_flight = FuturesUnordered::new();
-        let mut next = 0usize;
         let mut last_progress = Instant::now();
         let mut last_log = Instant::now();
         let min_work = self.status_work(peer);
@@ -160,67 +151,60 @@ impl<N: Network> Node<N> {
             target,
             done: false,
         });
-        while next < hashes.len() {
+        while !dl.done() {
             // Hand out work: one request per idle source, inside the window.
-            if ready_bytes < BUFFER_BYTES {
-                for p in self.sources_for(peer, min_work, &lacking) {
-                    if busy.contains(&p) {
-                        continue;
-                    }
-                    let take: Vec<usize> = queue
-                        .iter()
-                        .copied()
-                        .take_while(|i| *i < next + WINDOW)
-                        .take(PER_PEER)
-                        .collect();
-                    if take.is_empty() {
-                        break;
-                    }
-                    for i in &take {
-                        queue.remove(i);
-                    }
-                    busy.insert(p);
-                    let ask = Request::GetData {
-                        hashes: take.iter().map(|i| hashes[*i]).collect(),
-                    };
-                    let net = self.net.clone();
-                    in_flight.push(async move {
-                        let answer = tokio::time::timeout(DELIVERY_DEADLINE, net.request(p, ask))
-                            .await
-                            .ok();
-                        Delivery {
-                            peer: p,
-                            asked: take,
-                            answer,
-                        }
-                    });
-                }
+            let sources = self.sources_for(peer, min_work, &dl.excluded());
+            for p in &sources {
+                let Some(take) = dl.take_work(*p, Instant::now()) else {
+                    continue;
+                };
+                let ask = Request::GetData {
+                    hashes: take.iter().map(|i| dl.hashes[*i]).collect(),
+                };
+                let (net, p) = (self.net.clone(), *p);
+                in_flight.push(async move {
+                    let answer = tokio::time::timeout(DELIVERY_DEADLINE, net.request(p, ask))
+                        .await
+                        .ok();
+                    (p, take, answer)
+                });
             }
             if in_flight.is_empty() {
+                if dl.forgive_stalled() {
+                    continue;
+                }
                 bail!("no peer can serve the blocks of the branch");
             }
             let delivery = tokio::select! {
                 d = in_flight.next() => d,
-                () = tokio::time::sleep(Duration::from_secs(1)) => None,
+                () = tokio::time::sleep(Duration::from_millis(250)) => None,
             };
-            if let Some(d) = delivery {
-                busy.remove(&d.peer);
-                let missed = self
-                    .take_delivery(d, &index, &mut ready, &mut ready_bytes, &mut lacking)
-                    .await;
-                queue.extend(missed);
+            if let Some((p, asked, answer)) = delivery {
+                match dl.take_answer(p, &asked, answer) {
+                    Taken::Fine => {}
+                    Taken::Late => self.mark_slow(p),
+                    Taken::Unasked(n) => {
+                        // Honest peers answer only what was asked.
+                        tracing::warn!(peer = %p, unasked = n, "sent blocks that were not asked for; banning the peer");
+                        self.ban(p).await;
+                    }
+                }
+            }
+            // The block the window waits for is late while another peer is
+            // idle: it is asked of another peer.
+            let idle = sources.iter().any(|p| !dl.is_busy(p));
+            if let Some(p) = dl.reassign_stalled(Instant::now(), idle) {
+                tracing::info!(peer = %p, "the peer holds up the download; asking other peers for its blocks");
             }
             // Connect what is ready, in order.
-            while let Some((block, from, size)) = ready.remove(&next) {
-                ready_bytes -= size;
+            while let Some((block, from)) = dl.pop_ready() {
                 let out = self.clone().on_block(block, Some(from), None, true).await;
                 if !out.valid {
                     bail!("peer {from} sent an invalid block; the branch is given up");
                 }
-                next += 1;
                 last_progress = Instant::now();
             }
-            if last_log.elapsed() >= Duration::from_secs(1) || next == hashes.len() {
+            if last_log.elapsed() >= Duration::from_secs(1) || dl.done() {
                 last_log = Instant::now();
                 let height = self.chain.view().map(|v| v.tip.height).unwrap_or(0);
                 (self.progress)(SyncProgress {
@@ -228,7 +212,7 @@ impl<N: Network> Node<N> {
                     target,
                     done: false,
                 });
-                let rate = next as f64 / started.elapsed().as_secs_f64().max(1e-3);
+                let rate = dl.next as f64 / started.elapsed().as_secs_f64().max(1e-3);
                 tracing::info!(
                     height,
                     target,
@@ -244,62 +228,7 @@ impl<N: Network> Node<N> {
                 );
             }
         }
-        Ok(next as u64)
-    }
-
-    /// Takes in one `GetData` answer: keeps the blocks that were asked for,
-    /// and returns the indices still missing. A peer that stalls is marked
-    /// slow; one that lacks blocks is asked no more in this sync; one that
-    /// sends a block nobody asked for is banned.
-    async fn take_delivery(
-        &self,
-        d: Delivery<N::Peer>,
-        index: &HashMap<BlockHash, usize>,
-        ready: &mut HashMap<usize, (Block, N::Peer, usize)>,
-        ready_bytes: &mut usize,
-        lacking: &mut HashSet<N::Peer>,
-    ) -> Vec<usize> {
-        let peer = d.peer;
-        let mut asked: HashSet<usize> = d.asked.into_iter().collect();
-        match d.answer {
-            None => {
-                self.mark_slow(peer);
-                lacking.insert(peer);
-            }
-            Some(Ok(Response::Blocks { blocks, not_found })) => {
-                let mut unasked = 0usize;
-                let mut delivered = 0usize;
-                for b in blocks {
-                    match index.get(&b.hash()) {
-                        Some(i) if asked.remove(i) => {
-                            let size = b.encoded_len();
-                            *ready_bytes += size;
-                            ready.insert(*i, (b, peer, size));
-                            delivered += 1;
-                        }
-                        _ => unasked += 1,
-                    }
-                }
-                if unasked > 0 {
-                    // Honest peers answer only what was asked.
-                    tracing::warn!(%peer, unasked, "sent blocks that were not asked for; banning the peer");
-                    self.ban(peer).await;
-                    lacking.insert(peer);
-                } else if !not_found.is_empty() || delivered == 0 {
-                    // A reply cut short for size is not lacking: the rest is asked again.
-                    lacking.insert(peer);
-                }
-            }
-            Some(Ok(other)) => {
-                tracing::debug!(%peer, "unexpected answer to getdata: {other:?}");
-                lacking.insert(peer);
-            }
-            Some(Err(e)) => {
-                tracing::debug!(%peer, "getdata failed: {e}");
-                lacking.insert(peer);
-            }
-        }
-        asked.into_iter().collect()
+        Ok(dl.next as u64)
     }
 
     /// The work `peer`'s last status claimed.
@@ -369,5 +298,309 @@ impl<N: Network> Node<N> {
             }
         }
         v
+    }
+}
+
+/// What an answer to a `GetData` was.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Taken {
+    /// Blocks, a cut-short reply or a refusal: nothing to hold against it.
+    Fine,
+    /// No answer within [`DELIVERY_DEADLINE`].
+    Late,
+    /// It held this many blocks that were not asked of it.
+    Unasked(usize),
+}
+
+/// The bookkeeping of one download: which block is asked of whom, what
+/// arrived, and what the window allows. No I/O: the sync drives it.
+pub(crate) struct Download<P> {
+    hashes: Vec<BlockHash>,
+    index: HashMap<BlockHash, usize>,
+    /// Not yet asked of anyone, lowest first.
+    queue: BTreeSet<usize>,
+    /// Asked, and of whom.
+    assigned: HashMap<usize, P>,
+    /// Peers with a request out, and since when.
+    busy: HashMap<P, Instant>,
+    /// Arrived, waiting for their parents, with their senders and sizes.
+    ready: HashMap<usize, (Block, P, usize)>,
+    ready_bytes: usize,
+    /// Peers that lack blocks, refused or failed: not asked again here.
+    lacking: HashSet<P>,
+    /// Peers whose blocks were moved for holding up the window.
+    stalled: HashSet<P>,
+    stall_after: Duration,
+    /// The next block to connect.
+    next: usize,
+}
+
+impl<P: Copy + Eq + std::hash::Hash> Download<P> {
+    pub(crate) fn new(hashes: Vec<BlockHash>) -> Self {
+        Download {
+            index: hashes.iter().enumerate().map(|(i, h)| (*h, i)).collect(),
+            queue: (0..hashes.len()).collect(),
+            hashes,
+            assigned: HashMap::new(),
+            busy: HashMap::new(),
+            ready: HashMap::new(),
+            ready_bytes: 0,
+            lacking: HashSet::new(),
+            stalled: HashSet::new(),
+            stall_after: STALL_TIMEOUT,
+            next: 0,
+        }
+    }
+
+    pub(crate) fn done(&self) -> bool {
+        self.next >= self.hashes.len()
+    }
+
+    fn is_busy(&self, p: &P) -> bool {
+        self.busy.contains_key(p)
+    }
+
+    /// Peers not to ask in this download.
+    fn excluded(&self) -> HashSet<P> {
+        self.lacking.union(&self.stalled).copied().collect()
+    }
+
+    /// Up to [`PER_PEER`] blocks for idle peer `p` inside the window, or
+    /// `None` when it is busy, the window is full or nothing is left.
+    pub(crate) fn take_work(&mut self, p: P, now: Instant) -> Option<Vec<usize>> {
+        if self.busy.contains_key(&p) {
+            return None;
+        }
+        // Past the byte budget only the block the window waits for is asked,
+        // so the buffer drains and the download never deadlocks.
+        let end = if self.ready_bytes >= BUFFER_BYTES {
+            self.next + 1
+        } else {
+            self.next + WINDOW
+        };
+        let take: Vec<usize> = self
+            .queue
+            .iter()
+            .copied()
+            .take_while(|i| *i < end)
+            .take(PER_PEER)
+            .collect();
+        if take.is_empty() {
+            return None;
+        }
+        for i in &take {
+            self.queue.remove(i);
+            self.assigned.insert(*i, p);
+        }
+        self.busy.insert(p, now);
+        Some(take)
+    }
+
+    /// Takes in `p`'s answer to the request for `asked`. Blocks still
+    /// assigned to `p` that did not come go back to the queue; blocks that
+    /// were moved to another peer meanwhile are kept if they came first.
+    pub(crate) fn take_answer(
+        &mut self,
+        p: P,
+        asked: &[usize],
+        answer: Option<Result<Response, String>>,
+    ) -> Taken {
+        self.busy.remove(&p);
+        let mut outcome = Taken::Fine;
+        let mut delivered = 0usize;
+        match answer {
+            None => {
+                self.lacking.insert(p);
+                outcome = Taken::Late;
+            }
+            Some(Ok(Response::Blocks { blocks, not_found })) => {
+                let mut unasked = 0usize;
+                for b in blocks {
+                    match self.index.get(&b.hash()).copied() {
+                        Some(i) if asked.contains(&i) => {
+                            delivered += 1;
+                            if i >= self.next && !self.ready.contains_key(&i) {
+                                if self.assigned.get(&i) == Some(&p) {
+                                    self.assigned.remove(&i);
+                                }
+                                self.queue.remove(&i);
+                                let size = b.encoded_len();
+                                self.ready_bytes += size;
+                                self.ready.insert(i, (b, p, size));
+                            }
+                        }
+                        _ => unasked += 1,
+                    }
+                }
+                if unasked > 0 {
+                    self.lacking.insert(p);
+                    outcome = Taken::Unasked(unasked);
+                } else if !not_found.is_empty() || delivered == 0 {
+                    // A reply cut short for size is not lacking: the rest
+                    // is asked again.
+                    self.lacking.insert(p);
+                }
+            }
+            Some(_) => {
+                self.lacking.insert(p);
+            }
+        }
+        for i in asked {
+            if self.assigned.get(i) == Some(&p) {
+                self.assigned.remove(i);
+                if *i >= self.next && !self.ready.contains_key(i) {
+                    self.queue.insert(*i);
+                }
+            }
+        }
+        outcome
+    }
+
+    /// When the next block to connect has been asked of a peer for longer
+    /// than the stall timeout and some other peer is idle, moves every block
+    /// asked of that peer back to the queue and leaves the peer out of this
+    /// download. Returns the peer.
+    pub(crate) fn reassign_stalled(&mut self, now: Instant, other_idle: bool) -> Option<P> {
+        if !other_idle {
+            return None;
+        }
+        let p = *self.assigned.get(&self.next)?;
+        let since = *self.busy.get(&p)?;
+        if now.duration_since(since) < self.stall_after {
+            return None;
+        }
+        let moved: Vec<usize> = self
+            .assigned
+            .iter()
+            .filter(|(_, q)| **q == p)
+            .map(|(i, _)| *i)
+            .collect();
+        for i in moved {
+            self.assigned.remove(&i);
+            self.queue.insert(i);
+        }
+        self.stalled.insert(p);
+        self.stall_after = (self.stall_after * 2).min(DELIVERY_DEADLINE);
+        Some(p)
+    }
+
+    /// When no peer is left, gives the stalled ones another chance.
+    fn forgive_stalled(&mut self) -> bool {
+        let any = !self.stalled.is_empty();
+        self.stalled.clear();
+        any && !self.queue.is_empty()
+    }
+
+    /// The next block to connect, once it arrived.
+    pub(crate) fn pop_ready(&mut self) -> Option<(Block, P)> {
+        let (b, p, size) = self.ready.remove(&self.next)?;
+        self.ready_bytes -= size;
+        self.next += 1;
+        Some((b, p))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use chain_core::test_utils::{child, easy_params, genesis};
+    use chain_core::{Amount, PubkeyHash};
+
+    fn blocks(n: usize) -> Vec<Block> {
+        let p = easy_params();
+        let mut out = vec![genesis(&p, PubkeyHash([1; 20]))];
+        for _ in 0..n {
+            let parent = out.last().unwrap().header;
+            out.push(child(&p, &parent, vec![], Amount(0), PubkeyHash([1; 20])));
+        }
+        out.remove(0);
+        out
+    }
+
+    fn answer(bs: &[Block], which: &[usize]) -> Option<Result<Response, String>> {
+        Some(Ok(Response::Blocks {
+            blocks: which.iter().map(|i| bs[*i].clone()).collect(),
+            not_found: vec![],
+        }))
+    }
+
+    #[test]
+    fn work_is_handed_out_inside_the_window_one_request_per_peer() {
+        let bs = blocks(40);
+        let mut dl: Download<u8> = Download::new(bs.iter().map(Block::hash).collect());
+        let t = Instant::now();
+        let a = dl.take_work(1, t).unwrap();
+        assert_eq!(a, (0..PER_PEER).collect::<Vec<_>>());
+        assert_eq!(dl.take_work(1, t), None, "one request per peer");
+        let b = dl.take_work(2, t).unwrap();
+        assert_eq!(b[0], PER_PEER);
+        // Peer 2 answers first: nothing connects until block 0 is in.
+        assert_eq!(dl.take_answer(2, &b, answer(&bs, &b)), Taken::Fine);
+        assert!(dl.pop_ready().is_none());
+        // Peer 1 sends only half (a reply cut short): the rest is queued again.
+        let half: Vec<usize> = a[..8].to_vec();
+        assert_eq!(dl.take_answer(1, &a, answer(&bs, &half)), Taken::Fine);
+        let mut connected = 0;
+        while dl.pop_ready().is_some() {
+            connected += 1;
+        }
+        assert_eq!(connected, 8, "in order, up to the first gap");
+        assert_eq!(dl.take_work(1, t).unwrap()[0], 8);
+    }
+
+    #[test]
+    fn blocks_nobody_asked_for_and_missing_blocks_are_told_apart() {
+        let bs = blocks(20);
+        let mut dl: Download<u8> = Download::new(bs[..10].iter().map(Block::hash).collect());
+        let t = Instant::now();
+        let a = dl.take_work(1, t).unwrap();
+        // Block 15 is not in the download at all.
+        let reply = Some(Ok(Response::Blocks {
+            blocks: vec![bs[0].clone(), bs[15].clone()],
+            not_found: vec![],
+        }));
+        assert_eq!(dl.take_answer(1, &a, reply), Taken::Unasked(1));
+        assert!(dl.excluded().contains(&1));
+        // Another peer lacks them: left out too, the blocks go back.
+        let b = dl.take_work(2, t).unwrap();
+        let reply = Some(Ok(Response::Blocks {
+            blocks: vec![],
+            not_found: b.iter().map(|i| bs[*i].hash()).collect(),
+        }));
+        assert_eq!(dl.take_answer(2, &b, reply), Taken::Fine);
+        assert!(dl.excluded().contains(&2));
+        assert_eq!(dl.take_work(3, t).unwrap(), b);
+        // No answer in time.
+        assert_eq!(dl.take_answer(3, &b, None), Taken::Late);
+    }
+
+    #[test]
+    fn a_peer_holding_up_the_window_loses_its_blocks_to_an_idle_one() {
+        let bs = blocks(40);
+        let mut dl: Download<u8> = Download::new(bs.iter().map(Block::hash).collect());
+        let t0 = Instant::now();
+        let a = dl.take_work(1, t0).unwrap();
+        let b = dl.take_work(2, t0).unwrap();
+        assert_eq!(dl.take_answer(2, &b, answer(&bs, &b)), Taken::Fine);
+        // Not yet: within the stall timeout, or with no other peer idle.
+        assert_eq!(dl.reassign_stalled(t0 + STALL_TIMEOUT / 2, true), None);
+        assert_eq!(dl.reassign_stalled(t0 + STALL_TIMEOUT, false), None);
+        assert_eq!(dl.reassign_stalled(t0 + STALL_TIMEOUT, true), Some(1));
+        assert!(dl.excluded().contains(&1));
+        // Peer 2 takes peer 1's blocks.
+        let again = dl.take_work(2, t0 + STALL_TIMEOUT).unwrap();
+        assert_eq!(again, a);
+        // The staller answers late after all: its blocks are kept once,
+        // and peer 2's copies of them change nothing.
+        assert_eq!(dl.take_answer(1, &a, answer(&bs, &a)), Taken::Fine);
+        assert_eq!(dl.take_answer(2, &again, answer(&bs, &again)), Taken::Fine);
+        let mut n = 0;
+        while dl.pop_ready().is_some() {
+            n += 1;
+        }
+        assert_eq!(n, 2 * PER_PEER);
+        // The timeout doubled for the next stall.
+        assert_eq!(dl.stall_after, STALL_TIMEOUT * 2);
     }
 }
