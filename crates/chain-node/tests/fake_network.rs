@@ -271,3 +271,40 @@ async fn nodes_sync_join_from_nothing_and_mint_over_a_fake_network() {
         "no honest node banned another"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_heavier_branch_is_learnt_as_headers_then_fetched_and_reorganised_to() {
+    let params = easy_params();
+    let g = genesis(&params, chain_core::PubkeyHash([1; 20]));
+    // Node 1: g..a10. Node 2: g..a4 then its own branch b5..b12 (heavier).
+    // Node 3: g..a10, like node 1, and connected to both.
+    let a = chain_of(&params, &g, 10);
+    let mut b = a[..5].to_vec();
+    for _ in 0..8 {
+        let parent = b.last().unwrap().header;
+        b.push(chain_core::test_utils::child_with_extra(
+            &params,
+            &parent,
+            vec![],
+            Amount(0),
+            chain_core::PubkeyHash([2; 20]),
+            61,
+        ));
+    }
+    let mut net = Net::new();
+    net.start(1, &a, &[], no_minting());
+    net.start(2, &b, &[], no_minting());
+    net.start(3, &a, &[], no_minting());
+    net.connect(1, 3).await;
+    net.connect(1, 2).await;
+    net.connect(2, 3).await;
+    let heavier = b.last().unwrap().hash();
+    net.until("every node on the heavier branch", || {
+        (1..=3).all(|id| net.tip(id) == Some(heavier))
+    })
+    .await;
+    // Nobody was punished for serving a side branch.
+    let view = net.hub.node(1).unwrap().chain().view().unwrap();
+    assert_eq!(view.tip.height, 12);
+    assert!(net.hub.bans.lock().unwrap().is_empty());
+}
