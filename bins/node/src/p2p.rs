@@ -12,7 +12,7 @@ use chain_store::ChainStore;
 use p2p_net::{GossipId, Multiaddr, NetConfig, NetEvent, NetHandle, PeerId, ReplyHandle};
 use p2p_proto::{Announcement, Request, Response};
 use std::collections::HashSet;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Arguments of `startp2p`.
@@ -82,25 +82,6 @@ impl Network for Net {
     }
 }
 
-/// A sync progress bar on a terminal (nothing elsewhere).
-fn sync_display() -> chain_node::node::SyncProgressFn {
-    // None: no sync yet; Some(None): a sync, but not on a terminal.
-    let bar: Mutex<Option<Option<cli_support::ProgressBar>>> = Mutex::new(None);
-    Arc::new(move |p: SyncProgress| {
-        let mut bar = bar.lock().unwrap_or_else(|e| e.into_inner());
-        if p.done {
-            if let Some(Some(b)) = bar.take() {
-                b.finish_and_clear();
-            }
-            return;
-        }
-        let b = bar.get_or_insert_with(|| cli_support::sync_bar(u64::from(p.target)));
-        if let Some(b) = b {
-            b.set_position(u64::from(p.height));
-        }
-    })
-}
-
 fn parse_addrs(list: &[String], what: &str) -> Result<Vec<Multiaddr>> {
     list.iter().map(|s| s.parse::<Multiaddr>().with_context(|| format!("{what} '{s}' is not a multiaddress (for example /ip4/127.0.0.1/tcp/3000/p2p/12D3KooW...)"))).collect()
 }
@@ -163,7 +144,12 @@ pub fn startp2p(ctx: &Ctx, a: StartArgs) -> Result<()> {
             threads: cli_support::threads(a.threads),
         },
         agent: agent(),
-        progress: sync_display(),
+        progress: {
+            let display = cli_support::SyncDisplay::default();
+            Arc::new(move |p: SyncProgress| {
+                display.show(p.height.into(), p.target.into(), p.done);
+            })
+        },
     };
     rt.block_on(run(cfg, store, chain_dir, node_cfg))
 }

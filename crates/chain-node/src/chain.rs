@@ -127,8 +127,6 @@ enum Command<P> {
     Tx(Transaction, oneshot::Sender<TxOutcome>),
     Answer(Request, oneshot::Sender<Response>),
     CreateFromGenesis(Block, oneshot::Sender<Result<(), String>>),
-    Locator(oneshot::Sender<Option<Vec<BlockHash>>>),
-    Unknown(Vec<BlockHash>, oneshot::Sender<Vec<BlockHash>>),
     Template(PubkeyHash, usize, oneshot::Sender<Option<Block>>),
     ForgetPeer(P),
     Close(oneshot::Sender<()>),
@@ -260,18 +258,6 @@ impl<P: Copy + Send + 'static> ChainHandle<P> {
             .unwrap_or_else(|| Err("the node is stopping".into()))
     }
 
-    /// The block locator of the best chain.
-    pub async fn locator(&self) -> Option<Vec<BlockHash>> {
-        self.ask(Command::Locator).await.flatten()
-    }
-
-    /// Which of `hashes` the store does not hold.
-    pub async fn unknown(&self, hashes: Vec<BlockHash>) -> Vec<BlockHash> {
-        self.ask(|r| Command::Unknown(hashes, r))
-            .await
-            .unwrap_or_default()
-    }
-
     /// A block to mine paying `to`, when the mempool holds `min_txs`.
     pub async fn template(&self, to: PubkeyHash, min_txs: usize) -> Option<Block> {
         self.ask(|r| Command::Template(to, min_txs, r))
@@ -324,19 +310,6 @@ impl<P: Copy + Eq + Hash + std::fmt::Display> Actor<P> {
                 }
                 Command::CreateFromGenesis(g, r) => {
                     let _ = r.send(self.create(g));
-                }
-                Command::Locator(r) => {
-                    let _ = r.send(self.store.as_ref().and_then(|s| s.locator().ok()));
-                }
-                Command::Unknown(hashes, r) => {
-                    let unknown = match &self.store {
-                        Some(s) => hashes
-                            .into_iter()
-                            .filter(|h| !matches!(s.header_entry(h), Ok(Some(_))))
-                            .collect(),
-                        None => hashes,
-                    };
-                    let _ = r.send(unknown);
                 }
                 Command::Template(to, min, r) => {
                     let _ = r.send(self.template(to, min));
@@ -836,10 +809,6 @@ mod tests {
                 }
                 other => panic!("{other:?}"),
             }
-            assert_eq!(
-                chain.unknown(vec![b1.hash(), BlockHash([1; 32])]).await,
-                vec![BlockHash([1; 32])]
-            );
             chain.close().await;
         });
         // Closed: the store is released and can be opened again.

@@ -135,11 +135,35 @@ impl MiningDisplay {
     }
 }
 
-/// The progress bar type [`sync_bar`] returns.
-pub use indicatif::ProgressBar;
+/// Sync progress on a terminal: a bar from a sync's first report to its
+/// last; nothing when stderr is not a terminal.
+#[derive(Default)]
+pub struct SyncDisplay {
+    /// None: no sync running; Some(None): a sync, but not on a terminal.
+    bar: std::sync::Mutex<Option<Option<indicatif::ProgressBar>>>,
+}
 
-/// A progress bar for a sync of `target` blocks, on a terminal only.
-pub fn sync_bar(target: u64) -> Option<indicatif::ProgressBar> {
+impl SyncDisplay {
+    /// Shows the local `height` against the `target` height, or clears the
+    /// bar when the sync is `done`.
+    pub fn show(&self, height: u64, target: u64, done: bool) {
+        let mut bar = self.bar.lock().unwrap_or_else(|e| e.into_inner());
+        if done {
+            if let Some(Some(b)) = bar.take() {
+                b.finish_and_clear();
+            }
+            return;
+        }
+        let b = bar.get_or_insert_with(|| sync_bar(target));
+        if let Some(b) = b {
+            // Each headers round may show a further target.
+            b.set_length(target.max(height));
+            b.set_position(height);
+        }
+    }
+}
+
+fn sync_bar(target: u64) -> Option<indicatif::ProgressBar> {
     if !std::io::stderr().is_terminal() {
         return None;
     }

@@ -539,6 +539,7 @@ pub async fn start(
         connected: HashSet::new(),
         inbound_ips: HashMap::new(),
         rates: HashMap::new(),
+        held: std::collections::VecDeque::new(),
     };
     let task = tokio::spawn(host.run(cmd_rx));
     Ok((NetHandle { tx: cmd_tx, local }, ev_rx, task))
@@ -558,14 +559,27 @@ struct Host {
     /// Established inbound connections per remote IP (loopback not counted).
     inbound_ips: HashMap<std::net::IpAddr, usize>,
     rates: HashMap<PeerId, Bucket>,
+    /// Events that must not be lost (connections, misbehaviour, listening
+    /// addresses), held in order while the event channel is full.
+    held: std::collections::VecDeque<NetEvent>,
 }
+
+/// Most events held while the event channel is full; connection limits
+/// keep the real number far lower.
+const HELD_EVENTS: usize = 4096;
 
 impl Host {
     async fn run(mut self, mut commands: mpsc::Receiver<Command>) {
         let mut tick = tokio::time::interval(Duration::from_secs(5));
         let mut bootstrap = tokio::time::interval(Duration::from_secs(30));
+        let events = self.events.clone();
         loop {
             tokio::select! {
+                permit = events.reserve(), if !self.held.is_empty() => {
+                    if let (Ok(permit), Some(ev)) = (permit, self.held.pop_front()) {
+                        permit.send(ev);
+                    }
+                }
                 ev = self.swarm.select_next_some() => self.on_swarm_event(ev),
                 cmd = commands.recv() => match cmd {
                     None | Some(Command::Shutdown) => break,
@@ -606,6 +620,12 @@ impl Host {
     }
 
     fn emit(&mut self, ev: NetEvent) {
+        let droppable = matches!(ev, NetEvent::Request { .. } | NetEvent::Announcement { .. });
+        // Held events go first, in order.
+        if !droppable && !self.held.is_empty() {
+            self.hold(ev);
+            return;
+        }
         match self.events.try_send(ev) {
             Ok(()) => {}
             Err(mpsc::error::TrySendError::Full(ev)) => match ev {
@@ -627,10 +647,19 @@ impl Host {
                             gossipsub::MessageAcceptance::Ignore,
                         );
                 }
-                _ => tracing::warn!("event channel full, dropping an event"),
+                other => self.hold(other),
             },
             Err(mpsc::error::TrySendError::Closed(_)) => {}
         }
+    }
+
+    /// Keeps an event that must not be lost until the channel has room.
+    fn hold(&mut self, ev: NetEvent) {
+        if self.held.len() >= HELD_EVENTS {
+            tracing::warn!("event channel full and {HELD_EVENTS} events held; dropping the oldest");
+            self.held.pop_front();
+        }
+        self.held.push_back(ev);
     }
 
     fn on_command(&mut self, c: Command) {
