@@ -8,15 +8,21 @@
 //! [`Network`] for its handle. What it keeps itself is small bookkeeping
 //! (peers' statuses, whether a sync or a search runs, slow peers) under a
 //! mutex that is never held across an await or any I/O.
+//!
+//! One job per module: `peers` (handshake, status poll, genesis, what is
+//! remembered of each peer), `sync` (headers-first sync and the download
+//! window), `relay` (gossip in arrival order and the actor's verdicts),
+//! `inbound` (answers to requests) and `mining`.
 
+mod inbound;
+mod mining;
+mod peers;
+mod relay;
 mod sync;
 
-pub use sync::{BUFFER_BYTES, NO_PROGRESS, PER_PEER, WINDOW};
+pub use sync::{BUFFER_BYTES, NO_PROGRESS, PER_PEER, STALL_TIMEOUT, WINDOW};
 
 use crate::chain::{ChainHandle, Verdict};
-use anyhow::{bail, Context, Result};
-use chain_core::miner::solve;
-use chain_core::pow::Work;
 use chain_core::{Block, BlockHash, PubkeyHash};
 use p2p_proto::{Announcement, Request, Response, Status};
 use std::collections::{HashMap, HashSet};
@@ -192,15 +198,6 @@ impl<N: Network> Node<N> {
         &self.chain
     }
 
-    /// A search ended: connect and announce what it found, then maybe mine again.
-    pub async fn on_mined(self: Arc<Self>, found: Option<Block>) {
-        self.local().mining = None;
-        if let Some(block) = found {
-            let _ = self.clone().on_block(block, None, None, false).await;
-        }
-        self.maybe_mine().await;
-    }
-
     /// The periodic tick: asks every peer's status, and mines if ready.
     pub async fn tick(self: Arc<Self>) {
         self.clone().poll_peers();
@@ -259,43 +256,6 @@ pub struct Node<N: Network> {
     progress: SyncProgressFn,
 }
 
-fn status_of(view: Option<crate::ChainView>, agent: &str) -> Status {
-    let (genesis, best_height, best_hash, total_work) = match view {
-        Some(v) => (
-            v.genesis,
-            v.tip.height,
-            v.tip.hash,
-            v.tip.work.to_be_bytes(),
-        ),
-        None => (BlockHash::ZERO, 0, BlockHash::ZERO, [0; 32]),
-    };
-    Status {
-        protocol_version: p2p_proto::PROTOCOL_VERSION,
-        genesis,
-        best_height,
-        best_hash,
-        total_work,
-        agent: agent.to_string(),
-    }
-}
-
-/// The most memory answering `request` can take, in bytes.
-fn answer_cost(request: &Request) -> usize {
-    match request {
-        Request::GetData { .. } => p2p_proto::BLOCKS_REPLY_BUDGET + chain_core::MAX_BLOCK_SIZE,
-        // About 100 bytes per encoded header.
-        Request::GetHeaders { .. } => p2p_proto::MAX_HEADERS * 100,
-        Request::GetBlocks { .. } => p2p_proto::MAX_INV * 32,
-        // About 50 bytes per coin.
-        Request::GetUtxos { .. } => p2p_proto::MAX_UTXOS * 50,
-        Request::SubmitTx(_) | Request::Status(_) => p2p_proto::MAX_REQUEST_SIZE,
-    }
-}
-
-fn work_of(s: &Status) -> Work {
-    Work::from_be_bytes(&s.total_work)
-}
-
 impl<N: Network> Node<N> {
     fn local(&self) -> std::sync::MutexGuard<'_, Local<N::Peer>> {
         // A panic while holding the lock would be a bug; the state is still usable for shutdown.
@@ -329,7 +289,7 @@ impl<N: Network> Node<N> {
             } => {
                 // Answered in a task: a slow chain answer never holds up the
                 // loop. The task holds the most its answer can take.
-                let cost = u32::try_from(answer_cost(&request)).unwrap_or(u32::MAX);
+                let cost = u32::try_from(inbound::answer_cost(&request)).unwrap_or(u32::MAX);
                 let Ok(held) = self.inbound_bytes.clone().try_acquire_many_owned(cost) else {
                     tracing::debug!(%peer, "busy: refusing a request");
                     let busy = Response::Error {
@@ -366,247 +326,5 @@ impl<N: Network> Node<N> {
                 self.ban(peer).await;
             }
         }
-    }
-
-    /// Handles gossip in arrival order, off the event loop.
-    async fn gossip_worker(self: Arc<Self>, mut rx: mpsc::Receiver<Gossip<N>>) {
-        while let Some((peer, id, announcement, _held)) = rx.recv().await {
-            match announcement {
-                Announcement::Block(block) => {
-                    self.clone()
-                        .on_block(block, Some(peer), Some(id), false)
-                        .await;
-                }
-                Announcement::Tx(tx) => {
-                    let txid = tx.txid();
-                    let out = self.chain.accept_tx(tx).await;
-                    let verdict = out.verdict;
-                    self.net.validate(id, verdict).await;
-                    if verdict == Verdict::Accept {
-                        tracing::info!(%txid, from = %peer, "transaction relayed");
-                    }
-                    // Honest peers validate before they relay, so an invalid
-                    // transaction is the sender's fault.
-                    if verdict == Verdict::Reject {
-                        tracing::warn!(%peer, "sent an invalid transaction; banning the peer");
-                        self.ban(peer).await;
-                    }
-                    self.clone().maybe_mine().await;
-                }
-            }
-        }
-    }
-
-    /// Exchanges status with a peer, fetching the genesis when this node has no chain yet.
-    async fn handshake(self: Arc<Self>, peer: N::Peer) {
-        let request = Request::Status(status_of(self.chain.view(), &self.agent));
-        match self.net.request(peer, request).await {
-            Ok(Response::Status(theirs)) => self.on_status(peer, theirs).await,
-            Ok(other) => tracing::debug!(%peer, "unexpected answer to status: {other:?}"),
-            Err(e) => tracing::debug!(%peer, "status request failed: {e}"),
-        }
-    }
-
-    async fn on_status(self: &Arc<Self>, peer: N::Peer, theirs: Status) {
-        if theirs.genesis == BlockHash::ZERO {
-            return; // a peer that has no chain yet
-        }
-        match self.chain.view().map(|v| v.genesis) {
-            Some(g) if g != theirs.genesis => {
-                tracing::warn!(%peer, ours = %g.short(), theirs = %theirs.genesis.short(), "refusing a peer on a different chain (its genesis differs)");
-                self.net.ban(peer, BAN).await;
-                return;
-            }
-            None => {
-                let (allowed, expected) = {
-                    let l = self.local();
-                    (l.genesis_peers.contains(&peer), l.expected_genesis)
-                };
-                if !allowed {
-                    tracing::info!(%peer, "not taking a genesis from a peer that is not a --dest peer");
-                    return;
-                }
-                if let Some(want) = expected.filter(|w| *w != theirs.genesis) {
-                    tracing::warn!(%peer, theirs = %theirs.genesis, wanted = %want, "the peer's genesis is not the one --genesis names; not taking it");
-                    return;
-                }
-                if let Err(e) = self.fetch_genesis(peer, theirs.genesis).await {
-                    tracing::warn!(%peer, "cannot get the genesis from this peer: {e:#}");
-                    return;
-                }
-            }
-            _ => {}
-        }
-        if let Some(p) = self.local().peers.get_mut(&peer) {
-            *p = Some(theirs.clone());
-        }
-        let better = self
-            .chain
-            .view()
-            .is_some_and(|v| work_of(&theirs) > v.tip.work);
-        let disproved = self.local().disproved.get(&peer) == Some(&theirs.best_hash);
-        if better && !disproved && !self.is_slow(&peer) {
-            self.clone().start_sync(peer);
-        }
-    }
-
-    async fn fetch_genesis(&self, peer: N::Peer, hash: BlockHash) -> Result<()> {
-        let resp = self
-            .net
-            .request(peer, Request::GetData { hashes: vec![hash] })
-            .await
-            .map_err(anyhow::Error::msg)?;
-        let Response::Blocks { blocks, .. } = resp else {
-            bail!("unexpected answer")
-        };
-        let g = blocks
-            .into_iter()
-            .find(|b| b.hash() == hash)
-            .context("the peer did not send its genesis")?;
-        self.chain
-            .create_from_genesis(g)
-            .await
-            .map_err(anyhow::Error::msg)?;
-        tracing::info!(genesis = %hash.short(), %peer, "created the chain from the peer's genesis");
-        Ok(())
-    }
-
-    fn start_sync(self: Arc<Self>, peer: N::Peer) {
-        {
-            let mut l = self.local();
-            if l.syncing {
-                return;
-            }
-            l.syncing = true;
-        }
-        tokio::spawn(async move {
-            if let Err(e) = self.sync_from(peer).await {
-                tracing::warn!(%peer, "sync stopped: {e:#}");
-            }
-            self.local().syncing = false;
-            // Minting waits while a sync runs; the mempool may be ready now.
-            self.maybe_mine().await;
-        });
-    }
-
-    /// Hands a block from the network (`from`) or from the local miner to
-    /// the chain actor, then carries out what it decided.
-    /// `requested`: this node asked for it in a sync.
-    async fn on_block(
-        self: Arc<Self>,
-        block: Block,
-        from: Option<N::Peer>,
-        gossip: Option<N::GossipId>,
-        requested: bool,
-    ) -> crate::BlockOutcome<N::Peer> {
-        let hash = block.hash();
-        let out = match from {
-            Some(p) if requested => self.chain.accept_requested_block(block, p).await,
-            _ => self.chain.accept_block(block, from).await,
-        };
-        if let Some(id) = gossip {
-            self.net.validate(id, out.verdict).await;
-        }
-        if let Some(p) = out.offender {
-            self.net.ban(p, BAN).await;
-        }
-        if out.tip_changed {
-            if let Some(c) = self.local().mining.as_ref() {
-                c.store(true, Ordering::Relaxed);
-            }
-        }
-        if let Some(b) = &out.publish {
-            tracing::info!(height = b.header.height, hash = %hash.short(), txs = b.transactions.len(), "minted block");
-            self.net.publish(Announcement::Block(b.clone())).await;
-        }
-        if let Some(p) = out.ask_status {
-            tokio::spawn(self.clone().handshake(p));
-        }
-        out
-    }
-
-    /// Answers a peer's request.
-    async fn answer(self: &Arc<Self>, peer: N::Peer, request: Request) -> Response {
-        match request {
-            Request::Status(theirs) => {
-                let ours = self.chain.view().map(|v| status_of(Some(v), &self.agent));
-                let me = self.clone();
-                tokio::spawn(async move { me.on_status(peer, theirs).await });
-                ours.map(Response::Status)
-                    .unwrap_or_else(|| Response::Error {
-                        reason: "this node has no chain yet".into(),
-                    })
-            }
-            Request::SubmitTx(tx) => {
-                let txid = tx.txid();
-                let relay = tx.clone();
-                let response = self.chain.answer(Request::SubmitTx(tx)).await;
-                match &response {
-                    Response::TxAccepted { .. } => {
-                        let pool = self.chain.view().map(|v| v.mempool_len).unwrap_or(0);
-                        tracing::info!(%txid, %peer, pool, "transaction submitted");
-                        self.net.publish(Announcement::Tx(relay)).await;
-                        self.clone().maybe_mine().await;
-                    }
-                    Response::TxRejected { reason, .. } => {
-                        tracing::info!(%txid, %peer, "refused a submitted transaction: {reason}");
-                    }
-                    _ => {}
-                }
-                response
-            }
-            other => self.chain.answer(other).await,
-        }
-    }
-
-    /// Polls every peer's status; a peer with more work starts a sync.
-    fn poll_peers(self: Arc<Self>) {
-        let peers: Vec<N::Peer> = self.local().peers.keys().copied().collect();
-        for p in peers {
-            tokio::spawn(self.clone().handshake(p));
-        }
-    }
-
-    /// Starts mining when this node mints and the mempool holds enough transactions.
-    async fn maybe_mine(self: Arc<Self>) {
-        let Some(to) = self.minting.to else { return };
-        {
-            let l = self.local();
-            if l.mining.is_some() || l.syncing {
-                return;
-            }
-        }
-        if self.chain.view().map(|v| v.mempool_len).unwrap_or(0) < self.minting.min_txs {
-            return;
-        }
-        let Some(mut block) = self.chain.template(to, self.minting.min_txs).await else {
-            return;
-        };
-        let cancel = Arc::new(AtomicBool::new(false));
-        {
-            let mut l = self.local();
-            // Another task may have started a search meanwhile.
-            if l.mining.is_some() || l.syncing {
-                return;
-            }
-            l.mining = Some(cancel.clone());
-        }
-        tracing::info!(
-            height = block.header.height,
-            txs = block.transactions.len() - 1,
-            "minting"
-        );
-        let tx = self.mined_tx.clone();
-        let threads = self.minting.threads;
-        tokio::task::spawn_blocking(move || {
-            let found = solve(&mut block, threads, &cancel, &mut |p| {
-                tracing::debug!(
-                    hashes = p.hashes,
-                    rate = format!("{:.0}/s", p.rate()),
-                    "mining"
-                );
-            });
-            let _ = tx.blocking_send(found.then_some(block));
-        });
     }
 }

@@ -231,46 +231,6 @@ impl<N: Network> Node<N> {
         Ok(dl.next as u64)
     }
 
-    /// The work `peer`'s last status claimed.
-    fn status_work(&self, peer: N::Peer) -> Work {
-        self.local()
-            .peers
-            .get(&peer)
-            .and_then(|p| p.as_ref())
-            .map(super::work_of)
-            .unwrap_or_default()
-    }
-
-    /// Remembers that `peer`'s headers did not show the work its status
-    /// claims: no sync is started from it again until its tip changes.
-    fn disprove(&self, peer: N::Peer) {
-        let mut l = self.local();
-        if let Some(best) = l
-            .peers
-            .get(&peer)
-            .and_then(|s| s.as_ref())
-            .map(|s| s.best_hash)
-        {
-            l.disproved.insert(peer, best);
-        }
-    }
-
-    /// Whether `peer` missed a delivery deadline lately.
-    pub(super) fn is_slow(&self, peer: &N::Peer) -> bool {
-        let mut l = self.local();
-        let now = Instant::now();
-        l.slow.retain(|_, until| *until > now);
-        l.slow.contains_key(peer)
-    }
-
-    /// Leaves `peer` out of syncs for a while.
-    pub(super) fn mark_slow(&self, peer: N::Peer) {
-        tracing::info!(%peer, "the peer did not deliver within {} s; asking other peers", DELIVERY_DEADLINE.as_secs());
-        self.local()
-            .slow
-            .insert(peer, Instant::now() + super::SLOW_FOR);
-    }
-
     /// Peers to download from: the sync peer and every peer whose status
     /// claims at least `min_work`, slow ones and ones found lacking left out.
     fn sources_for(
@@ -292,7 +252,7 @@ impl<N: Network> Node<N> {
                 && usable(p)
                 && status
                     .as_ref()
-                    .is_some_and(|s| super::work_of(s) >= min_work)
+                    .is_some_and(|s| super::peers::work_of(s) >= min_work)
             {
                 v.push(*p);
             }

@@ -1,0 +1,57 @@
+//! Inbound requests: answered from the chain actor, with what a payment
+//! or a status starts besides.
+
+use super::peers::status_of;
+use super::Node;
+use crate::Network;
+use p2p_proto::{Announcement, Request, Response};
+use std::sync::Arc;
+
+impl<N: Network> Node<N> {
+    /// Answers a peer's request.
+    pub(super) async fn answer(self: &Arc<Self>, peer: N::Peer, request: Request) -> Response {
+        match request {
+            Request::Status(theirs) => {
+                let ours = self.chain.view().map(|v| status_of(Some(v), &self.agent));
+                let me = self.clone();
+                tokio::spawn(async move { me.on_status(peer, theirs).await });
+                ours.map(Response::Status)
+                    .unwrap_or_else(|| Response::Error {
+                        reason: "this node has no chain yet".into(),
+                    })
+            }
+            Request::SubmitTx(tx) => {
+                let txid = tx.txid();
+                let relay = tx.clone();
+                let response = self.chain.answer(Request::SubmitTx(tx)).await;
+                match &response {
+                    Response::TxAccepted { .. } => {
+                        let pool = self.chain.view().map(|v| v.mempool_len).unwrap_or(0);
+                        tracing::info!(%txid, %peer, pool, "transaction submitted");
+                        self.net.publish(Announcement::Tx(relay)).await;
+                        self.clone().maybe_mine().await;
+                    }
+                    Response::TxRejected { reason, .. } => {
+                        tracing::info!(%txid, %peer, "refused a submitted transaction: {reason}");
+                    }
+                    _ => {}
+                }
+                response
+            }
+            other => self.chain.answer(other).await,
+        }
+    }
+}
+
+/// The most memory answering `request` can take, in bytes.
+pub(super) fn answer_cost(request: &Request) -> usize {
+    match request {
+        Request::GetData { .. } => p2p_proto::BLOCKS_REPLY_BUDGET + chain_core::MAX_BLOCK_SIZE,
+        // About 100 bytes per encoded header.
+        Request::GetHeaders { .. } => p2p_proto::MAX_HEADERS * 100,
+        Request::GetBlocks { .. } => p2p_proto::MAX_INV * 32,
+        // About 50 bytes per coin.
+        Request::GetUtxos { .. } => p2p_proto::MAX_UTXOS * 50,
+        Request::SubmitTx(_) | Request::Status(_) => p2p_proto::MAX_REQUEST_SIZE,
+    }
+}

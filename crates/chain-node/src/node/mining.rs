@@ -1,0 +1,64 @@
+//! Minting: a search starts when this node mints, no sync runs, and the
+//! mempool holds enough transactions; a found block is connected and
+//! announced like any other.
+
+use super::Node;
+use crate::Network;
+use chain_core::miner::solve;
+use chain_core::Block;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+
+impl<N: Network> Node<N> {
+    /// Starts mining when this node mints and the mempool holds enough transactions.
+    pub(super) async fn maybe_mine(self: Arc<Self>) {
+        let Some(to) = self.minting.to else { return };
+        {
+            let l = self.local();
+            if l.mining.is_some() || l.syncing {
+                return;
+            }
+        }
+        if self.chain.view().map(|v| v.mempool_len).unwrap_or(0) < self.minting.min_txs {
+            return;
+        }
+        let Some(mut block) = self.chain.template(to, self.minting.min_txs).await else {
+            return;
+        };
+        let cancel = Arc::new(AtomicBool::new(false));
+        {
+            let mut l = self.local();
+            // Another task may have started a search meanwhile.
+            if l.mining.is_some() || l.syncing {
+                return;
+            }
+            l.mining = Some(cancel.clone());
+        }
+        tracing::info!(
+            height = block.header.height,
+            txs = block.transactions.len() - 1,
+            "minting"
+        );
+        let tx = self.mined_tx.clone();
+        let threads = self.minting.threads;
+        tokio::task::spawn_blocking(move || {
+            let found = solve(&mut block, threads, &cancel, &mut |p| {
+                tracing::debug!(
+                    hashes = p.hashes,
+                    rate = format!("{:.0}/s", p.rate()),
+                    "mining"
+                );
+            });
+            let _ = tx.blocking_send(found.then_some(block));
+        });
+    }
+
+    /// A search ended: connect and announce what it found, then maybe mine again.
+    pub async fn on_mined(self: Arc<Self>, found: Option<Block>) {
+        self.local().mining = None;
+        if let Some(block) = found {
+            let _ = self.clone().on_block(block, None, None, false).await;
+        }
+        self.maybe_mine().await;
+    }
+}

@@ -1,0 +1,79 @@
+//! Relay: gossip handled in arrival order, and each block handed to the
+//! chain actor with its verdict carried out (forward, drop, ban, ask for
+//! the sender's status, announce what this node minted).
+
+use super::{Gossip, Node, BAN};
+use crate::chain::Verdict;
+use crate::Network;
+use chain_core::Block;
+use p2p_proto::Announcement;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use tokio::sync::mpsc;
+
+impl<N: Network> Node<N> {
+    /// Handles gossip in arrival order, off the event loop.
+    pub(super) async fn gossip_worker(self: Arc<Self>, mut rx: mpsc::Receiver<Gossip<N>>) {
+        while let Some((peer, id, announcement, _held)) = rx.recv().await {
+            match announcement {
+                Announcement::Block(block) => {
+                    self.clone()
+                        .on_block(block, Some(peer), Some(id), false)
+                        .await;
+                }
+                Announcement::Tx(tx) => {
+                    let txid = tx.txid();
+                    let out = self.chain.accept_tx(tx).await;
+                    let verdict = out.verdict;
+                    self.net.validate(id, verdict).await;
+                    if verdict == Verdict::Accept {
+                        tracing::info!(%txid, from = %peer, "transaction relayed");
+                    }
+                    // Honest peers validate before they relay, so an invalid
+                    // transaction is the sender's fault.
+                    if verdict == Verdict::Reject {
+                        tracing::warn!(%peer, "sent an invalid transaction; banning the peer");
+                        self.ban(peer).await;
+                    }
+                    self.clone().maybe_mine().await;
+                }
+            }
+        }
+    }
+
+    /// Hands a block from the network (`from`) or from the local miner to
+    /// the chain actor, then carries out what it decided.
+    /// `requested`: this node asked for it in a sync.
+    pub(super) async fn on_block(
+        self: Arc<Self>,
+        block: Block,
+        from: Option<N::Peer>,
+        gossip: Option<N::GossipId>,
+        requested: bool,
+    ) -> crate::BlockOutcome<N::Peer> {
+        let hash = block.hash();
+        let out = match from {
+            Some(p) if requested => self.chain.accept_requested_block(block, p).await,
+            _ => self.chain.accept_block(block, from).await,
+        };
+        if let Some(id) = gossip {
+            self.net.validate(id, out.verdict).await;
+        }
+        if let Some(p) = out.offender {
+            self.net.ban(p, BAN).await;
+        }
+        if out.tip_changed {
+            if let Some(c) = self.local().mining.as_ref() {
+                c.store(true, Ordering::Relaxed);
+            }
+        }
+        if let Some(b) = &out.publish {
+            tracing::info!(height = b.header.height, hash = %hash.short(), txs = b.transactions.len(), "minted block");
+            self.net.publish(Announcement::Block(b.clone())).await;
+        }
+        if let Some(p) = out.ask_status {
+            tokio::spawn(self.clone().handshake(p));
+        }
+        out
+    }
+}
