@@ -54,16 +54,7 @@ fn main() {
 }
 
 fn run(cli: Cli) -> Result<()> {
-    let node_id = cli.node_id.clone().ok_or_else(|| {
-        anyhow::anyhow!("no node id: pass --node-id N or set NODE_ID (as in `export NODE_ID=3000`)")
-    })?;
-    if node_id.is_empty()
-        || !node_id
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-    {
-        anyhow::bail!("node id '{node_id}' is not usable: use letters, digits, '-' or '_' (the tutorial uses port numbers such as 3000)");
-    }
+    let node_id = cli_support::node_id(cli.node_id.clone())?;
     let ctx = chain_cmds::Ctx {
         data_dir: cli.data_dir.clone(),
         node_id,

@@ -42,6 +42,14 @@ pub struct StartArgs {
     /// With no chain yet: the genesis hash the --dest peers must serve.
     #[arg(long, value_name = "HASH")]
     pub genesis: Option<BlockHash>,
+    /// Most bytes of transactions the mempool holds.
+    #[arg(long, value_name = "BYTES", default_value_t = 64 * 1024 * 1024,
+          value_parser = clap::value_parser!(u64).range(100_000..))]
+    pub mempool_bytes: u64,
+    /// Hours a transaction may wait in the mempool.
+    #[arg(long, value_name = "HOURS", default_value_t = 336,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub mempool_expiry: u64,
 }
 
 fn agent() -> String {
@@ -151,7 +159,15 @@ pub fn startp2p(ctx: &Ctx, a: StartArgs) -> Result<()> {
             })
         },
     };
-    rt.block_on(run(cfg, store, chain_dir, node_cfg))
+    let pool = chain_node::PoolSettings {
+        config: chain_core::MempoolConfig {
+            max_bytes: usize::try_from(a.mempool_bytes).unwrap_or(usize::MAX),
+            expiry_secs: a.mempool_expiry.saturating_mul(3600),
+            ..chain_core::MempoolConfig::default()
+        },
+        file: Some(ctx.data_dir.join(format!("mempool_{}.dat", ctx.node_id))),
+    };
+    rt.block_on(run(cfg, store, chain_dir, pool, node_cfg))
 }
 
 async fn shutdown_signal() {
@@ -175,6 +191,7 @@ async fn run(
     cfg: NetConfig,
     store: Option<ChainStore>,
     chain_dir: std::path::PathBuf,
+    pool: chain_node::PoolSettings,
     node_cfg: NodeConfig<PeerId>,
 ) -> Result<()> {
     let (net, mut events, net_task) = p2p_net::start(cfg).await?;
@@ -183,7 +200,7 @@ async fn run(
         let t = s.tip();
         tracing::info!(height = t.height, tip = %t.hash.short(), "chain loaded");
     }
-    let chain = chain_node::chain::spawn::<PeerId>(store, chain_dir);
+    let chain = chain_node::chain::spawn::<PeerId>(store, chain_dir, pool);
     let (node, mut mined) = Node::new(chain, Net(net.clone()), node_cfg);
     let mut poll = tokio::time::interval(chain_node::node::STATUS_POLL);
     let mut printed_join = false;

@@ -2,7 +2,7 @@
 
 mod net;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use chain_store::ChainStore;
 use clap::{Parser, Subcommand};
 use serde_json::json;
@@ -97,6 +97,9 @@ struct SendArgs {
     /// Fee left for the miner.
     #[arg(long, default_value_t = 0)]
     fee: u64,
+    /// Fee per 1,000 bytes of the transaction, instead of --fee.
+    #[arg(long, conflicts_with = "fee")]
+    fee_rate: Option<u64>,
     /// Mint a block holding the payment on the local chain right away.
     #[arg(long, conflicts_with = "peer")]
     mint: bool,
@@ -138,17 +141,7 @@ fn main() {
 }
 
 fn run(cli: Cli) -> Result<()> {
-    let node_id = cli
-        .node_id
-        .clone()
-        .context("no node id: pass --node-id N or set NODE_ID (as in `export NODE_ID=3000`)")?;
-    if node_id.is_empty()
-        || !node_id
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-    {
-        bail!("node id '{node_id}' is not usable: use letters, digits, '-' or '_'");
-    }
+    let node_id = cli_support::node_id(cli.node_id.clone())?;
     let ctx = Ctx {
         data_dir: cli.data_dir,
         node_id,
@@ -204,23 +197,26 @@ fn run(cli: Cli) -> Result<()> {
             json,
         } => {
             let addr = wallet::resolve_name(&ctx.wallet_file(), &address)?;
-            let (balance, height) = match peer {
+            let (balance, unconfirmed, height) = match peer {
                 Some(p) => net::balance(&p, &addr)?,
                 None => {
                     let store = ChainStore::open_read_only(&ctx.chain_dir())?;
-                    (
-                        store.balance(&addr.pubkey_hash())?,
-                        Some(store.tip().height),
-                    )
+                    let b = store.balance(&addr.pubkey_hash())?;
+                    (b, chain_core::Amount::ZERO, Some(store.tip().height))
                 }
             };
             if json {
                 println!(
                     "{}",
-                    json!({"address": addr.to_string(), "balance": balance.0, "height": height})
+                    json!({"address": addr.to_string(), "balance": balance.0, "unconfirmed": unconfirmed.0, "height": height})
                 );
             } else {
-                println!("Balance of {address}: {balance}");
+                let pending = (unconfirmed > chain_core::Amount::ZERO)
+                    .then(|| format!(" (unconfirmed: {unconfirmed})"));
+                println!(
+                    "Balance of {address}: {balance}{}",
+                    pending.unwrap_or_default()
+                );
             }
         }
         Command::Send(a) => send(&ctx, a)?,
@@ -254,7 +250,10 @@ fn run(cli: Cli) -> Result<()> {
 
 fn send(ctx: &Ctx, a: SendArgs) -> Result<()> {
     let amount = cli_support::check_amount("amount", a.amount, false)?;
-    let fee = cli_support::check_amount("fee", a.fee, true)?;
+    let fee = match a.fee_rate {
+        Some(r) => wallet::Fee::Rate(chain_core::FeeRate(r)),
+        None => wallet::Fee::Fixed(cli_support::check_amount("fee", a.fee, true)?),
+    };
     let w = Wallet::load(&ctx.wallet_file())?;
     let from = w.key_for(&a.from)?.clone();
     let to = w.resolve(&a.to)?;
@@ -273,7 +272,7 @@ fn send(ctx: &Ctx, a: SendArgs) -> Result<()> {
             output: c.output,
         })
         .collect();
-    let tx = wallet::build_transaction(&from, coins, &to, amount, fee)?;
+    let (tx, fee) = wallet::build_payment(&from, coins, vec![], &to, amount, fee)?;
     let txid = tx.txid();
     let now = chain_store::unix_now();
     let mut block = store.template(from.address.pubkey_hash(), vec![tx], fee, now)?;

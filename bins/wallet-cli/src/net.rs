@@ -50,40 +50,55 @@ fn utxos(
     }
 }
 
-/// The spendable balance of `who` as the node at `peer` sees it (confirmed
-/// coins not spent in its mempool, plus unconfirmed change), and its height.
-pub fn balance(peer: &str, who: &Address) -> Result<(Amount, Option<u32>)> {
+/// The balance of `who` as the node at `peer` sees it: confirmed coins not
+/// spent in its mempool, and unconfirmed coins, apart; and its height.
+pub fn balance(peer: &str, who: &Address) -> Result<(Amount, Amount, Option<u32>)> {
     let addr = parse_peer(peer)?;
     let rt = runtime()?;
     let (height, list) = utxos(&rt, &addr, who)?;
-    let total = Amount::checked_sum(list.iter().map(|u| u.value))
-        .context("the node reported a balance that overflows")?;
-    Ok((total, Some(height)))
+    let sum = |confirmed: bool| {
+        Amount::checked_sum(
+            list.iter()
+                .filter(|u| u.confirmed_height.is_some() == confirmed)
+                .map(|u| u.value),
+        )
+        .context("the node reported a balance that overflows")
+    };
+    Ok((sum(true)?, sum(false)?, Some(height)))
 }
 
-/// Builds the payment from the coins the node reports and submits it there.
+/// Builds the payment from the coins the node reports (confirmed ones
+/// first, unconfirmed ones only when they are the payer's own change) and
+/// submits it there.
 pub fn send(
     peer: &str,
     from: &WalletKey,
     to: &Address,
     amount: Amount,
-    fee: Amount,
+    fee: wallet::Fee,
     json: bool,
 ) -> Result<()> {
     let addr = parse_peer(peer)?;
     let rt = runtime()?;
     let (_, list) = utxos(&rt, &addr, &from.address)?;
-    let coins: Vec<Spendable> = list
+    let coin = |u: &UtxoEntry| Spendable {
+        outpoint: u.outpoint,
+        output: chain_core::TxOut {
+            value: u.value,
+            pubkey_hash: from.address.pubkey_hash(),
+        },
+    };
+    let confirmed = list
         .iter()
-        .map(|u| Spendable {
-            outpoint: u.outpoint,
-            output: chain_core::TxOut {
-                value: u.value,
-                pubkey_hash: from.address.pubkey_hash(),
-            },
-        })
+        .filter(|u| u.confirmed_height.is_some())
+        .map(coin)
         .collect();
-    let tx = wallet::build_transaction(from, coins, to, amount, fee)?;
+    let change = list
+        .iter()
+        .filter(|u| u.confirmed_height.is_none() && u.change)
+        .map(coin)
+        .collect();
+    let (tx, fee) = wallet::build_payment(from, confirmed, change, to, amount, fee)?;
     let txid = tx.txid();
     match ask(&rt, &addr, Request::SubmitTx(tx))? {
         Response::TxAccepted { txid: t } if t == txid => {

@@ -23,7 +23,7 @@ pub use amount::{Amount, MAX_MONEY};
 pub use block::{merkle_root, Block, BlockHeader, ChainParams, GenesisError, MAX_BLOCK_SIZE};
 pub use hash::{BlockHash, MerkleRoot, Txid};
 pub use keys::{KeyError, PrivateKey, PublicKey};
-pub use mempool::{Mempool, MempoolError};
+pub use mempool::{FeeRate, Mempool, MempoolConfig, MempoolError};
 pub use pow::{CompactTarget, Target, Work};
 pub use transaction::{DecodeError, OutPoint, Transaction, TxError, TxIn, TxOut};
 pub use validation::{BlockChanges, BlockError, Coin, HeaderContext, InputError, UtxoView};

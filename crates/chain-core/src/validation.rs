@@ -460,6 +460,38 @@ pub fn check_transaction_inputs(
     Ok(fee)
 }
 
+/// Like [`check_transaction_inputs`], letting the caller skip the
+/// signature checks: `verify` is given the coins the inputs spend and the
+/// number of signatures, and says whether to check them (a cache of
+/// verified signatures says no). Returns the fee.
+pub fn check_transaction_inputs_with(
+    tx: &Transaction,
+    view: &impl UtxoView,
+    verify: impl FnOnce(&[Coin], usize) -> bool,
+) -> Result<Amount, InputError> {
+    let txid = tx.txid();
+    let mut jobs = Vec::with_capacity(tx.inputs.len());
+    let mut coins = Vec::with_capacity(tx.inputs.len());
+    let fee = check_inputs(
+        tx,
+        txid,
+        |index, op| {
+            let c = view.coin(op).ok_or(InputError::Missing {
+                txid,
+                index,
+                outpoint: *op,
+            })?;
+            coins.push(c);
+            Ok(c)
+        },
+        &mut jobs,
+    )?;
+    if verify(&coins, jobs.len()) {
+        verify_jobs(&jobs)?;
+    }
+    Ok(fee)
+}
+
 /// What connecting a block changes in the UTXO set.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct BlockChanges {

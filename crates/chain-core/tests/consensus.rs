@@ -353,11 +353,11 @@ fn mempool_chains_double_spends_and_templates() {
     let b = spend(&f.key, &[change], PubkeyHash([3; 20]), Amount(4), Amount(1));
     // Child first is refused (missing input), parent then child accepted.
     assert!(matches!(
-        pool.accept(b.clone(), &f.utxo),
+        pool.accept(b.clone(), &f.utxo, 0),
         Err(MempoolError::Input(InputError::Missing { .. }))
     ));
-    pool.accept(a.clone(), &f.utxo).unwrap();
-    pool.accept(b.clone(), &f.utxo).unwrap();
+    pool.accept(a.clone(), &f.utxo, 0).unwrap();
+    pool.accept(b.clone(), &f.utxo, 0).unwrap();
     let conflict = spend(
         &f.key,
         &[coinbase_coin(&f)],
@@ -365,12 +365,13 @@ fn mempool_chains_double_spends_and_templates() {
         Amount(5),
         Amount(0),
     );
-    match pool.accept(conflict, &f.utxo) {
-        Err(MempoolError::DoubleSpend { conflict, .. }) => assert_eq!(conflict, a.txid()),
+    // A conflict paying less than what it would replace is refused.
+    match pool.accept(conflict, &f.utxo, 0) {
+        Err(MempoolError::ReplacementTooCheap { conflict, .. }) => assert_eq!(conflict, a.txid()),
         other => panic!("{other:?}"),
     }
     assert!(matches!(
-        pool.accept(f.genesis.transactions[0].clone(), &f.utxo),
+        pool.accept(f.genesis.transactions[0].clone(), &f.utxo, 0),
         Err(MempoolError::Coinbase(_))
     ));
     let (txs, fees) = pool.block_template();
@@ -388,11 +389,11 @@ fn mempool_chains_double_spends_and_templates() {
         utxo.remove(op);
     }
     utxo.extend(ch.created);
-    let dropped = pool.update_for_chain(vec![], std::slice::from_ref(&block), &utxo);
+    let dropped = pool.update_for_chain(vec![], std::slice::from_ref(&block), &utxo, 0);
     assert!(pool.is_empty() && dropped.is_empty());
 
     // Disconnecting it gives both back, in order.
-    let dropped = pool.update_for_chain(block.transactions.clone(), &[], &f.utxo);
+    let dropped = pool.update_for_chain(block.transactions.clone(), &[], &f.utxo, 0);
     assert!(dropped.is_empty());
     assert_eq!(
         pool.transactions()

@@ -14,7 +14,7 @@
 use crate::orphans::{check_orphan_header, OrphanPool};
 use chain_core::block::{Block, BlockHeader};
 use chain_core::pow::Work;
-use chain_core::{BlockHash, Mempool, MempoolError, PubkeyHash, Transaction};
+use chain_core::{BlockHash, Mempool, MempoolConfig, MempoolError, PubkeyHash, Transaction};
 use chain_store::{unix_now, Accepted, ChainStore, HeaderBranch, Status, StoreError, Tip};
 use p2p_proto::{Request, Response, UtxoEntry};
 use std::hash::Hash;
@@ -147,9 +147,19 @@ impl<P> Clone for ChainHandle<P> {
     }
 }
 
+/// How the chain actor keeps its mempool.
+#[derive(Clone, Debug, Default)]
+pub struct PoolSettings {
+    /// The policy's limits.
+    pub config: MempoolConfig,
+    /// Where the pool is saved at a clean shutdown and read at start
+    /// (`None`: it is not kept).
+    pub file: Option<PathBuf>,
+}
+
 /// Starts the actor on its own thread. `store` is the chain, or `None` until
 /// a genesis is taken from a peer into `chain_dir`.
-pub fn spawn<P>(store: Option<ChainStore>, chain_dir: PathBuf) -> ChainHandle<P>
+pub fn spawn<P>(store: Option<ChainStore>, chain_dir: PathBuf, pool: PoolSettings) -> ChainHandle<P>
 where
     P: Copy + Eq + Hash + std::fmt::Display + Send + 'static,
 {
@@ -158,11 +168,13 @@ where
     let mut actor = Actor {
         store,
         chain_dir,
-        mempool: Mempool::default(),
+        mempool: Mempool::new(pool.config),
+        pool_file: pool.file,
         orphans: OrphanPool::default(),
         branches: Vec::new(),
         view: view_tx,
     };
+    actor.load_pool();
     actor.publish_view();
     std::thread::Builder::new()
         .name("chain".into())
@@ -280,6 +292,7 @@ struct Actor<P> {
     store: Option<ChainStore>,
     chain_dir: PathBuf,
     mempool: Mempool,
+    pool_file: Option<PathBuf>,
     orphans: OrphanPool<P>,
     /// Peers' header branches, oldest first.
     branches: Vec<(P, Option<HeaderBranch>)>,
@@ -319,11 +332,58 @@ impl<P: Copy + Eq + Hash + std::fmt::Display> Actor<P> {
                     self.branches.retain(|(q, _)| *q != p);
                 }
                 Command::Close(r) => {
+                    self.save_pool();
                     self.store = None;
                     let _ = r.send(());
                     return;
                 }
             }
+        }
+    }
+
+    /// Reads the saved pool and validates each transaction again; a file
+    /// that cannot be used is a warning and an empty pool.
+    fn load_pool(&mut self) {
+        let (Some(store), Some(path)) = (self.store.as_ref(), self.pool_file.as_ref()) else {
+            return;
+        };
+        let saved = match crate::pool_file::load(path, store.genesis_hash()) {
+            Ok(Some(txs)) => txs,
+            Ok(None) => return,
+            Err(e) => {
+                tracing::warn!("{e}; starting with an empty mempool");
+                return;
+            }
+        };
+        let total = saved.len();
+        let mut refused = 0usize;
+        for (time, tx) in saved {
+            if self.mempool.readmit(tx, store, time).is_err() {
+                refused += 1;
+            }
+        }
+        let expired = self.mempool.expire(unix_now()).len();
+        tracing::info!(
+            kept = self.mempool.len(),
+            no_longer_valid = refused,
+            expired,
+            "mempool loaded: {total} saved transactions"
+        );
+    }
+
+    /// Writes the pool for the next start.
+    fn save_pool(&self) {
+        let (Some(store), Some(path)) = (self.store.as_ref(), self.pool_file.as_ref()) else {
+            return;
+        };
+        let txs: Vec<(u64, Transaction)> = self
+            .mempool
+            .entries_with_time()
+            .map(|(tx, t)| (t, tx.clone()))
+            .collect();
+        match crate::pool_file::save(path, store.genesis_hash(), &txs) {
+            Ok(()) => tracing::info!(transactions = txs.len(), "mempool saved"),
+            Err(e) => tracing::warn!("cannot save the mempool to {}: {e}", path.display()),
         }
     }
 
@@ -450,11 +510,14 @@ impl<P: Copy + Eq + Hash + std::fmt::Display> Actor<P> {
                     for c in &update.connected {
                         tracing::info!(height = c.header.height, hash = %c.hash().short(), txs = c.transactions.len(), from = %who, "connected block");
                     }
-                    let dropped = self.mempool.update_for_chain(
+                    let now = unix_now();
+                    let mut dropped = self.mempool.update_for_chain(
                         update.returned_transactions(),
                         &update.connected,
                         &*store,
+                        now,
                     );
+                    dropped.extend(self.mempool.expire(now));
                     for (txid, why) in dropped {
                         tracing::debug!(%txid, "dropped from the mempool: {why}");
                     }
@@ -552,8 +615,11 @@ impl<P: Copy + Eq + Hash + std::fmt::Display> Actor<P> {
                 refused: Some("this node has no chain yet".into()),
             };
         };
-        let out = match self.mempool.accept(tx, store) {
-            Ok(_) => {
+        let out = match self.mempool.accept(tx, store, unix_now()) {
+            Ok((_, dropped)) => {
+                for (t, why) in dropped {
+                    tracing::info!(txid = %t, "left the mempool: {why}");
+                }
                 tracing::info!(%txid, pool = self.mempool.len(), "transaction accepted");
                 TxOutcome {
                     verdict: Verdict::Accept,
@@ -649,10 +715,15 @@ impl<P: Copy + Eq + Hash + std::fmt::Display> Actor<P> {
                 let Some(store) = self.store.as_ref() else {
                     return no_chain();
                 };
-                let r = self.mempool.accept(tx, store);
+                let r = self.mempool.accept(tx, store, unix_now());
                 self.publish_view();
                 match r {
-                    Ok(_) => Response::TxAccepted { txid },
+                    Ok((_, dropped)) => {
+                        for (t, why) in dropped {
+                            tracing::info!(txid = %t, "left the mempool: {why}");
+                        }
+                        Response::TxAccepted { txid }
+                    }
                     Err(e) => Response::TxRejected {
                         txid,
                         reason: p2p_proto::clip_reason(e.to_string()),
@@ -674,16 +745,18 @@ impl<P: Copy + Eq + Hash + std::fmt::Display> Actor<P> {
                         outpoint: op,
                         value: c.output.value,
                         confirmed_height: Some(c.height),
+                        change: false,
                     })
                     .collect();
                 utxos.extend(
                     self.mempool
-                        .unspent_outputs()
-                        .filter(|(_, o)| o.pubkey_hash == pubkey_hash)
-                        .map(|(op, o)| UtxoEntry {
+                        .unspent_outputs(s)
+                        .filter(|(_, o, _)| o.pubkey_hash == pubkey_hash)
+                        .map(|(op, o, change)| UtxoEntry {
                             outpoint: op,
                             value: o.value,
                             confirmed_height: None,
+                            change,
                         }),
                 );
                 utxos.truncate(p2p_proto::MAX_UTXOS);
@@ -719,7 +792,11 @@ mod tests {
         let p = easy_params();
         let g = genesis(&p, pkh);
         let store = ChainStore::create(&dir.path().join("blocks"), &g).unwrap();
-        let chain: ChainHandle<u8> = spawn(Some(store), dir.path().join("blocks"));
+        let chain: ChainHandle<u8> = spawn(
+            Some(store),
+            dir.path().join("blocks"),
+            PoolSettings::default(),
+        );
         let rt = runtime();
         rt.block_on(async {
             assert_eq!(chain.view().unwrap().tip.hash, g.hash());

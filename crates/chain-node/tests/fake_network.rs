@@ -114,7 +114,7 @@ impl Net {
             }
             s
         });
-        let chain = chain_node::chain::spawn::<u8>(store, path);
+        let chain = chain_node::chain::spawn::<u8>(store, path, Default::default());
         let (node, mut mined) = Node::new(
             chain,
             FakeNet {

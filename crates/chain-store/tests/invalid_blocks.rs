@@ -96,12 +96,12 @@ fn mempool_refuses_every_invalid_transaction_with_its_reason() {
     let all = cases::tx_cases(&base);
     assert_eq!(all.len(), 12);
     for c in all {
-        let mut pool = Mempool::new(1_000);
+        let mut pool = Mempool::default();
         for t in c.before {
-            pool.accept(t, &store).unwrap();
+            pool.accept(t, &store, 0).unwrap();
         }
         let n = pool.len();
-        let err = pool.accept(c.tx, &store).unwrap_err().to_string();
+        let err = pool.accept(c.tx, &store, 0).unwrap_err().to_string();
         println!("{:<34} {err}", c.name);
         assert!(err.contains(c.reason), "{}: refused with {err:?}", c.name);
         assert_eq!(pool.len(), n, "{}: the pool changed", c.name);

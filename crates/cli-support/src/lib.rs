@@ -135,6 +135,22 @@ impl MiningDisplay {
     }
 }
 
+/// The node id from --node-id or NODE_ID, checked: it names files, so only
+/// letters, digits, '-' and '_' are allowed.
+pub fn node_id(given: Option<String>) -> anyhow::Result<String> {
+    let id = given.ok_or_else(|| {
+        anyhow::anyhow!("no node id: pass --node-id N or set NODE_ID (as in `export NODE_ID=3000`)")
+    })?;
+    if id.is_empty()
+        || !id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    {
+        anyhow::bail!("node id '{id}' is not usable: use letters, digits, '-' or '_' (the tutorial uses port numbers such as 3000)");
+    }
+    Ok(id)
+}
+
 /// Sync progress on a terminal: a bar from a sync's first report to its
 /// last; nothing when stderr is not a terminal.
 #[derive(Default)]

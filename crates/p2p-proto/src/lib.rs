@@ -73,6 +73,9 @@ pub struct UtxoEntry {
     pub value: Amount,
     /// Height of the block holding it; `None` while it is only in the mempool.
     pub confirmed_height: Option<u32>,
+    /// For an unconfirmed coin: every input of the transaction that made it
+    /// spent a coin of the same public-key hash (the payer's own change).
+    pub change: bool,
 }
 
 /// A request.

@@ -114,7 +114,8 @@ fn response() -> impl Strategy<Value = Response> {
                             vout: v
                         },
                         value: Amount(a),
-                        confirmed_height: c
+                        confirmed_height: c,
+                        change: c.is_none() && v % 2 == 0
                     })
                     .collect()
             }),

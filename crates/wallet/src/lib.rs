@@ -511,6 +511,52 @@ pub fn build_transaction(
     Ok(tx)
 }
 
+/// How a payment's fee is set.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fee {
+    /// This amount.
+    Fixed(Amount),
+    /// This rate times the transaction's size, rounded up.
+    Rate(chain_core::FeeRate),
+}
+
+/// Builds and signs a payment like [`build_transaction`], spending
+/// `confirmed` coins first and the payer's unconfirmed `change` only when
+/// the confirmed ones do not cover it. With [`Fee::Rate`] the fee is the
+/// rate times the signed transaction's size. Returns it and its fee.
+pub fn build_payment(
+    from: &WalletKey,
+    confirmed: Vec<Spendable>,
+    change: Vec<Spendable>,
+    to: &Address,
+    amount: Amount,
+    fee: Fee,
+) -> Result<(Transaction, Amount), WalletError> {
+    let build = |coins: Vec<Spendable>| -> Result<(Transaction, Amount), WalletError> {
+        let rate = match fee {
+            Fee::Fixed(f) => return build_transaction(from, coins, to, amount, f).map(|t| (t, f)),
+            Fee::Rate(r) => r,
+        };
+        // The size depends on the coins the fee makes it take: settle it.
+        let mut f = rate.fee_for(200);
+        for _ in 0..8 {
+            let tx = build_transaction(from, coins.clone(), to, amount, f)?;
+            let want = rate.fee_for(tx.size());
+            if want <= f {
+                return Ok((tx, f));
+            }
+            f = want;
+        }
+        build_transaction(from, coins, to, amount, f).map(|t| (t, f))
+    };
+    match build(confirmed.clone()) {
+        Err(WalletError::InsufficientFunds { .. }) if !change.is_empty() => {
+            build(confirmed.into_iter().chain(change).collect())
+        }
+        other => other,
+    }
+}
+
 /// The public-key hash of an address (a convenience for callers).
 pub fn pkh(a: &Address) -> PubkeyHash {
     a.pubkey_hash()

@@ -630,7 +630,7 @@ pub fn tx_cases(base: &CaseBase) -> Vec<TxCase> {
             name: "double spend against the mempool",
             before: vec![first],
             tx: conflicting,
-            reason: "already spent by",
+            reason: "replacement pays too little",
         },
         TxCase {
             name: "bad signature",
