@@ -280,7 +280,7 @@ struct Entry {
 pub type Dropped = (Txid, MempoolError);
 
 /// The pool.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct Mempool {
     cfg: MempoolConfig,
     entries: HashMap<Txid, Entry>,
