@@ -27,6 +27,7 @@
 //! A new block removes what it confirms and what conflicts with it (with
 //! descendants); nothing else is verified again.
 
+use crate::address::PubkeyHash;
 use crate::amount::Amount;
 use crate::block::{Block, MAX_BLOCK_SIZE};
 use crate::hash::Txid;
@@ -414,39 +415,43 @@ impl Mempool {
             .filter_map(|t| self.entries.get(t).map(|e| (&e.tx, e.time)))
     }
 
-    /// Outputs created by pool transactions and not spent in the pool, each
-    /// with whether it is change: every input of its transaction spent a
-    /// coin of the same public-key hash as the output.
-    pub fn unspent_outputs<'a>(
-        &'a self,
-        chain: &'a impl UtxoView,
-    ) -> impl Iterator<Item = (OutPoint, TxOut, bool)> + 'a {
-        self.by_seq
+    /// Outputs paying `owner` created by pool transactions and not spent in
+    /// the pool, each with whether it is change: every input of its
+    /// transaction spent a coin of `owner` too. No txid is computed.
+    pub fn unspent_outputs_for(
+        &self,
+        owner: &PubkeyHash,
+        chain: &impl UtxoView,
+    ) -> Vec<(OutPoint, TxOut, bool)> {
+        let mut out = Vec::new();
+        for (txid, e) in self
+            .by_seq
             .values()
-            .filter_map(|t| self.entries.get(t))
-            .flat_map(move |e| {
-                let txid = e.tx.txid();
-                let owners: Vec<_> =
-                    e.tx.inputs
-                        .iter()
-                        .map(|i| {
-                            self.entries
-                                .get(&i.prevout.txid)
-                                .and_then(|p| p.tx.outputs.get(i.prevout.vout as usize).copied())
-                                .or_else(|| chain.coin(&i.prevout).map(|c| c.output))
-                                .map(|o| o.pubkey_hash)
-                        })
-                        .collect();
-                e.tx.outputs.iter().enumerate().filter_map(move |(i, o)| {
-                    // Output counts are bounded by the transaction size limit.
-                    let op = OutPoint {
-                        txid,
-                        vout: i as u32,
-                    };
-                    let change = owners.iter().all(|w| *w == Some(o.pubkey_hash));
-                    (!self.spends.contains_key(&op)).then_some((op, *o, change))
-                })
-            })
+            .filter_map(|t| self.entries.get_key_value(t))
+        {
+            let mut change = None;
+            for (i, o) in e.tx.outputs.iter().enumerate() {
+                // Output counts are bounded by the transaction size limit.
+                let op = OutPoint {
+                    txid: *txid,
+                    vout: i as u32,
+                };
+                if o.pubkey_hash != *owner || self.spends.contains_key(&op) {
+                    continue;
+                }
+                let is_change = *change.get_or_insert_with(|| {
+                    e.tx.inputs.iter().all(|i| {
+                        self.entries
+                            .get(&i.prevout.txid)
+                            .and_then(|p| p.tx.outputs.get(i.prevout.vout as usize).copied())
+                            .or_else(|| chain.coin(&i.prevout).map(|c| c.output))
+                            .is_some_and(|o| o.pubkey_hash == *owner)
+                    })
+                });
+                out.push((op, *o, is_change));
+            }
+        }
+        out
     }
 
     /// In-pool ancestors of a transaction with these parents (not itself).

@@ -750,8 +750,8 @@ impl<P: Copy + Eq + Hash + std::fmt::Display> Actor<P> {
                     .collect();
                 utxos.extend(
                     self.mempool
-                        .unspent_outputs(s)
-                        .filter(|(_, o, _)| o.pubkey_hash == pubkey_hash)
+                        .unspent_outputs_for(&pubkey_hash, s)
+                        .into_iter()
                         .map(|(op, o, change)| UtxoEntry {
                             outpoint: op,
                             value: o.value,
