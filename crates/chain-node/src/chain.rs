@@ -700,12 +700,14 @@ impl<P: Copy + Eq + Hash + std::fmt::Display> Actor<P> {
                     // Only blocks this node validated in full are served.
                     let valid =
                         matches!(s.header_entry(&h), Ok(Some(e)) if e.status == Status::Valid);
-                    match s.block(&h).map(|b| b.filter(|_| valid)) {
-                        Ok(Some(b)) => {
-                            bytes += b.encode().len();
+                    // The stored bytes give the size; the block is decoded once.
+                    let stored = s.block_bytes(&h).ok().flatten().filter(|_| valid);
+                    match stored.and_then(|raw| Block::decode(&raw).ok().map(|b| (raw.len(), b))) {
+                        Some((size, b)) => {
+                            bytes += size;
                             blocks.push(b);
                         }
-                        _ => not_found.push(h),
+                        None => not_found.push(h),
                     }
                 }
                 Response::Blocks { blocks, not_found }
