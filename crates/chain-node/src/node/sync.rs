@@ -24,6 +24,7 @@ use p2p_proto::{Request, Response};
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use tokio::sync::{mpsc, watch};
 
 /// Blocks fetched ahead of the next block to connect.
 pub const WINDOW: usize = 1_024;
@@ -32,6 +33,8 @@ pub const PER_PEER: usize = p2p_proto::MAX_BLOCKS_PER_REPLY;
 /// Downloaded blocks waiting for their parent, in bytes: past it no new
 /// request is sent until the queue drains.
 pub const BUFFER_BYTES: usize = 64 * 1024 * 1024;
+/// Blocks handed to the connecting task ahead of the one it validates.
+pub const PIPELINE: usize = 32;
 /// A sync that connects no block for this long drops its peer.
 pub const NO_PROGRESS: Duration = Duration::from_secs(30);
 /// How long the block the window waits for may be in flight, while another
@@ -133,7 +136,11 @@ impl<N: Network> Node<N> {
     }
 
     /// Fetches and connects the blocks `hashes` (a branch, oldest first).
-    /// Returns how many were connected or stored.
+    /// Returns how many were connected or stored. Downloading runs ahead of
+    /// validation: blocks go in order to a connecting task through a
+    /// channel of [`PIPELINE`] blocks, so the network is never idle while
+    /// the chain actor validates, and the chain actor never waits for a
+    /// request to be sent.
     async fn download(
         self: &Arc<Self>,
         peer: N::Peer,
@@ -143,6 +150,12 @@ impl<N: Network> Node<N> {
     ) -> Result<u64> {
         let mut dl = Download::new(hashes);
         let mut in_flight = FuturesUnordered::new();
+        let (to_connect, connect_rx) = mpsc::channel(PIPELINE);
+        let (count_tx, mut connected) = watch::channel(0u64);
+        let mut connector = AbortOnDrop(tokio::spawn(
+            self.clone().connect_in_order(connect_rx, count_tx),
+        ));
+        let mut last_count = 0u64;
         let mut last_progress = Instant::now();
         let mut last_log = Instant::now();
         let min_work = self.status_work(peer);
@@ -151,7 +164,17 @@ impl<N: Network> Node<N> {
             target,
             done: false,
         });
-        while !dl.done() {
+        loop {
+            // Hand what is ready, in order, to the connecting task.
+            while to_connect.capacity() > 0 {
+                let Some(next) = dl.pop_ready() else { break };
+                if to_connect.try_send(next).is_err() {
+                    break;
+                }
+            }
+            if dl.done() || connector.0.is_finished() {
+                break;
+            }
             // Hand out work: one request per idle source, inside the window.
             let sources = self.sources_for(peer, min_work, &dl.excluded());
             for p in &sources {
@@ -169,14 +192,15 @@ impl<N: Network> Node<N> {
                     (p, take, answer)
                 });
             }
-            if in_flight.is_empty() {
+            if in_flight.is_empty() && !dl.next_is_ready() {
                 if dl.forgive_stalled() {
                     continue;
                 }
                 bail!("no peer can serve the blocks of the branch");
             }
             let delivery = tokio::select! {
-                d = in_flight.next() => d,
+                d = in_flight.next(), if !in_flight.is_empty() => d,
+                _ = connected.changed() => None,
                 () = tokio::time::sleep(Duration::from_millis(250)) => None,
             };
             if let Some((p, asked, answer)) = delivery {
@@ -196,29 +220,14 @@ impl<N: Network> Node<N> {
             if let Some(p) = dl.reassign_stalled(Instant::now(), idle) {
                 tracing::info!(peer = %p, "the peer holds up the download; asking other peers for its blocks");
             }
-            // Connect what is ready, in order.
-            while let Some((block, from)) = dl.pop_ready() {
-                let out = self.clone().on_block(block, Some(from), None, true).await;
-                if !out.valid {
-                    bail!("peer {from} sent an invalid block; the branch is given up");
-                }
+            let count = *connected.borrow();
+            if count != last_count {
+                last_count = count;
                 last_progress = Instant::now();
             }
-            if last_log.elapsed() >= Duration::from_secs(1) || dl.done() {
+            if last_log.elapsed() >= Duration::from_secs(1) {
                 last_log = Instant::now();
-                let height = self.chain.view().map(|v| v.tip.height).unwrap_or(0);
-                (self.progress)(SyncProgress {
-                    height,
-                    target,
-                    done: false,
-                });
-                let rate = dl.next as f64 / started.elapsed().as_secs_f64().max(1e-3);
-                tracing::info!(
-                    height,
-                    target,
-                    rate = format!("{rate:.0} blocks/s"),
-                    "syncing"
-                );
+                self.log_sync(target, count, started);
             }
             if last_progress.elapsed() >= NO_PROGRESS {
                 self.mark_slow(peer);
@@ -228,7 +237,50 @@ impl<N: Network> Node<N> {
                 );
             }
         }
-        Ok(dl.next as u64)
+        drop(to_connect);
+        let done = match (&mut connector.0).await {
+            Ok(Ok(n)) => n,
+            Ok(Err(from)) => bail!("peer {from} sent an invalid block; the branch is given up"),
+            Err(e) => bail!("the connecting task failed: {e}"),
+        };
+        self.log_sync(target, done, started);
+        Ok(done)
+    }
+
+    /// Connects blocks in the order they come, until the channel closes or
+    /// one is invalid (its sender is returned). Publishes the count.
+    async fn connect_in_order(
+        self: Arc<Self>,
+        mut blocks: mpsc::Receiver<(Block, N::Peer)>,
+        count: watch::Sender<u64>,
+    ) -> std::result::Result<u64, N::Peer> {
+        let mut n = 0u64;
+        while let Some((block, from)) = blocks.recv().await {
+            let out = self.clone().on_block(block, Some(from), None, true).await;
+            if !out.valid {
+                return Err(from);
+            }
+            n += 1;
+            let _ = count.send(n);
+        }
+        Ok(n)
+    }
+
+    /// The progress line and callback.
+    fn log_sync(&self, target: u32, connected: u64, started: Instant) {
+        let height = self.chain.view().map(|v| v.tip.height).unwrap_or(0);
+        (self.progress)(SyncProgress {
+            height,
+            target,
+            done: false,
+        });
+        let rate = connected as f64 / started.elapsed().as_secs_f64().max(1e-3);
+        tracing::info!(
+            height,
+            target,
+            rate = format!("{rate:.0} blocks/s"),
+            "syncing"
+        );
     }
 
     /// Peers to download from: the sync peer and every peer whose status
@@ -258,6 +310,15 @@ impl<N: Network> Node<N> {
             }
         }
         v
+    }
+}
+
+/// Aborts a task when dropped, so a sync that stops leaves nothing behind.
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 
@@ -310,6 +371,11 @@ impl<P: Copy + Eq + std::hash::Hash> Download<P> {
             stall_after: STALL_TIMEOUT,
             next: 0,
         }
+    }
+
+    /// Whether the next block to hand on has arrived.
+    fn next_is_ready(&self) -> bool {
+        self.ready.contains_key(&self.next)
     }
 
     pub(crate) fn done(&self) -> bool {
