@@ -33,6 +33,10 @@ pub const PER_PEER: usize = p2p_proto::MAX_BLOCKS_PER_REPLY;
 /// Downloaded blocks waiting for their parent, in bytes: past it no new
 /// request is sent until the queue drains.
 pub const BUFFER_BYTES: usize = 64 * 1024 * 1024;
+/// How long a peer that answered a `GetData` with an error (busy, rate
+/// limited) is left alone before it is asked again. Its blocks go to others
+/// meanwhile; it is not held against it.
+pub const ERROR_BACKOFF: Duration = Duration::from_secs(1);
 /// Blocks handed to the connecting task ahead of the one it validates.
 pub const PIPELINE: usize = 32;
 /// A sync that connects no block for this long drops its peer.
@@ -192,7 +196,7 @@ impl<N: Network> Node<N> {
                     (p, take, answer)
                 });
             }
-            if in_flight.is_empty() && !dl.next_is_ready() {
+            if in_flight.is_empty() && !dl.next_is_ready() && !dl.pausing(Instant::now()) {
                 if dl.forgive_stalled() {
                     continue;
                 }
@@ -351,6 +355,8 @@ pub(crate) struct Download<P> {
     lacking: HashSet<P>,
     /// Peers whose blocks were moved for holding up the window.
     stalled: HashSet<P>,
+    /// Peers that answered with an error, until when they are left alone.
+    backoff: HashMap<P, Instant>,
     stall_after: Duration,
     /// The next block to connect.
     next: usize,
@@ -368,9 +374,17 @@ impl<P: Copy + Eq + std::hash::Hash> Download<P> {
             ready_bytes: 0,
             lacking: HashSet::new(),
             stalled: HashSet::new(),
+            backoff: HashMap::new(),
             stall_after: STALL_TIMEOUT,
             next: 0,
         }
+    }
+
+    /// Whether a peer that answered with an error is only pausing.
+    fn pausing(&self, now: Instant) -> bool {
+        self.backoff
+            .iter()
+            .any(|(p, t)| *t > now && !self.lacking.contains(p))
     }
 
     /// Whether the next block to hand on has arrived.
@@ -394,7 +408,7 @@ impl<P: Copy + Eq + std::hash::Hash> Download<P> {
     /// Up to [`PER_PEER`] blocks for idle peer `p` inside the window, or
     /// `None` when it is busy, the window is full or nothing is left.
     pub(crate) fn take_work(&mut self, p: P, now: Instant) -> Option<Vec<usize>> {
-        if self.busy.contains_key(&p) {
+        if self.busy.contains_key(&p) || self.backoff.get(&p).is_some_and(|t| *t > now) {
             return None;
         }
         // Past the byte budget only the block the window waits for is asked,
@@ -466,6 +480,10 @@ impl<P: Copy + Eq + std::hash::Hash> Download<P> {
                     // is asked again.
                     self.lacking.insert(p);
                 }
+            }
+            Some(Ok(Response::Error { .. })) => {
+                // Busy or rate limited: transient, so only a pause.
+                self.backoff.insert(p, Instant::now() + ERROR_BACKOFF);
             }
             Some(_) => {
                 self.lacking.insert(p);
@@ -599,6 +617,27 @@ mod tests {
         assert_eq!(dl.take_work(3, t).unwrap(), b);
         // No answer in time.
         assert_eq!(dl.take_answer(3, &b, None), Taken::Late);
+    }
+
+    #[test]
+    fn a_busy_answer_pauses_the_peer_instead_of_dropping_it() {
+        let bs = blocks(20);
+        let mut dl: Download<u8> = Download::new(bs.iter().map(Block::hash).collect());
+        let t = Instant::now();
+        let a = dl.take_work(1, t).unwrap();
+        let busy = Some(Ok(Response::Error {
+            reason: "rate limited".into(),
+        }));
+        assert_eq!(dl.take_answer(1, &a, busy), Taken::Fine);
+        assert!(!dl.excluded().contains(&1), "not held against it");
+        assert_eq!(dl.take_work(1, Instant::now()), None, "paused");
+        assert!(dl.pausing(Instant::now()));
+        let later = Instant::now() + ERROR_BACKOFF;
+        assert_eq!(
+            dl.take_work(1, later).unwrap(),
+            a,
+            "asked again after the pause"
+        );
     }
 
     #[test]
