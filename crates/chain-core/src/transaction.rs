@@ -250,7 +250,7 @@ impl Transaction {
 
     /// Encoded size in bytes.
     pub fn size(&self) -> usize {
-        self.encode().len()
+        encoded_len(self)
     }
 
     /// True for a coinbase.

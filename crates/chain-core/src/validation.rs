@@ -257,7 +257,7 @@ pub fn check_header(h: &BlockHeader) -> Result<(), BlockError> {
 /// match it (CVE-2012-2459), so a store must not remember the header as bad.
 pub fn check_body(block: &Block) -> Result<(), BlockError> {
     let h = &block.header;
-    let size = block.encode().len();
+    let size = block.encoded_len();
     if size > MAX_BLOCK_SIZE {
         return Err(BlockError::Oversized(size));
     }

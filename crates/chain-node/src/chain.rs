@@ -551,7 +551,7 @@ impl<P: Copy + Eq + Hash + std::fmt::Display> Actor<P> {
                             tip.height.saturating_add(1),
                         )
                         .and_then(|()| {
-                            let size = b.encode().len();
+                            let size = b.encoded_len();
                             self.orphans.insert(b, size, p)
                         })
                         .map(|_| Some(p)),

@@ -190,8 +190,14 @@ fn db_options() -> Options {
     o.create_missing_column_families(true);
     o.set_max_open_files(256);
     o.set_keep_log_file_num(4);
+    // Memtables of every column family together: without a cap each family
+    // may hold two 64 MiB memtables, and memory grows with the chain.
+    o.set_db_write_buffer_size(MEMTABLE_BYTES);
     o
 }
+
+/// Memory all of the store's memtables may hold together.
+pub const MEMTABLE_BYTES: usize = 32 * 1024 * 1024;
 
 fn map_open_error(path: &Path, e: rocksdb::Error) -> StoreError {
     let msg = e.to_string();
