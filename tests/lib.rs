@@ -214,6 +214,35 @@ pub struct Node {
     pub addr: String,
 }
 
+impl Node {
+    /// Its peer id, as logs print it.
+    pub fn peer_id(&self) -> String {
+        self.addr.rsplit('/').next().unwrap_or_default().to_string()
+    }
+}
+
+/// Whether a node's log says it banned the peer `peer_id`.
+pub fn banned(log: &str, peer_id: &str) -> bool {
+    log.lines()
+        .any(|l| l.contains("peer banned") && l.contains(peer_id))
+}
+
+/// The status a peer holding `chain` (the genesis first) truly has.
+pub fn status_of_chain(chain: &[chain_core::Block], agent: &str) -> p2p_proto::Status {
+    let tip = &chain[chain.len() - 1];
+    let work = chain.iter().fold(chain_core::Work::default(), |w, b| {
+        w.saturating_add(b.header.work())
+    });
+    p2p_proto::Status {
+        protocol_version: p2p_proto::PROTOCOL_VERSION,
+        genesis: chain[0].hash(),
+        best_height: tip.header.height,
+        best_hash: tip.hash(),
+        total_work: work.to_be_bytes(),
+        agent: agent.into(),
+    }
+}
+
 impl Env {
     /// Starts `node startp2p` as `id` on 127.0.0.1:<id>, with mDNS off, plus `extra` flags,
     /// and waits until it prints its address.
@@ -274,6 +303,18 @@ impl Env {
             .as_str()
             .expect("address")
             .to_string()
+    }
+
+    /// Creates node `id`'s chain from `blocks` (the genesis first), as if
+    /// it had synced them.
+    pub fn store_chain(&self, id: &str, blocks: &[chain_core::Block]) {
+        let dir = self.path().join(format!("blocks_{id}"));
+        let mut store = chain_store::ChainStore::create(&dir, &blocks[0]).expect("create chain");
+        for b in &blocks[1..] {
+            store
+                .accept_block(b, u64::MAX / 4)
+                .expect("test chains are valid");
+        }
     }
 
     /// Copies node `from`'s chain directory to node `to`, as the tutorial does.

@@ -8,11 +8,11 @@
 
 use anyhow::{bail, Result};
 use chain_core::block::ChainParams;
-use chain_core::test_utils::{child, genesis};
-use chain_core::{Amount, Block, PubkeyHash};
+use chain_core::test_utils::genesis;
+use chain_core::{Block, PubkeyHash};
 use chain_store::ChainStore;
 use e2e_tests::{free_id, Env, TestPeer};
-use p2p_proto::{Request, Response, Status};
+use p2p_proto::{Request, Response};
 use std::time::{Duration, Instant};
 
 /// Syncs a fresh node from `dests`, calling `joined` with its address once
@@ -54,21 +54,12 @@ fn main() -> Result<()> {
     let params = ChainParams::default();
     let pkh = PubkeyHash([5; 20]);
     let g = genesis(&params, pkh);
-    let mut chain = vec![g.clone()];
-    for _ in 0..n {
-        let parent = chain.last().expect("non-empty").header;
-        chain.push(child(&params, &parent, vec![], Amount(0), pkh));
-    }
+    let chain = chain_core::test_utils::chain_of(&params, &g, n, pkh);
     let tip = chain.last().expect("non-empty").clone();
     let env = Env::new();
     // Four honest nodes holding the chain.
     let ids: Vec<String> = (0..4).map(|_| free_id()).collect();
-    {
-        let mut s = ChainStore::create(&env.path().join(format!("blocks_{}", ids[0])), &g)?;
-        for b in &chain[1..] {
-            s.accept_block(b, chain_store::unix_now())?;
-        }
-    }
+    env.store_chain(&ids[0], &chain);
     for id in &ids[1..] {
         env.copy_chain(&ids[0], id);
     }
@@ -79,20 +70,7 @@ fn main() -> Result<()> {
     // Three of the honest nodes, and a staller that connects to the fresh
     // node as soon as it listens: it shows the same status and headers and
     // answers every getdata 20 s late.
-    let status = Status {
-        protocol_version: p2p_proto::PROTOCOL_VERSION,
-        genesis: g.hash(),
-        best_height: u32::try_from(n)?,
-        best_hash: tip.hash(),
-        total_work: {
-            let mut w = chain_core::pow::Work::default();
-            for b in &chain {
-                w = w.saturating_add(b.header.work());
-            }
-            w.to_be_bytes()
-        },
-        agent: "staller".into(),
-    };
+    let status = e2e_tests::status_of_chain(&chain, "staller");
     let headers: Vec<chain_core::BlockHeader> = chain.iter().map(|b| b.header).collect();
     let staller_answer = move |req: Request| match req {
         Request::Status(_) => Response::Status(status.clone()),

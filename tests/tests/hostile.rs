@@ -6,7 +6,7 @@
 use chain_core::block::{BlockHeader, ChainParams};
 use chain_core::test_utils::{child, easy_params};
 use chain_core::{Amount, BlockHash, PubkeyHash};
-use e2e_tests::{eventually, free_id, Env, TestPeer};
+use e2e_tests::{banned, eventually, free_id, status_of_chain, Env, TestPeer};
 use p2p_proto::Announcement;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -109,11 +109,7 @@ fn an_orphan_at_an_easier_difficulty_than_the_chain_allows_gets_its_sender_banne
     eventually(WAIT, "its sender to be banned", || {
         (!liar.connected()).then_some(())
     });
-    assert!(node
-        .proc
-        .log_text()
-        .lines()
-        .any(|l| l.contains("peer banned") && l.contains(&id)));
+    assert!(banned(&node.proc.log_text(), &id));
 
     // An orphan at the chain's own difficulty is held, and its sender is
     // only asked where its chain stands: no ban.
@@ -139,25 +135,15 @@ fn a_peer_that_serves_blocks_nobody_asked_for_is_banned_and_sync_goes_on_from_an
     let key = chain_core::PrivateKey::generate();
     let pkh = key.public_key().pubkey_hash();
     let g = chain_core::test_utils::genesis(&params, pkh);
-    let mut chain = vec![g.clone()];
-    for _ in 0..30 {
-        let parent = chain.last().unwrap().header;
-        chain.push(child(&params, &parent, vec![], Amount(0), pkh));
-    }
+    let chain = chain_core::test_utils::chain_of(&params, &g, 30, pkh);
     // Blocks of another chain, to answer with.
     let other_g = chain_core::test_utils::genesis(&params, PubkeyHash([3; 20]));
     let junk = child(&params, &other_g.header, vec![], Amount(0), pkh);
 
     // A: the honest node with the whole chain. N: only the genesis.
     let (a, n) = (free_id(), free_id());
-    let now = u64::MAX / 4;
-    let mut store =
-        chain_store::ChainStore::create(&env.path().join(format!("blocks_{a}")), &g).unwrap();
-    for b in &chain[1..] {
-        store.accept_block(b, now).unwrap();
-    }
-    drop(store);
-    drop(chain_store::ChainStore::create(&env.path().join(format!("blocks_{n}")), &g).unwrap());
+    env.store_chain(&a, &chain);
+    env.store_chain(&n, &chain[..1]);
     let node_n = env.start_node(&n, &[]);
 
     // The liar claims far more work on the same genesis, shows A's headers,
@@ -196,13 +182,9 @@ fn a_peer_that_serves_blocks_nobody_asked_for_is_banned_and_sync_goes_on_from_an
     eventually(Duration::from_secs(30), "N to reach A's tip", || {
         env.tip(&n).filter(|t| t.1 == tip).map(|_| ())
     });
-    let a_id = node_a.addr.rsplit('/').next().unwrap().to_string();
+    let a_id = node_a.peer_id();
     assert!(
-        !node_n
-            .proc
-            .log_text()
-            .lines()
-            .any(|l| l.contains("peer banned") && l.contains(&a_id)),
+        !banned(&node_n.proc.log_text(), &a_id),
         "the honest peer was banned"
     );
 }
@@ -256,20 +238,9 @@ fn a_side_block_one_node_found_invalid_never_makes_honest_nodes_ban_each_other()
     // B syncs X's branch from a peer that shows its headers (more work than
     // B's chain): X fails to connect, X and Z are invalid there.
     let branch = [x.clone(), z.clone()];
-    let genesis = g.hash();
-    let mut work = chain_core::pow::Work::default();
-    for blk in [&g, &x, &z] {
-        work = work.saturating_add(blk.header.work());
-    }
+    let status = status_of_chain(&[g.clone(), x.clone(), z.clone()], "attacker");
     let attacker = TestPeer::serving(&node_b.addr, move |req| match req {
-        p2p_proto::Request::Status(_) => p2p_proto::Response::Status(p2p_proto::Status {
-            protocol_version: p2p_proto::PROTOCOL_VERSION,
-            genesis,
-            best_height: 2,
-            best_hash: branch[1].hash(),
-            total_work: work.to_be_bytes(),
-            agent: "attacker".into(),
-        }),
+        p2p_proto::Request::Status(_) => p2p_proto::Response::Status(status.clone()),
         p2p_proto::Request::GetHeaders { .. } => p2p_proto::Response::Headers {
             headers: branch.iter().map(|b| b.header).collect(),
         },
@@ -296,12 +267,7 @@ fn a_side_block_one_node_found_invalid_never_makes_honest_nodes_ban_each_other()
     });
     let attacker_id = attacker.id();
     eventually(WAIT, "B to ban the peer that served X", || {
-        node_b
-            .proc
-            .log_text()
-            .lines()
-            .any(|l| l.contains("peer banned") && l.contains(&attacker_id))
-            .then_some(())
+        banned(&node_b.proc.log_text(), &attacker_id).then_some(())
     });
 
     drop(attacker);
@@ -309,8 +275,8 @@ fn a_side_block_one_node_found_invalid_never_makes_honest_nodes_ban_each_other()
     // A joins B; then A is sent X, then Z: X is on a branch with no more work, not stored;
     // Z is an orphan. Neither is forwarded.
     let node_a = env.start_node(&a, &["-dest", &node_b.addr]);
-    let b_id = node_b.addr.rsplit('/').next().unwrap().to_string();
-    let a_id = node_a.addr.rsplit('/').next().unwrap().to_string();
+    let b_id = node_b.peer_id();
+    let a_id = node_a.peer_id();
     node_a
         .proc
         .wait_for_log(&format!("peer connected peer={b_id}"), WAIT);
@@ -353,8 +319,7 @@ fn a_side_block_one_node_found_invalid_never_makes_honest_nodes_ban_each_other()
         (node_b.proc.log_text(), &a_id),
     ] {
         assert!(
-            !log.lines()
-                .any(|l| l.contains("peer banned") && l.contains(other.as_str())),
+            !banned(&log, other),
             "an honest node banned the other:\n{log}"
         );
     }
@@ -374,27 +339,11 @@ fn a_peer_that_stalls_is_marked_slow_and_the_node_syncs_from_another() {
     let params = ChainParams::default();
     let pkh = PubkeyHash([6; 20]);
     let g = chain_core::test_utils::genesis(&params, pkh);
-    let mut chain = vec![g.clone()];
-    for _ in 0..40 {
-        let parent = chain.last().unwrap().header;
-        chain.push(child(&params, &parent, vec![], Amount(0), pkh));
-    }
+    let chain = chain_core::test_utils::chain_of(&params, &g, 40, pkh);
     let (a, n) = (free_id(), free_id());
-    let mut store =
-        chain_store::ChainStore::create(&env.path().join(format!("blocks_{a}")), &g).unwrap();
-    for b in &chain[1..] {
-        store.accept_block(b, u64::MAX / 4).unwrap();
-    }
-    let status = p2p_proto::Status {
-        protocol_version: p2p_proto::PROTOCOL_VERSION,
-        genesis: g.hash(),
-        best_height: store.tip().height,
-        best_hash: store.tip().hash,
-        total_work: store.tip().work.to_be_bytes(),
-        agent: "staller".into(),
-    };
-    drop(store);
-    drop(chain_store::ChainStore::create(&env.path().join(format!("blocks_{n}")), &g).unwrap());
+    env.store_chain(&a, &chain);
+    let status = status_of_chain(&chain, "staller");
+    env.store_chain(&n, &chain[..1]);
     let node_n = env.start_node(&n, &[]);
 
     // The staller has the same chain, says so, and never delivers in time.
@@ -426,10 +375,8 @@ fn a_peer_that_stalls_is_marked_slow_and_the_node_syncs_from_another() {
     assert!(log
         .lines()
         .any(|l| l.contains("did not deliver") && l.contains(&staller_id)));
-    let a_id = node_a.addr.rsplit('/').next().unwrap().to_string();
-    assert!(!log
-        .lines()
-        .any(|l| l.contains("peer banned") && l.contains(&a_id)));
+    let a_id = node_a.peer_id();
+    assert!(!banned(&log, &a_id));
 }
 
 /// Peak and current resident memory of a process, in KiB.
@@ -457,11 +404,7 @@ fn ten_thousand_cheap_side_blocks_at_height_one_store_nothing_and_stop_nothing()
     let params = easy_params();
     let pkh = PubkeyHash([6; 20]);
     let g = chain_core::test_utils::genesis(&params, pkh);
-    let mut chain = vec![g.clone()];
-    for _ in 0..30 {
-        let parent = chain.last().unwrap().header;
-        chain.push(child(&params, &parent, vec![], Amount(0), pkh));
-    }
+    let chain = chain_core::test_utils::chain_of(&params, &g, 30, pkh);
     let flood: Vec<chain_core::Block> = (0..FLOOD)
         .map(|i| {
             chain_core::test_utils::child_with_extra(
@@ -476,19 +419,8 @@ fn ten_thousand_cheap_side_blocks_at_height_one_store_nothing_and_stop_nothing()
         .collect();
     // A: the honest node with the whole chain. N: blocks up to height 2.
     let (a, n) = (free_id(), free_id());
-    let now = u64::MAX / 4;
-    let mut store =
-        chain_store::ChainStore::create(&env.path().join(format!("blocks_{a}")), &g).unwrap();
-    for b in &chain[1..] {
-        store.accept_block(b, now).unwrap();
-    }
-    drop(store);
-    let mut store =
-        chain_store::ChainStore::create(&env.path().join(format!("blocks_{n}")), &g).unwrap();
-    for b in &chain[1..3] {
-        store.accept_block(b, now).unwrap();
-    }
-    drop(store);
+    env.store_chain(&a, &chain);
+    env.store_chain(&n, &chain[..3]);
     let mut node_n = env.start_node(&n, &[]);
     let pid = node_n.proc.child.id();
     let (_, rss_before) = memory_kib(pid);
@@ -526,10 +458,8 @@ fn ten_thousand_cheap_side_blocks_at_height_one_store_nothing_and_stop_nothing()
         peak.saturating_sub(rss_before)
     );
     let log = node_n.proc.log_text();
-    let a_id = node_a.addr.rsplit('/').next().unwrap().to_string();
-    assert!(!log
-        .lines()
-        .any(|l| l.contains("peer banned") && l.contains(&a_id)));
+    let a_id = node_a.peer_id();
+    assert!(!banned(&log, &a_id));
     assert!(node_n.proc.terminate(Duration::from_secs(10)));
     // Not one of them was written.
     let s =

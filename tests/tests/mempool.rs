@@ -59,6 +59,10 @@ fn pending_payments_survive_a_clean_restart_and_a_damaged_file_is_only_a_warning
         e.contains("insufficient") || e.contains("not enough"),
         "{e}"
     );
+    assert!(
+        e.contains("7 more is on its way") && e.contains("once a block includes it"),
+        "{e}"
+    );
 
     // A clean restart keeps both.
     assert!(node.proc.terminate(WAIT));

@@ -98,7 +98,19 @@ pub fn send(
         .filter(|u| u.confirmed_height.is_none() && u.change)
         .map(coin)
         .collect();
-    let (tx, fee) = wallet::build_payment(from, confirmed, change, to, amount, fee)?;
+    let pending = Amount::checked_sum(
+        list.iter()
+            .filter(|u| u.confirmed_height.is_none() && !u.change)
+            .map(|u| u.value),
+    )
+    .unwrap_or(Amount::ZERO);
+    let (tx, fee) = wallet::build_payment(from, confirmed, change, to, amount, fee).map_err(|e| {
+        let mut e = anyhow::Error::from(e);
+        if pending > Amount::ZERO {
+            e = e.context(format!("{pending} more is on its way from others but unconfirmed; send again once a block includes it"));
+        }
+        e
+    })?;
     let txid = tx.txid();
     match ask(&rt, &addr, Request::SubmitTx(tx))? {
         Response::TxAccepted { txid: t } if t == txid => {

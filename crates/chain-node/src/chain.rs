@@ -656,38 +656,45 @@ impl<P: Copy + Eq + Hash + std::fmt::Display> Actor<P> {
     }
 
     fn answer(&mut self, request: Request) -> Response {
-        let no_chain = || Response::Error {
-            reason: "this node has no chain yet".into(),
-        };
         let clip = |e: String| Response::Error {
             reason: p2p_proto::clip_reason(e),
+        };
+        if let Request::SubmitTx(tx) = request {
+            let txid = tx.txid();
+            return match self.on_tx(tx).refused {
+                None => Response::TxAccepted { txid },
+                Some(reason) => Response::TxRejected {
+                    txid,
+                    reason: p2p_proto::clip_reason(reason),
+                },
+            };
+        }
+        let Some(s) = self.store.as_ref() else {
+            return Response::Error {
+                reason: "this node has no chain yet".into(),
+            };
         };
         match request {
             Request::Status(_) => Response::Error {
                 reason: "status is answered by the network layer".into(),
             },
+            // Taken above, through the same path as a relayed payment.
+            Request::SubmitTx(_) => Response::Error {
+                reason: "payments are taken by the mempool".into(),
+            },
             Request::GetBlocks { locator, stop } => {
-                let Some(s) = self.store.as_ref() else {
-                    return no_chain();
-                };
                 match s.hashes_after(&locator, stop, p2p_proto::MAX_INV) {
                     Ok(hashes) => Response::Inv { hashes },
                     Err(e) => clip(e.to_string()),
                 }
             }
             Request::GetHeaders { locator, stop } => {
-                let Some(s) = self.store.as_ref() else {
-                    return no_chain();
-                };
                 match s.headers_after(&locator, stop, p2p_proto::MAX_HEADERS) {
                     Ok(headers) => Response::Headers { headers },
                     Err(e) => clip(e.to_string()),
                 }
             }
             Request::GetData { hashes } => {
-                let Some(s) = self.store.as_ref() else {
-                    return no_chain();
-                };
                 let mut blocks = Vec::new();
                 let mut not_found = Vec::new();
                 let mut bytes = 0usize;
@@ -712,30 +719,7 @@ impl<P: Copy + Eq + Hash + std::fmt::Display> Actor<P> {
                 }
                 Response::Blocks { blocks, not_found }
             }
-            Request::SubmitTx(tx) => {
-                let txid = tx.txid();
-                let Some(store) = self.store.as_ref() else {
-                    return no_chain();
-                };
-                let r = self.mempool.accept(tx, store, unix_now());
-                self.publish_view();
-                match r {
-                    Ok((_, dropped)) => {
-                        for (t, why) in dropped {
-                            tracing::info!(txid = %t, "left the mempool: {why}");
-                        }
-                        Response::TxAccepted { txid }
-                    }
-                    Err(e) => Response::TxRejected {
-                        txid,
-                        reason: p2p_proto::clip_reason(e.to_string()),
-                    },
-                }
-            }
             Request::GetUtxos { pubkey_hash } => {
-                let Some(s) = self.store.as_ref() else {
-                    return no_chain();
-                };
                 let confirmed = match s.utxos_for(&pubkey_hash) {
                     Ok(c) => c,
                     Err(e) => return clip(e.to_string()),

@@ -269,22 +269,12 @@ impl<P: Copy + Eq + Hash> OrphanPool<P> {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
-    use chain_core::test_utils::{child, genesis};
-    use chain_core::{Amount, PubkeyHash};
+    use chain_core::test_utils::genesis;
+    use chain_core::PubkeyHash;
 
     fn chain_of(n: usize, params: &ChainParams) -> Vec<Block> {
-        let mut v = vec![genesis(params, PubkeyHash([1; 20]))];
-        for i in 0..n {
-            let parent = v.last().unwrap().header;
-            v.push(child(
-                params,
-                &parent,
-                vec![],
-                Amount(0),
-                PubkeyHash([i as u8; 20]),
-            ));
-        }
-        v
+        let g = genesis(params, PubkeyHash([1; 20]));
+        chain_core::test_utils::chain_of(params, &g, n, PubkeyHash([2; 20]))
     }
 
     #[test]

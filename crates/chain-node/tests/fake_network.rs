@@ -6,7 +6,7 @@
 
 use chain_core::block::{Block, ChainParams};
 use chain_core::keys::PrivateKey;
-use chain_core::test_utils::{child, easy_params, genesis, outputs_of, spend};
+use chain_core::test_utils::{easy_params, genesis, outputs_of, spend};
 use chain_core::{Amount, BlockHash};
 use chain_node::{Inbound, Minting, Network, Node, NodeConfig, Verdict};
 use chain_store::ChainStore;
@@ -181,18 +181,7 @@ fn no_minting() -> Minting {
 }
 
 fn chain_of(params: &ChainParams, g: &Block, n: usize) -> Vec<Block> {
-    let mut v = vec![g.clone()];
-    for _ in 0..n {
-        let parent = v.last().unwrap().header;
-        v.push(child(
-            params,
-            &parent,
-            vec![],
-            Amount(0),
-            chain_core::PubkeyHash([7; 20]),
-        ));
-    }
-    v
+    chain_core::test_utils::chain_of(params, g, n, chain_core::PubkeyHash([7; 20]))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

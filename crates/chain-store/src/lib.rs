@@ -42,8 +42,8 @@ pub use schema::{HeaderEntry, Status};
 use chain_core::block::{Block, BlockHeader, ChainParams};
 use chain_core::pow::Work;
 use chain_core::validation::{
-    self, check_block, check_body, check_header, check_header_context, connect_block, BlockError,
-    Coin, HeaderContext, UtxoView,
+    self, check_block, check_body, check_header, check_header_context, connect_block, BlockChanges,
+    BlockError, Coin, HeaderContext, UtxoView,
 };
 use chain_core::{Amount, BlockHash, OutPoint, PubkeyHash, Transaction, Txid};
 use rocksdb::{ColumnFamilyDescriptor, IteratorMode, Options, WriteBatch, WriteOptions, DB};
@@ -945,19 +945,7 @@ impl ChainStore {
         batch.put_cf(self.cf(BLOCK_BY_HASH), hash.0, block.encode());
         match connect_block(block, &self.params, &view) {
             Ok(changes) => {
-                stage_connect(&self.db, &mut batch, block, &changes);
-                let valid = HeaderEntry {
-                    status: Status::Valid,
-                    ..entry
-                };
-                batch.put_cf(self.cf(HEADER_BY_HASH), hash.0, valid.encode());
-                self.write(batch)?;
-                self.tip = Tip {
-                    hash,
-                    height: block.header.height,
-                    work: entry.chain_work,
-                    header: block.header,
-                };
+                self.commit_connect(batch, block, hash, entry, &changes)?;
                 Ok(ChainUpdate {
                     disconnected: Vec::new(),
                     connected: vec![block.clone()],
@@ -975,22 +963,34 @@ impl ChainStore {
         }
     }
 
-    /// Connects `block` on top of the tip in one batch.
+    /// Connects a stored `block` on top of the tip in one batch.
     fn connect(&mut self, block: &Block) -> Result<(), StoreError> {
         let hash = block.hash();
         let view = self.prefetch_inputs(block)?;
         let changes = connect_block(block, &self.params, &view)
             .map_err(|error| StoreError::InvalidBlock { hash, error })?;
-        let mut batch = WriteBatch::default();
-        stage_connect(&self.db, &mut batch, block, &changes);
         let entry = self
             .header_entry(&hash)?
             .ok_or_else(|| StoreError::Corrupt("connecting an unstored block".into()))?;
-        let entry = HeaderEntry {
+        self.commit_connect(WriteBatch::default(), block, hash, entry, &changes)
+    }
+
+    /// Adds to `batch` what connecting `block` changes, marks its header
+    /// valid, writes the batch and moves the tip to it.
+    fn commit_connect(
+        &mut self,
+        mut batch: WriteBatch,
+        block: &Block,
+        hash: BlockHash,
+        entry: HeaderEntry,
+        changes: &BlockChanges,
+    ) -> Result<(), StoreError> {
+        stage_connect(&self.db, &mut batch, block, changes);
+        let valid = HeaderEntry {
             status: Status::Valid,
             ..entry
         };
-        batch.put_cf(self.cf(HEADER_BY_HASH), hash.0, entry.encode());
+        batch.put_cf(self.cf(HEADER_BY_HASH), hash.0, valid.encode());
         self.write(batch)?;
         self.tip = Tip {
             hash,

@@ -67,6 +67,17 @@ pub fn child_with_extra(
     b
 }
 
+/// `genesis` followed by `n` empty blocks paying `to`, each 60 s after its parent.
+pub fn chain_of(params: &ChainParams, genesis: &Block, n: usize, to: PubkeyHash) -> Vec<Block> {
+    let mut chain = Vec::with_capacity(n + 1);
+    chain.push(genesis.clone());
+    for _ in 0..n {
+        let parent = chain[chain.len() - 1].header;
+        chain.push(child(params, &parent, vec![], Amount::ZERO, to));
+    }
+    chain
+}
+
 /// Re-mines a block after its contents were changed, fixing the Merkle root first.
 pub fn remine(block: &mut Block) {
     block.header.merkle_root = crate::block::merkle_root(&block.txids());

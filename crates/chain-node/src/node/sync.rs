@@ -548,18 +548,13 @@ impl<P: Copy + Eq + std::hash::Hash> Download<P> {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
-    use chain_core::test_utils::{child, easy_params, genesis};
-    use chain_core::{Amount, PubkeyHash};
+    use chain_core::test_utils::{chain_of, easy_params, genesis};
+    use chain_core::PubkeyHash;
 
     fn blocks(n: usize) -> Vec<Block> {
         let p = easy_params();
-        let mut out = vec![genesis(&p, PubkeyHash([1; 20]))];
-        for _ in 0..n {
-            let parent = out.last().unwrap().header;
-            out.push(child(&p, &parent, vec![], Amount(0), PubkeyHash([1; 20])));
-        }
-        out.remove(0);
-        out
+        let g = genesis(&p, PubkeyHash([1; 20]));
+        chain_of(&p, &g, n, PubkeyHash([1; 20])).split_off(1)
     }
 
     fn answer(bs: &[Block], which: &[usize]) -> Option<Result<Response, String>> {
