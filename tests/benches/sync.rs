@@ -196,7 +196,7 @@ fn main() -> Result<()> {
                     }
                 }
                 let peer = e2e_tests::TestPeer::connect(&addr);
-                let _ = peer.publish(p2p_proto::Announcement::Block(bad));
+                let _ = peer.publish(p2p_proto::Announcement::Block((&bad).into()));
                 rounds += 1;
             }
             rounds

@@ -64,12 +64,12 @@ fn every_invalid_block_from_a_peer_is_refused_and_the_peer_banned() {
         for b in &c.before {
             if sent.insert(b.hash()) {
                 let p = TestPeer::connect(&node.addr);
-                p.publish(Announcement::Block(b.clone())).unwrap();
+                p.publish(Announcement::Block(b.into())).unwrap();
                 refusal(&log, &b.hash().short());
             }
         }
         let peer = TestPeer::connect(&node.addr);
-        peer.publish(Announcement::Block(c.block.clone()))
+        peer.publish(Announcement::Block((&c.block).into()))
             .unwrap_or_else(|e| panic!("{name}: {e}"));
         sent.insert(c.block.hash());
         let reason = refusal(&log, &c.block.hash().short());
@@ -109,7 +109,7 @@ fn every_invalid_block_from_a_peer_is_refused_and_the_peer_banned() {
     // The honest block behind the CVE-2012-2459 mutation is still accepted.
     let honest = honest.expect("the duplicate-transactions case has an honest twin");
     let p = TestPeer::connect(&node.addr);
-    p.publish(Announcement::Block(honest.clone())).unwrap();
+    p.publish(Announcement::Block((&honest).into())).unwrap();
     eventually(WAIT, "the honest block to be connected", || {
         env.tip(&a)
             .filter(|t| t.1 == honest.hash().to_string())
@@ -183,7 +183,7 @@ fn junk_rate_abuse_and_a_flood_do_not_stop_honest_sync() {
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
                 let _ = send_junk(&addr, garbage_frame(sent as u8));
                 let peer = TestPeer::connect(&addr);
-                let _ = peer.publish(Announcement::Block(bad.next().unwrap()));
+                let _ = peer.publish(Announcement::Block((&bad.next().unwrap()).into()));
                 sent += 1;
             }
             sent

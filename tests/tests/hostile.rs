@@ -100,7 +100,7 @@ fn an_orphan_at_an_easier_difficulty_than_the_chain_allows_gets_its_sender_banne
         PubkeyHash([1; 20]),
     );
     let liar = TestPeer::connect(&node.addr);
-    liar.publish(Announcement::Block(cheap.clone())).unwrap();
+    liar.publish(Announcement::Block((&cheap).into())).unwrap();
     let id = liar.id();
     eventually(WAIT, "the orphan to be refused", || {
         let log = node.proc.log_text();
@@ -122,7 +122,7 @@ fn an_orphan_at_an_easier_difficulty_than_the_chain_allows_gets_its_sender_banne
         PubkeyHash([2; 20]),
     );
     let honest = TestPeer::connect(&node.addr);
-    honest.publish(Announcement::Block(fair)).unwrap();
+    honest.publish(Announcement::Block((&fair).into())).unwrap();
     std::thread::sleep(Duration::from_secs(2));
     assert!(honest.connected(), "an orphan is not an offence");
     assert_eq!(env.tip(&a), Some(before), "nothing changed");
@@ -163,7 +163,7 @@ fn a_peer_that_serves_blocks_nobody_asked_for_is_banned_and_sync_goes_on_from_an
             headers: headers.clone(),
         },
         p2p_proto::Request::GetData { .. } => p2p_proto::Response::Blocks {
-            blocks: vec![junk.clone()],
+            blocks: vec![p2p_proto::BlockBytes::from(&junk)],
             not_found: vec![],
         },
         _ => p2p_proto::Response::Error {
@@ -248,7 +248,7 @@ fn a_side_block_one_node_found_invalid_never_makes_honest_nodes_ban_each_other()
             blocks: branch
                 .iter()
                 .filter(|b| hashes.contains(&b.hash()))
-                .cloned()
+                .map(p2p_proto::BlockBytes::from)
                 .collect(),
             not_found: vec![],
         },
@@ -281,8 +281,8 @@ fn a_side_block_one_node_found_invalid_never_makes_honest_nodes_ban_each_other()
         .proc
         .wait_for_log(&format!("peer connected peer={b_id}"), WAIT);
     let to_a = TestPeer::connect(&node_a.addr);
-    to_a.publish(Announcement::Block(x.clone())).unwrap();
-    to_a.publish(Announcement::Block(z.clone())).unwrap();
+    to_a.publish(Announcement::Block((&x).into())).unwrap();
+    to_a.publish(Announcement::Block((&z).into())).unwrap();
     // Gossip is handled in order: once a payment of coins nobody has is
     // turned away, X and Z were handled.
     let marker = chain_core::test_utils::spend(
@@ -428,7 +428,7 @@ fn ten_thousand_cheap_side_blocks_at_height_one_store_nothing_and_stop_nothing()
     let flooder = TestPeer::connect(&node_n.addr);
     let started = std::time::Instant::now();
     for b in &flood {
-        flooder.publish(Announcement::Block(b.clone())).unwrap();
+        flooder.publish(Announcement::Block(b.into())).unwrap();
     }
     let flood_secs = started.elapsed().as_secs_f64();
     // The honest peer arrives while the flood is being handled.

@@ -116,10 +116,11 @@ fn mempool(c: &mut Criterion) {
     for tx in &txs[..1_000] {
         after.remove(&tx.inputs[0].prevout);
     }
+    let checked = chain_core::test_utils::checked(&block);
     g.bench_function("update for a block of 1,000 pool transactions", |b| {
         b.iter_batched(
             || pool.clone(),
-            |mut p| p.update_for_chain(vec![], std::slice::from_ref(&block), &after, 1),
+            |mut p| p.update_for_chain(vec![], std::slice::from_ref(&checked), &after, 1),
             BatchSize::LargeInput,
         )
     });

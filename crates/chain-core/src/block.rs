@@ -17,9 +17,12 @@
 
 use crate::address::PubkeyHash;
 use crate::amount::Amount;
+use crate::encode::{
+    check_limit, compact_size_len, serde_as_consensus_bytes, write_compact_size, Reader,
+};
 use crate::hash::{sha256d, BlockHash, MerkleRoot, Txid};
 use crate::pow::{CompactTarget, Work};
-use crate::transaction::{decode_exact, encode, DecodeError, Transaction};
+use crate::transaction::{DecodeError, Transaction, MIN_TX_SIZE};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -30,8 +33,8 @@ pub const MAX_BLOCK_SIZE: usize = 1_000_000;
 /// The header version this code writes and accepts.
 pub const BLOCK_VERSION: u32 = 1;
 
-/// A block header.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+/// A block header. Its serde form is its fixed 92-byte layout.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct BlockHeader {
     /// Format version.
     pub version: u32,
@@ -99,8 +102,46 @@ impl BlockHeader {
     }
 }
 
-/// A block: a header and its transactions, the coinbase first.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+impl Serialize for BlockHeader {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeTuple;
+        let bytes = self.to_bytes();
+        let mut t = s.serialize_tuple(HEADER_SIZE)?;
+        for b in &bytes {
+            t.serialize_element(b)?;
+        }
+        t.end()
+    }
+}
+
+impl<'de> Deserialize<'de> for BlockHeader {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = BlockHeader;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                write!(f, "a {HEADER_SIZE}-byte block header")
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<BlockHeader, A::Error> {
+                let mut b = [0u8; HEADER_SIZE];
+                for (i, slot) in b.iter_mut().enumerate() {
+                    *slot = seq
+                        .next_element()?
+                        .ok_or_else(|| serde::de::Error::invalid_length(i, &self))?;
+                }
+                Ok(BlockHeader::from_bytes(&b))
+            }
+        }
+        d.deserialize_tuple(HEADER_SIZE, V)
+    }
+}
+
+/// A block: a header and its transactions, the coinbase first. Its serde
+/// form is its consensus bytes.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Block {
     /// The header.
     pub header: BlockHeader,
@@ -108,25 +149,69 @@ pub struct Block {
     pub transactions: Vec<Transaction>,
 }
 
+serde_as_consensus_bytes!(Block, "a block's consensus bytes");
+
 impl Block {
     /// The block hash.
     pub fn hash(&self) -> BlockHash {
         self.header.hash()
     }
 
-    /// The canonical encoding.
+    /// The consensus encoding: the 92-byte header layout, the transaction
+    /// count (CompactSize), then each transaction's encoding.
     pub fn encode(&self) -> Vec<u8> {
-        encode(self)
+        let mut out = Vec::with_capacity(self.encoded_len());
+        out.extend_from_slice(&self.header.to_bytes());
+        write_compact_size(&mut out, self.transactions.len() as u64); // usize -> u64 is lossless on every supported target
+        for tx in &self.transactions {
+            tx.encode_to(&mut out);
+        }
+        out
     }
 
-    /// The length of the canonical encoding, counted without encoding.
+    /// The length of the consensus encoding, counted without encoding.
     pub fn encoded_len(&self) -> usize {
-        crate::transaction::encoded_len(self)
+        HEADER_SIZE
+            + compact_size_len(self.transactions.len() as u64) // lossless, as above
+            + self.transactions.iter().map(Transaction::size).sum::<usize>()
     }
 
-    /// Decodes a block, refusing more than [`MAX_BLOCK_SIZE`] bytes.
+    /// Decodes a block, refusing more than [`MAX_BLOCK_SIZE`] bytes,
+    /// trailing bytes and non-canonical sizes.
     pub fn decode(bytes: &[u8]) -> Result<Block, DecodeError> {
-        decode_exact(bytes, MAX_BLOCK_SIZE, "block")
+        Self::decode_with_txids(bytes).map(|(b, _)| b)
+    }
+
+    /// Decodes a block and computes its txids from the bytes each
+    /// transaction was read from, so nothing is encoded again.
+    pub fn decode_with_txids(bytes: &[u8]) -> Result<(Block, Vec<Txid>), DecodeError> {
+        check_limit(bytes, MAX_BLOCK_SIZE, "block")?;
+        let mut r = Reader::new(bytes, "block");
+        let header = BlockHeader::from_bytes(&r.array()?);
+        let n = r.count(MIN_TX_SIZE, "transactions")?;
+        let mut transactions = Vec::with_capacity(n);
+        let mut txids = Vec::with_capacity(n);
+        for _ in 0..n {
+            let start = r.position();
+            transactions.push(Transaction::read(&mut r)?);
+            txids.push(Txid(sha256d(&bytes[start..r.position()])));
+        }
+        r.finish()?;
+        Ok((
+            Block {
+                header,
+                transactions,
+            },
+            txids,
+        ))
+    }
+
+    /// The header of a block's consensus bytes, read without decoding the
+    /// rest: the encoding starts with the 92-byte layout.
+    pub fn header_of(bytes: &[u8]) -> Result<BlockHeader, DecodeError> {
+        Ok(BlockHeader::from_bytes(
+            &Reader::new(bytes, "block").array()?,
+        ))
     }
 
     /// The txids in order.
@@ -215,7 +300,7 @@ impl ChainParams {
             .get(4..)
             .filter(|r| r.starts_with(PARAMS_TAG))
             .ok_or(GenesisError::NoParams(hash))?;
-        let params: ChainParams = decode_exact(&rest[PARAMS_TAG.len()..], 64, "chain parameters")
+        let params = ChainParams::decode(&rest[PARAMS_TAG.len()..])
             .map_err(|e| GenesisError::BadParams(hash, e.to_string()))?;
         params
             .validate()
@@ -227,6 +312,34 @@ impl ChainParams {
             ));
         }
         Ok(params)
+    }
+
+    /// Size of the encoded parameters.
+    pub const ENCODED_SIZE: usize = 4 + 8 + 4 + 8;
+
+    /// The encoding carried in the genesis coinbase: initial bits (u32),
+    /// reward (u64), retarget interval (u32), target spacing (u64), each
+    /// little-endian.
+    pub fn encode(&self) -> [u8; Self::ENCODED_SIZE] {
+        let mut b = [0u8; Self::ENCODED_SIZE];
+        b[0..4].copy_from_slice(&self.initial_bits.0.to_le_bytes());
+        b[4..12].copy_from_slice(&self.reward.0.to_le_bytes());
+        b[12..16].copy_from_slice(&self.retarget_interval.to_le_bytes());
+        b[16..24].copy_from_slice(&self.target_spacing.to_le_bytes());
+        b
+    }
+
+    /// The inverse of [`ChainParams::encode`]; nothing may follow.
+    pub fn decode(bytes: &[u8]) -> Result<ChainParams, DecodeError> {
+        let mut r = Reader::new(bytes, "chain parameters");
+        let p = ChainParams {
+            initial_bits: CompactTarget(r.u32()?),
+            reward: Amount(r.u64()?),
+            retarget_interval: r.u32()?,
+            target_spacing: r.u64()?,
+        };
+        r.finish()?;
+        Ok(p)
     }
 
     /// Checks the parameters make sense.
@@ -250,7 +363,7 @@ impl ChainParams {
     /// The coinbase of a genesis block paying the reward to `to` and carrying these parameters.
     pub fn genesis_coinbase(&self, to: PubkeyHash) -> Transaction {
         let mut extra = PARAMS_TAG.to_vec();
-        extra.extend_from_slice(&encode(self));
+        extra.extend_from_slice(&self.encode());
         Transaction::coinbase(0, to, self.reward, &extra)
     }
 }

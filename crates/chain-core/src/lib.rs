@@ -7,6 +7,7 @@
 pub mod address;
 pub mod amount;
 pub mod block;
+pub mod encode;
 pub mod hash;
 pub mod keys;
 pub mod mempool;
@@ -26,4 +27,6 @@ pub use keys::{KeyError, PrivateKey, PublicKey};
 pub use mempool::{FeeRate, Mempool, MempoolConfig, MempoolError};
 pub use pow::{CompactTarget, Target, Work};
 pub use transaction::{DecodeError, OutPoint, Transaction, TxError, TxIn, TxOut};
-pub use validation::{BlockChanges, BlockError, Coin, HeaderContext, InputError, UtxoView};
+pub use validation::{
+    BlockChanges, BlockError, CheckedBlock, Coin, HeaderContext, InputError, UtxoView,
+};

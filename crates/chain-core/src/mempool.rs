@@ -29,10 +29,10 @@
 
 use crate::address::PubkeyHash;
 use crate::amount::Amount;
-use crate::block::{Block, MAX_BLOCK_SIZE};
+use crate::block::MAX_BLOCK_SIZE;
 use crate::hash::Txid;
 use crate::transaction::{OutPoint, Transaction, TxError, TxOut};
-use crate::validation::{check_transaction_inputs_with, Coin, InputError, UtxoView};
+use crate::validation::{check_transaction_inputs_with, CheckedBlock, Coin, InputError, UtxoView};
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, BinaryHeap, HashMap, HashSet, VecDeque};
 
@@ -1010,15 +1010,14 @@ impl Mempool {
     pub fn update_for_chain(
         &mut self,
         returned: Vec<Transaction>,
-        connected: &[Block],
+        connected: &[CheckedBlock],
         chain: &impl UtxoView,
         now: u64,
     ) -> Vec<Dropped> {
         let mut dropped = Vec::new();
         if returned.is_empty() {
             for block in connected {
-                for tx in &block.transactions {
-                    let txid = tx.txid();
+                for (tx, &txid) in block.transactions.iter().zip(block.txids()) {
                     if self.entries.contains_key(&txid) {
                         self.remove_one(&txid);
                         continue;
@@ -1042,7 +1041,7 @@ impl Mempool {
         }
         let confirmed: HashSet<Txid> = connected
             .iter()
-            .flat_map(|b| b.transactions.iter().map(Transaction::txid))
+            .flat_map(|b| b.txids().iter().copied())
             .collect();
         let previous = self.drain();
         for (tx, time) in returned

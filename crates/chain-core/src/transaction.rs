@@ -1,8 +1,8 @@
 //! Transactions, their canonical encoding, txids and the signature hash.
 //!
-//! The canonical encoding is postcard over the structs below. A txid is the
-//! double SHA-256 of that encoding, always recomputed from the decoded value,
-//! so a peer's choice of bytes cannot change it.
+//! The consensus encoding is written by hand ([`crate::encode`]). A txid is
+//! the double SHA-256 of that encoding; each transaction has exactly one
+//! encoding, so a peer's choice of bytes cannot change it.
 //!
 //! A coinbase has exactly one input whose outpoint is [`OutPoint::NULL`]; its
 //! `signature` field carries the coinbase data, which starts with the block
@@ -10,6 +10,10 @@
 
 use crate::address::PubkeyHash;
 use crate::amount::{Amount, MAX_MONEY};
+use crate::encode::{
+    check_limit, compact_size_len, serde_as_consensus_bytes, var_bytes_len, write_compact_size,
+    write_var_bytes, Reader,
+};
 use crate::hash::{sha256d, Txid};
 use crate::keys::PrivateKey;
 use serde::{Deserialize, Serialize};
@@ -71,7 +75,7 @@ impl std::fmt::Display for OutPoint {
 }
 
 /// A transaction input.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct TxIn {
     /// The output being spent.
     pub prevout: OutPoint,
@@ -90,8 +94,8 @@ pub struct TxOut {
     pub pubkey_hash: PubkeyHash,
 }
 
-/// A transaction.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+/// A transaction. Its serde form is its consensus bytes.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Transaction {
     /// Format version, currently 1.
     pub version: u32,
@@ -100,6 +104,8 @@ pub struct Transaction {
     /// Outputs.
     pub outputs: Vec<TxOut>,
 }
+
+serde_as_consensus_bytes!(Transaction, "a transaction's consensus bytes");
 
 /// Why a transaction is invalid on its own, before looking at the chain.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -189,68 +195,95 @@ pub enum DecodeError {
     NonCanonical(&'static str),
 }
 
-/// Decodes exactly one value of `T` from `bytes`, refusing more than `limit`
-/// bytes and any encoding other than the canonical one, so that each value
-/// has exactly one byte form on the wire and in the store.
-pub fn decode_exact<T: serde::de::DeserializeOwned + Serialize>(
-    bytes: &[u8],
-    limit: usize,
-    what: &'static str,
-) -> Result<T, DecodeError> {
-    if bytes.len() > limit {
-        return Err(DecodeError::TooLarge {
-            what,
-            size: bytes.len(),
-            limit,
-        });
-    }
-    let (v, rest) = postcard::take_from_bytes::<T>(bytes).map_err(|e| DecodeError::Malformed {
-        what,
-        reason: e.to_string(),
-    })?;
-    if !rest.is_empty() {
-        return Err(DecodeError::Trailing(what));
-    }
-    // postcard accepts overlong varints; re-encoding catches them.
-    if encode(&v) != bytes {
-        return Err(DecodeError::NonCanonical(what));
-    }
-    Ok(v)
-}
-
-/// Encodes any serde value canonically (postcard).
-pub fn encode<T: Serialize>(v: &T) -> Vec<u8> {
-    // Serialising plain structs of integers, arrays and vectors into a Vec
-    // cannot fail: postcard only errors on unsupported types or full buffers.
-    postcard::to_stdvec(v).expect("postcard encoding of a plain struct into a Vec cannot fail")
-}
-
-/// The length of [`encode`]'s output, counted without allocating.
-pub fn encoded_len<T: Serialize>(v: &T) -> usize {
-    // Counting bytes cannot fail, for the reason encoding into a Vec cannot.
-    postcard::serialize_with_flavor(v, postcard::ser_flavors::Size::default())
-        .expect("postcard size of a plain struct cannot fail")
-}
+/// The smallest encoded input: outpoint, two empty byte strings.
+const MIN_INPUT_SIZE: usize = 32 + 4 + 1 + 1;
+/// An encoded output: value and pubkey hash.
+const OUTPUT_SIZE: usize = 8 + 20;
+/// The smallest encoded transaction: version and two zero counts.
+pub(crate) const MIN_TX_SIZE: usize = 4 + 1 + 1;
 
 impl Transaction {
-    /// The canonical encoding.
+    /// The consensus encoding (`docs/protocol.md`): version (u32), input
+    /// count, each input (txid, vout u32, signature and public key as byte
+    /// strings), output count, each output (value u64, pubkey hash).
     pub fn encode(&self) -> Vec<u8> {
-        encode(self)
+        let mut out = Vec::with_capacity(self.size());
+        self.encode_to(&mut out);
+        out
     }
 
-    /// Decodes a transaction, refusing more than [`MAX_TX_SIZE`] bytes.
+    /// Appends the consensus encoding to `out`.
+    pub fn encode_to(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&self.version.to_le_bytes());
+        write_compact_size(out, self.inputs.len() as u64); // usize -> u64 is lossless on every supported target
+        for i in &self.inputs {
+            out.extend_from_slice(&i.prevout.txid.0);
+            out.extend_from_slice(&i.prevout.vout.to_le_bytes());
+            write_var_bytes(out, &i.signature);
+            write_var_bytes(out, &i.pubkey);
+        }
+        write_compact_size(out, self.outputs.len() as u64); // lossless, as above
+        for o in &self.outputs {
+            out.extend_from_slice(&o.value.0.to_le_bytes());
+            out.extend_from_slice(&o.pubkey_hash.0);
+        }
+    }
+
+    /// Decodes a transaction, refusing more than [`MAX_TX_SIZE`] bytes,
+    /// trailing bytes and non-canonical sizes.
     pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
-        decode_exact(bytes, MAX_TX_SIZE, "transaction")
+        check_limit(bytes, MAX_TX_SIZE, "transaction")?;
+        let mut r = Reader::new(bytes, "transaction");
+        let tx = Self::read(&mut r)?;
+        r.finish()?;
+        Ok(tx)
     }
 
-    /// The txid.
+    /// Reads one transaction from `r`.
+    pub fn read(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        let version = r.u32()?;
+        let n = r.count(MIN_INPUT_SIZE, "inputs")?;
+        let mut inputs = Vec::with_capacity(n);
+        for _ in 0..n {
+            inputs.push(TxIn {
+                prevout: OutPoint {
+                    txid: Txid(r.array()?),
+                    vout: r.u32()?,
+                },
+                signature: r.var_bytes("signature bytes")?,
+                pubkey: r.var_bytes("public key bytes")?,
+            });
+        }
+        let n = r.count(OUTPUT_SIZE, "outputs")?;
+        let mut outputs = Vec::with_capacity(n);
+        for _ in 0..n {
+            outputs.push(TxOut {
+                value: Amount(r.u64()?),
+                pubkey_hash: PubkeyHash(r.array()?),
+            });
+        }
+        Ok(Transaction {
+            version,
+            inputs,
+            outputs,
+        })
+    }
+
+    /// The txid: the double SHA-256 of the consensus encoding.
     pub fn txid(&self) -> Txid {
         Txid(sha256d(&self.encode()))
     }
 
-    /// Encoded size in bytes.
+    /// Encoded size in bytes, counted without encoding.
     pub fn size(&self) -> usize {
-        encoded_len(self)
+        let counts = compact_size_len(self.inputs.len() as u64) // lossless, as above
+            + compact_size_len(self.outputs.len() as u64);
+        let inputs: usize = self
+            .inputs
+            .iter()
+            .map(|i| 36 + var_bytes_len(i.signature.len()) + var_bytes_len(i.pubkey.len()))
+            .sum();
+        4 + counts + inputs + OUTPUT_SIZE * self.outputs.len()
     }
 
     /// True for a coinbase.
@@ -293,7 +326,12 @@ impl Transaction {
 
     /// Context-free checks: structure, sizes, amounts, duplicate inputs.
     pub fn check(&self) -> Result<(), TxError> {
-        let txid = self.txid();
+        self.check_with_txid(self.txid())
+    }
+
+    /// [`Transaction::check`] for a transaction whose txid is known, so it
+    /// is not hashed again.
+    pub fn check_with_txid(&self, txid: Txid) -> Result<(), TxError> {
         if self.version != 1 {
             return Err(TxError::BadVersion {
                 txid,
@@ -435,17 +473,62 @@ mod tests {
     }
 
     #[test]
-    fn overlong_varint_is_not_canonical() {
+    fn encoding_byte_by_byte() {
+        let tx = sample();
+        let b = tx.encode();
+        let mut want = vec![1, 0, 0, 0, 1];
+        want.extend_from_slice(&[1; 32]);
+        want.extend_from_slice(&[0, 0, 0, 0, 70]);
+        want.extend_from_slice(&[1; 70]);
+        want.push(33);
+        want.extend_from_slice(&[2; 33]);
+        want.push(1);
+        want.extend_from_slice(&[5, 0, 0, 0, 0, 0, 0, 0]);
+        want.extend_from_slice(&[3; 20]);
+        assert_eq!(b, want);
+        assert_eq!(tx.size(), b.len());
+        assert_eq!(tx.txid(), Txid(sha256d(&want)));
+    }
+
+    /// The example in `docs/protocol.md`.
+    #[test]
+    fn coinbase_example_bytes() {
+        let cb = Transaction::coinbase(1, PubkeyHash([0x11; 20]), Amount(20), b"");
+        let want = concat!(
+            "01000000",
+            "01",
+            "0000000000000000000000000000000000000000000000000000000000000000",
+            "ffffffff",
+            "0401000000",
+            "00",
+            "01",
+            "1400000000000000",
+            "1111111111111111111111111111111111111111",
+        );
+        assert_eq!(hex::encode(cb.encode()), want);
+        assert_eq!(cb.size(), 76);
+        assert_eq!(
+            cb.txid().to_string(),
+            "e0dd622a72e19e56967791c1cd7099201e5e0c8c0e57dc7bc2f96356e0290fc1"
+        );
+    }
+
+    #[test]
+    fn overlong_sizes_and_truncation_are_refused() {
         let tx = sample();
         let bytes = tx.encode();
-        assert_eq!(bytes[0], 1, "the version is a one-byte varint");
-        // 0x81 0x00 is an overlong varint for 1.
-        let mut overlong = vec![0x81, 0x00];
-        overlong.extend_from_slice(&bytes[1..]);
+        assert_eq!(bytes[4], 1, "the input count is one byte");
+        // 0xfd 0x01 0x00 is an overlong CompactSize for 1.
+        let mut overlong = bytes[..4].to_vec();
+        overlong.extend_from_slice(&[0xfd, 0x01, 0x00]);
+        overlong.extend_from_slice(&bytes[5..]);
         assert_eq!(
             Transaction::decode(&overlong),
             Err(DecodeError::NonCanonical("transaction"))
         );
+        for cut in 0..bytes.len() {
+            assert!(Transaction::decode(&bytes[..cut]).is_err(), "{cut}");
+        }
     }
 
     #[test]

@@ -227,8 +227,72 @@ impl BlockError {
     }
 }
 
-/// Context-free checks on a block.
-pub fn check_block(block: &Block) -> Result<(), BlockError> {
+/// A block whose context-free checks passed, with what they computed once:
+/// its hash, its txids and its encoded size. Connecting it, storing it, the
+/// mempool's update and relay read these instead of hashing again.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CheckedBlock {
+    block: Block,
+    hash: BlockHash,
+    txids: Vec<Txid>,
+    size: usize,
+}
+
+impl CheckedBlock {
+    /// The block.
+    pub fn block(&self) -> &Block {
+        &self.block
+    }
+
+    /// The block hash.
+    pub fn hash(&self) -> BlockHash {
+        self.hash
+    }
+
+    /// The txids, in block order.
+    pub fn txids(&self) -> &[Txid] {
+        &self.txids
+    }
+
+    /// The encoded size in bytes.
+    pub fn size(&self) -> usize {
+        self.size
+    }
+
+    /// The block, giving up what was computed.
+    pub fn into_block(self) -> Block {
+        self.block
+    }
+
+    /// A block read back from storage that holds only blocks which passed
+    /// [`check_body`]: decoded, its txids hashed from the bytes, and not
+    /// checked again.
+    pub fn from_stored_bytes(bytes: &[u8]) -> Result<CheckedBlock, crate::DecodeError> {
+        let (block, txids) = Block::decode_with_txids(bytes)?;
+        Ok(CheckedBlock {
+            hash: block.hash(),
+            block,
+            txids,
+            size: bytes.len(),
+        })
+    }
+}
+
+impl PartialEq<Block> for CheckedBlock {
+    fn eq(&self, other: &Block) -> bool {
+        self.block == *other
+    }
+}
+
+impl std::ops::Deref for CheckedBlock {
+    type Target = Block;
+    fn deref(&self) -> &Block {
+        &self.block
+    }
+}
+
+/// Context-free checks on a block: [`check_header`] then [`check_body`].
+pub fn check_block(block: &Block) -> Result<CheckedBlock, BlockError> {
     check_header(&block.header)?;
     check_body(block)
 }
@@ -255,7 +319,7 @@ pub fn check_header(h: &BlockHeader) -> Result<(), BlockError> {
 /// txids, the Merkle root, each transaction's own checks and the coinbase
 /// height. A failure here says nothing about the header: another body may
 /// match it (CVE-2012-2459), so a store must not remember the header as bad.
-pub fn check_body(block: &Block) -> Result<(), BlockError> {
+pub fn check_body(block: &Block) -> Result<CheckedBlock, BlockError> {
     let h = &block.header;
     let size = block.encoded_len();
     if size > MAX_BLOCK_SIZE {
@@ -290,13 +354,18 @@ pub fn check_body(block: &Block) -> Result<(), BlockError> {
             computed,
         });
     }
-    for tx in &block.transactions {
-        tx.check()?;
+    for (tx, txid) in block.transactions.iter().zip(&txids) {
+        tx.check_with_txid(*txid)?;
     }
     if first.coinbase_height() != Some(h.height) {
         return Err(BlockError::CoinbaseHeight(h.height));
     }
-    Ok(())
+    Ok(CheckedBlock {
+        block: block.clone(),
+        hash: h.hash(),
+        txids,
+        size,
+    })
 }
 
 /// What a header is checked against: facts about its parent's chain.
@@ -504,9 +573,9 @@ pub struct BlockChanges {
 }
 
 /// Full contextual validation of a block's transactions against the UTXO set
-/// of its parent. The block must already have passed [`check_block`].
+/// of its parent; [`check_block`] made it a [`CheckedBlock`].
 pub fn connect_block(
-    block: &Block,
+    block: &CheckedBlock,
     params: &ChainParams,
     view: &impl UtxoView,
 ) -> Result<BlockChanges, BlockError> {
@@ -516,8 +585,7 @@ pub fn connect_block(
     let mut changes = BlockChanges::default();
     let mut jobs = Vec::new();
     let mut order: Vec<OutPoint> = Vec::new();
-    for (i, tx) in block.transactions.iter().enumerate() {
-        let txid = tx.txid();
+    for (i, (tx, &txid)) in block.transactions.iter().zip(block.txids()).enumerate() {
         if i > 0 {
             let fee = check_inputs(
                 tx,

@@ -25,7 +25,7 @@ fn fixture() -> Fixture {
     let key = PrivateKey::generate();
     let pkh = key.public_key().pubkey_hash();
     let genesis = genesis(&params, pkh);
-    let changes = connect_block(&genesis, &params, &HashMap::new()).unwrap();
+    let changes = connect_block(&check_block(&genesis).unwrap(), &params, &HashMap::new()).unwrap();
     let utxo = changes.created.into_iter().collect();
     Fixture {
         params,
@@ -41,8 +41,8 @@ fn coinbase_coin(f: &Fixture) -> (OutPoint, TxOut) {
 }
 
 fn connect(f: &Fixture, b: &Block) -> Result<(), BlockError> {
-    check_block(b)?;
-    connect_block(b, &f.params, &f.utxo).map(|_| ())
+    let b = check_block(b)?;
+    connect_block(&b, &f.params, &f.utxo).map(|_| ())
 }
 
 #[test]
@@ -56,8 +56,7 @@ fn a_valid_spend_connects_with_fees() {
         Amount(3),
     );
     let b = child(&f.params, &f.genesis.header, vec![tx], Amount(3), f.pkh);
-    check_block(&b).unwrap();
-    let ch = connect_block(&b, &f.params, &f.utxo).unwrap();
+    let ch = connect_block(&check_block(&b).unwrap(), &f.params, &f.utxo).unwrap();
     assert_eq!(ch.fees, Amount(3));
     assert_eq!(ch.spent.len(), 1);
     assert_eq!(ch.created.len(), 3);
@@ -383,13 +382,14 @@ fn mempool_chains_double_spends_and_templates() {
 
     // The block confirms both; the pool empties.
     let block = child(&f.params, &f.genesis.header, txs, fees, f.pkh);
-    let ch = connect_block(&block, &f.params, &f.utxo).unwrap();
+    let ch = connect_block(&check_block(&block).unwrap(), &f.params, &f.utxo).unwrap();
     let mut utxo = f.utxo.clone();
     for (op, _) in &ch.spent {
         utxo.remove(op);
     }
     utxo.extend(ch.created);
-    let dropped = pool.update_for_chain(vec![], std::slice::from_ref(&block), &utxo, 0);
+    let dropped =
+        pool.update_for_chain(vec![], &[chain_core::test_utils::checked(&block)], &utxo, 0);
     assert!(pool.is_empty() && dropped.is_empty());
 
     // Disconnecting it gives both back, in order.

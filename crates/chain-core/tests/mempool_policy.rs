@@ -262,7 +262,12 @@ fn a_new_block_verifies_no_signature_again() {
     let mut utxo = c.utxo.clone();
     utxo.remove(&list[0].0);
     utxo.remove(&list[1].0);
-    let dropped = pool.update_for_chain(vec![], std::slice::from_ref(&block), &utxo, 10);
+    let dropped = pool.update_for_chain(
+        vec![],
+        &[chain_core::test_utils::checked(&block)],
+        &utxo,
+        10,
+    );
     assert_eq!(dropped.len(), 1, "the conflicting transaction leaves");
     assert_eq!(pool.len(), 9_998);
     assert_eq!(pool.signatures_verified(), 10_000, "nothing verified again");

@@ -16,7 +16,7 @@ use chain_core::block::{Block, BlockHeader};
 use chain_core::pow::Work;
 use chain_core::{BlockHash, Mempool, MempoolConfig, MempoolError, PubkeyHash, Transaction};
 use chain_store::{unix_now, Accepted, ChainStore, HeaderBranch, Status, StoreError, Tip};
-use p2p_proto::{Request, Response, UtxoEntry};
+use p2p_proto::{BlockBytes, Request, Response, UtxoEntry};
 use std::hash::Hash;
 use std::path::PathBuf;
 use tokio::sync::{mpsc, oneshot, watch};
@@ -707,11 +707,11 @@ impl<P: Copy + Eq + Hash + std::fmt::Display> Actor<P> {
                     // Only blocks this node validated in full are served.
                     let valid =
                         matches!(s.header_entry(&h), Ok(Some(e)) if e.status == Status::Valid);
-                    // The stored bytes give the size; the block is decoded once.
+                    // Served as stored: the bytes are what was checked.
                     let stored = s.block_bytes(&h).ok().flatten().filter(|_| valid);
-                    match stored.and_then(|raw| Block::decode(&raw).ok().map(|b| (raw.len(), b))) {
-                        Some((size, b)) => {
-                            bytes += size;
+                    match stored.map(BlockBytes::new) {
+                        Some(b) => {
+                            bytes += b.len();
                             blocks.push(b);
                         }
                         None => not_found.push(h),
@@ -867,7 +867,7 @@ mod tests {
                 .await;
             match r {
                 Response::Blocks { blocks, not_found } => {
-                    assert_eq!(blocks, vec![b1.clone()]);
+                    assert_eq!(blocks, vec![BlockBytes::from(&b1)]);
                     assert_eq!(not_found, vec![BlockHash([1; 32])]);
                 }
                 other => panic!("{other:?}"),

@@ -1,19 +1,20 @@
 //! The mempool on disk (Bitcoin Core's `mempool.dat`): written at a clean
 //! shutdown, read at start and every transaction validated again.
 //!
-//! Layout: the 8 bytes `CMPOOL01`, the genesis hash (32 bytes), the
-//! postcard encoding of `Vec<(u64, Transaction)>` (each transaction with the
-//! unix time it entered the pool, in dependency order), then the SHA-256 of
+//! Layout: the 8 bytes `CMPOOL02`, the genesis hash (32 bytes), the
+//! postcard encoding of `Vec<(u64, Transaction)>` (each transaction, a byte
+//! string of its consensus encoding, with the unix time it entered the
+//! pool, in dependency order), then the SHA-256 of
 //! everything before it (32 bytes). The file is written to a temporary name,
 //! synced and renamed, so a crash leaves the old file or the new one.
 
-use chain_core::transaction::{decode_exact, encode};
 use chain_core::{BlockHash, Transaction};
+use p2p_proto::{decode_exact, encode};
 use sha2::{Digest, Sha256};
 use std::io::Write;
 use std::path::Path;
 
-const MAGIC: &[u8; 8] = b"CMPOOL01";
+const MAGIC: &[u8; 8] = b"CMPOOL02";
 /// Largest file read: a full default pool with room for its framing.
 const MAX_FILE: usize = 256 * 1024 * 1024;
 

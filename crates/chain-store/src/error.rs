@@ -17,7 +17,7 @@ pub enum StoreError {
     #[error("a chain already exists in {0}; nothing was changed")]
     AlreadyExists(PathBuf),
     /// The stored format is not one this program understands.
-    #[error("the chain in {path} has storage format {found}, this program reads format {expected}; use a matching version of the program")]
+    #[error("the chain in {path} has storage format {found}, this program reads format {expected}; use a matching version of the program, or move the directory aside and sync the chain again (format 1 chains used an older transaction encoding and cannot be converted; wallets are not affected)")]
     UnknownFormat {
         /// The path.
         path: PathBuf,

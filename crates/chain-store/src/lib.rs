@@ -43,7 +43,7 @@ use chain_core::block::{Block, BlockHeader, ChainParams};
 use chain_core::pow::Work;
 use chain_core::validation::{
     self, check_block, check_body, check_header, check_header_context, connect_block, BlockChanges,
-    BlockError, Coin, HeaderContext, UtxoView,
+    BlockError, CheckedBlock, Coin, HeaderContext, UtxoView,
 };
 use chain_core::{Amount, BlockHash, OutPoint, PubkeyHash, Transaction, Txid};
 use rocksdb::{ColumnFamilyDescriptor, IteratorMode, Options, WriteBatch, WriteOptions, DB};
@@ -115,9 +115,9 @@ pub enum Accepted {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ChainUpdate {
     /// Blocks disconnected, tip first.
-    pub disconnected: Vec<Block>,
+    pub disconnected: Vec<CheckedBlock>,
     /// Blocks connected, oldest first.
-    pub connected: Vec<Block>,
+    pub connected: Vec<CheckedBlock>,
 }
 
 impl ChainUpdate {
@@ -239,7 +239,7 @@ impl ChainStore {
             return Err(StoreError::AlreadyExists(path.to_path_buf()));
         }
         let params = ChainParams::from_genesis(genesis)?;
-        check_block(genesis).map_err(|error| StoreError::InvalidBlock {
+        let genesis = check_block(genesis).map_err(|error| StoreError::InvalidBlock {
             hash: genesis.hash(),
             error,
         })?;
@@ -284,9 +284,9 @@ impl ChainStore {
             batch.put_cf(cf(META), META_GENESIS, hash.0);
             batch.put_cf(cf(BLOCK_BY_HASH), hash.0, genesis.encode());
             batch.put_cf(cf(HEADER_BY_HASH), hash.0, entry.encode());
-            let changes = connect_block(genesis, &params, &HashMap::new())
+            let changes = connect_block(&genesis, &params, &HashMap::new())
                 .map_err(|error| StoreError::InvalidBlock { hash, error })?;
-            stage_connect(&db, &mut batch, genesis, &changes);
+            stage_connect(&db, &mut batch, &genesis, &changes);
             db.write_opt(batch, &sync_write())?;
         }
         if Self::exists(path) {
@@ -443,6 +443,22 @@ impl ChainStore {
                 .map(Some)
                 .map_err(|e| StoreError::Corrupt(format!("block {hash}: {e}"))),
         }
+    }
+
+    /// A stored block with its hash, txids and size, computed from its
+    /// bytes (stored blocks passed their checks when they were stored).
+    pub fn checked_block(&self, hash: &BlockHash) -> Result<Option<CheckedBlock>, StoreError> {
+        match self.db.get_pinned_cf(self.cf(BLOCK_BY_HASH), hash.0)? {
+            None => Ok(None),
+            Some(b) => CheckedBlock::from_stored_bytes(&b)
+                .map(Some)
+                .map_err(|e| StoreError::Corrupt(format!("block {hash}: {e}"))),
+        }
+    }
+
+    fn stored_block(&self, hash: &BlockHash) -> Result<CheckedBlock, StoreError> {
+        self.checked_block(hash)?
+            .ok_or_else(|| StoreError::Corrupt(format!("block {hash} missing")))
     }
 
     /// A stored block's encoding, without decoding it.
@@ -757,7 +773,7 @@ impl ChainStore {
         }
         // Only now is the body hashed. A body that does not match its header
         // says nothing about the header (see the module docs): nothing is kept.
-        check_body(block).map_err(invalid)?;
+        let block = check_body(block).map_err(invalid)?;
         let entry = HeaderEntry {
             header: block.header,
             chain_work,
@@ -765,7 +781,7 @@ impl ChainStore {
         };
         if prev == self.tip.hash {
             // The common case: one batch stores and connects it.
-            return self.extend_tip(block, hash, entry).map(Accepted::NewTip);
+            return self.extend_tip(block, entry).map(Accepted::NewTip);
         }
         let mut batch = WriteBatch::default();
         batch.put_cf(self.cf(BLOCK_BY_HASH), hash.0, block.encode());
@@ -774,7 +790,7 @@ impl ChainStore {
         if entry.chain_work <= self.tip.work {
             return Ok(Accepted::SideChain);
         }
-        let result = self.reorganize_to(hash, entry);
+        let result = self.reorganize_to(hash, entry, Some(block));
         if let Err(StoreError::InvalidBlock { .. }) = &result {
             // The target's branch failed; another stored branch may now be
             // the best valid one.
@@ -827,7 +843,7 @@ impl ChainStore {
                 break;
             }
             tracing::info!(%hash, height = entry.header.height, "activating the stored branch with the most work");
-            match self.reorganize_to(hash, entry) {
+            match self.reorganize_to(hash, entry, None) {
                 Ok(update) => {
                     let all = changed.get_or_insert_with(ChainUpdate::default);
                     all.disconnected.extend(update.disconnected);
@@ -864,16 +880,19 @@ impl ChainStore {
     /// would leave it: for tests of start-up recovery.
     #[cfg(any(test, feature = "test-utils"))]
     pub fn disconnect_tip_for_tests(&mut self) -> Result<Block, StoreError> {
-        self.disconnect_tip()
+        self.disconnect_tip().map(CheckedBlock::into_block)
     }
 
     /// Moves the best chain to `target`. Each block connected or
     /// disconnected is its own atomic batch. If a block of the new branch is
     /// invalid, it is marked so and the previous best chain is restored.
+    /// `target_block` is the target's block when the caller holds it, so it
+    /// is not read back.
     fn reorganize_to(
         &mut self,
         target: BlockHash,
         target_entry: HeaderEntry,
+        mut target_block: Option<CheckedBlock>,
     ) -> Result<ChainUpdate, StoreError> {
         // Walk the new branch back to a best-chain block: the fork point.
         let mut branch = vec![(target, target_entry)];
@@ -907,11 +926,12 @@ impl ChainStore {
         while self.tip.height > fork_height {
             update.disconnected.push(self.disconnect_tip()?);
         }
-        for (i, (hash, _)) in branch.iter().enumerate() {
-            let block = self
-                .block(hash)?
-                .ok_or_else(|| StoreError::Corrupt(format!("block {hash} missing")))?;
-            match self.connect(&block) {
+        for (i, (hash, entry)) in branch.iter().enumerate() {
+            let block = match target_block.take_if(|b| b.hash() == *hash) {
+                Some(b) => b,
+                None => self.stored_block(hash)?,
+            };
+            match self.connect(&block, *entry) {
                 Ok(()) => update.connected.push(block),
                 Err(StoreError::InvalidBlock { hash: bad, error }) => {
                     // The failed block and every block after it on this branch.
@@ -921,7 +941,10 @@ impl ChainStore {
                         self.disconnect_tip()?;
                     }
                     for old in update.disconnected.iter().rev() {
-                        self.connect(old)?;
+                        let entry = self.header_entry(&old.hash())?.ok_or_else(|| {
+                            StoreError::Corrupt("a disconnected block's header is missing".into())
+                        })?;
+                        self.connect(old, entry)?;
                     }
                     return Err(StoreError::InvalidBlock { hash: bad, error });
                 }
@@ -936,19 +959,19 @@ impl ChainStore {
     /// refused without being checked again.
     fn extend_tip(
         &mut self,
-        block: &Block,
-        hash: BlockHash,
+        block: CheckedBlock,
         entry: HeaderEntry,
     ) -> Result<ChainUpdate, StoreError> {
-        let view = self.prefetch_inputs(block)?;
+        let hash = block.hash();
+        let view = self.prefetch_inputs(&block)?;
         let mut batch = WriteBatch::default();
         batch.put_cf(self.cf(BLOCK_BY_HASH), hash.0, block.encode());
-        match connect_block(block, &self.params, &view) {
+        match connect_block(&block, &self.params, &view) {
             Ok(changes) => {
-                self.commit_connect(batch, block, hash, entry, &changes)?;
+                self.commit_connect(batch, &block, entry, &changes)?;
                 Ok(ChainUpdate {
                     disconnected: Vec::new(),
-                    connected: vec![block.clone()],
+                    connected: vec![block],
                 })
             }
             Err(error) => {
@@ -963,16 +986,17 @@ impl ChainStore {
         }
     }
 
-    /// Connects a stored `block` on top of the tip in one batch.
-    fn connect(&mut self, block: &Block) -> Result<(), StoreError> {
-        let hash = block.hash();
+    /// Connects a stored `block`, whose header entry is `entry`, on top of
+    /// the tip in one batch.
+    fn connect(&mut self, block: &CheckedBlock, entry: HeaderEntry) -> Result<(), StoreError> {
         let view = self.prefetch_inputs(block)?;
-        let changes = connect_block(block, &self.params, &view)
-            .map_err(|error| StoreError::InvalidBlock { hash, error })?;
-        let entry = self
-            .header_entry(&hash)?
-            .ok_or_else(|| StoreError::Corrupt("connecting an unstored block".into()))?;
-        self.commit_connect(WriteBatch::default(), block, hash, entry, &changes)
+        let changes = connect_block(block, &self.params, &view).map_err(|error| {
+            StoreError::InvalidBlock {
+                hash: block.hash(),
+                error,
+            }
+        })?;
+        self.commit_connect(WriteBatch::default(), block, entry, &changes)
     }
 
     /// Adds to `batch` what connecting `block` changes, marks its header
@@ -980,11 +1004,11 @@ impl ChainStore {
     fn commit_connect(
         &mut self,
         mut batch: WriteBatch,
-        block: &Block,
-        hash: BlockHash,
+        block: &CheckedBlock,
         entry: HeaderEntry,
         changes: &BlockChanges,
     ) -> Result<(), StoreError> {
+        let hash = block.hash();
         stage_connect(&self.db, &mut batch, block, changes);
         let valid = HeaderEntry {
             status: Status::Valid,
@@ -1027,16 +1051,14 @@ impl ChainStore {
     }
 
     /// Disconnects the tip in one batch and returns its block.
-    fn disconnect_tip(&mut self) -> Result<Block, StoreError> {
+    fn disconnect_tip(&mut self) -> Result<CheckedBlock, StoreError> {
         let hash = self.tip.hash;
         if hash == self.genesis {
             return Err(StoreError::Corrupt(
                 "asked to disconnect the genesis block".into(),
             ));
         }
-        let block = self
-            .block(&hash)?
-            .ok_or_else(|| StoreError::Corrupt(format!("tip block {hash} missing")))?;
+        let block = self.stored_block(&hash)?;
         let undo = self
             .db
             .get_cf(self.cf(UNDO_BY_HASH), hash.0)?
@@ -1044,8 +1066,7 @@ impl ChainStore {
         let undo = decode_undo(&undo)
             .ok_or_else(|| StoreError::Corrupt(format!("undo data of {hash}")))?;
         let mut batch = WriteBatch::default();
-        for tx in &block.transactions {
-            let txid = tx.txid();
+        for (tx, &txid) in block.transactions.iter().zip(block.txids()) {
             for (i, o) in tx.outputs.iter().enumerate() {
                 // Output counts are bounded by the block size limit.
                 let op = OutPoint {
@@ -1133,9 +1154,7 @@ impl ChainStore {
             let hash = self.hash_at(height)?.ok_or_else(|| {
                 StoreError::Corrupt(format!("no best-chain block at height {height}"))
             })?;
-            let block = self
-                .block(&hash)?
-                .ok_or_else(|| StoreError::Corrupt(format!("block {hash} missing")))?;
+            let block = self.stored_block(&hash)?;
             let changes = connect_block(&block, &self.params, &utxo)
                 .map_err(|error| StoreError::InvalidBlock { hash, error })?;
             for (op, _) in &changes.spent {
@@ -1144,9 +1163,9 @@ impl ChainStore {
             for (op, c) in &changes.created {
                 utxo.insert(*op, *c);
             }
-            for (i, tx) in block.transactions.iter().enumerate() {
+            for (i, txid) in block.txids().iter().enumerate() {
                 // Positions are bounded by the block size limit.
-                txs.push((tx.txid(), hash, i as u32));
+                txs.push((*txid, hash, i as u32));
             }
             undos.push((hash, changes.spent));
         }
@@ -1277,7 +1296,7 @@ fn clear_cf(db: &DB, batch: &mut WriteBatch, name: &str) -> Result<(), StoreErro
 fn stage_connect(
     db: &DB,
     batch: &mut WriteBatch,
-    block: &Block,
+    block: &CheckedBlock,
     changes: &validation::BlockChanges,
 ) {
     let cf = |n: &str| {
@@ -1300,13 +1319,9 @@ fn stage_connect(
             encode_coin(coin),
         );
     }
-    for (i, tx) in block.transactions.iter().enumerate() {
+    for (i, txid) in block.txids().iter().enumerate() {
         // Positions are bounded by the block size limit.
-        batch.put_cf(
-            cf(TX_LOC_BY_TXID),
-            tx.txid().0,
-            encode_tx_loc(&hash, i as u32),
-        );
+        batch.put_cf(cf(TX_LOC_BY_TXID), txid.0, encode_tx_loc(&hash, i as u32));
     }
     batch.put_cf(cf(UNDO_BY_HASH), hash.0, encode_undo(&changes.spent));
     batch.put_cf(cf(HASH_BY_HEIGHT), height_key(block.header.height), hash.0);

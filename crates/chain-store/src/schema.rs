@@ -36,7 +36,7 @@ pub const ALL_CFS: [&str; 8] = [
 ];
 
 /// The storage format this code reads and writes.
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
 
 /// Meta key of the format version (u32 big-endian).
 pub const META_FORMAT: &[u8] = b"format_version";

@@ -6,13 +6,46 @@
 //! reading it, and every vector is capped while it is decoded, before its
 //! elements are allocated. `docs/protocol.md` is the specification.
 
-use chain_core::transaction::{decode_exact, encode, DecodeError};
+use chain_core::transaction::DecodeError;
 use chain_core::{
-    Amount, Block, BlockHash, BlockHeader, OutPoint, PubkeyHash, Transaction, Txid, MAX_BLOCK_SIZE,
+    Amount, BlockHash, BlockHeader, OutPoint, PubkeyHash, Transaction, Txid, MAX_BLOCK_SIZE,
 };
 use serde::{Deserialize, Serialize};
 
 pub mod bounded;
+mod raw;
+
+pub use raw::BlockBytes;
+
+/// Decodes exactly one postcard value of `T` from `bytes`, refusing more
+/// than `limit` bytes, trailing bytes and any encoding other than the
+/// canonical one, so that each message has exactly one byte form.
+pub fn decode_exact<T: serde::de::DeserializeOwned + Serialize>(
+    bytes: &[u8],
+    limit: usize,
+    what: &'static str,
+) -> Result<T, DecodeError> {
+    chain_core::encode::check_limit(bytes, limit, what)?;
+    let (v, rest) = postcard::take_from_bytes::<T>(bytes).map_err(|e| DecodeError::Malformed {
+        what,
+        reason: e.to_string(),
+    })?;
+    if !rest.is_empty() {
+        return Err(DecodeError::Trailing(what));
+    }
+    // postcard accepts overlong varints; re-encoding catches them.
+    if encode(&v) != bytes {
+        return Err(DecodeError::NonCanonical(what));
+    }
+    Ok(v)
+}
+
+/// Encodes a message with postcard.
+pub fn encode<T: Serialize>(v: &T) -> Vec<u8> {
+    // Serialising plain structs of integers, arrays and vectors into a Vec
+    // cannot fail: postcard only errors on unsupported types or full buffers.
+    postcard::to_stdvec(v).expect("postcard encoding of a plain struct into a Vec cannot fail")
+}
 
 /// The protocol version spoken.
 pub const PROTOCOL_VERSION: u32 = 1;
@@ -130,7 +163,7 @@ pub enum Response {
     Blocks {
         /// The blocks.
         #[serde(deserialize_with = "bounded::vec::<_, _, MAX_BLOCKS_PER_REPLY>")]
-        blocks: Vec<Block>,
+        blocks: Vec<BlockBytes>,
         /// Hashes the receiver does not have.
         #[serde(deserialize_with = "bounded::vec::<_, _, MAX_GETDATA>")]
         not_found: Vec<BlockHash>,
@@ -171,8 +204,9 @@ pub enum Response {
 /// A gossip announcement.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Announcement {
-    /// A new block.
-    Block(Block),
+    /// A new block, as its consensus bytes (decoded by the receiver's
+    /// node, not its network layer).
+    Block(BlockBytes),
     /// A new transaction.
     Tx(Transaction),
 }

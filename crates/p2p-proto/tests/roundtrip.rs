@@ -157,6 +157,16 @@ fn block_announcement_round_trips() {
         &chain_core::test_utils::easy_params(),
         key.public_key().pubkey_hash(),
     );
-    let a = Announcement::Block(g);
-    assert_eq!(Announcement::decode(&a.encode()).unwrap(), a);
+    let a = Announcement::Block((&g).into());
+    let bytes = a.encode();
+    // Variant 0, a varint length, then the block's consensus bytes.
+    let block = g.encode();
+    assert_eq!(bytes[0], 0);
+    assert!(bytes.ends_with(&block));
+    assert_eq!(Announcement::decode(&bytes).unwrap(), a);
+    let Announcement::Block(b) = Announcement::decode(&bytes).unwrap() else {
+        panic!("a block announcement")
+    };
+    assert_eq!(b.hash().unwrap(), g.hash());
+    assert_eq!(b.decode().unwrap(), g);
 }

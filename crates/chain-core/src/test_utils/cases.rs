@@ -525,7 +525,7 @@ pub fn oversized(base: &CaseBase) -> BlockCase {
     }
     // Trim the last filler so the block is only just over the limit.
     let size = base.assemble(txs.clone(), Amount::ZERO).encode().len();
-    let one_output = 21; // a one-byte varint value and a 20-byte hash
+    let one_output = 28; // an 8-byte value and a 20-byte hash
     let trim = (size - MAX_BLOCK_SIZE - 1) / one_output;
     txs.pop();
     txs.push(filler(n, filler_outputs - trim));

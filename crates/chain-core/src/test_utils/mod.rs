@@ -149,3 +149,10 @@ pub fn outputs_of(tx: &Transaction) -> Vec<(OutPoint, TxOut)> {
 }
 
 pub mod cases;
+
+/// `block` with its hash, txids and size computed, without the checks: for
+/// tests that hand a mempool or connect step a block they made themselves.
+pub fn checked(block: &Block) -> crate::validation::CheckedBlock {
+    crate::validation::CheckedBlock::from_stored_bytes(&block.encode())
+        .expect("a block's own encoding decodes")
+}

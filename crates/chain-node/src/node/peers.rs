@@ -76,8 +76,10 @@ impl<N: Network> Node<N> {
         };
         let g = blocks
             .into_iter()
-            .find(|b| b.hash() == hash)
-            .context("the peer did not send its genesis")?;
+            .find(|b| b.hash().ok() == Some(hash))
+            .context("the peer did not send its genesis")?
+            .decode()
+            .context("the peer's genesis does not decode")?;
         self.chain
             .create_from_genesis(g)
             .await

@@ -16,11 +16,19 @@ impl<N: Network> Node<N> {
     pub(super) async fn gossip_worker(self: Arc<Self>, mut rx: mpsc::Receiver<Gossip<N>>) {
         while let Some((peer, id, announcement, _held)) = rx.recv().await {
             match announcement {
-                Announcement::Block(block) => {
-                    self.clone()
-                        .on_block(block, Some(peer), Some(id), false)
-                        .await;
-                }
+                Announcement::Block(bytes) => match bytes.decode() {
+                    Ok(block) => {
+                        self.clone()
+                            .on_block(block, Some(peer), Some(id), false)
+                            .await;
+                    }
+                    Err(e) => {
+                        let hash = bytes.hash().map(|h| h.short()).unwrap_or_default();
+                        tracing::warn!(%hash, from = %peer, "rejected block: {e}");
+                        self.net.validate(id, Verdict::Reject).await;
+                        self.ban(peer).await;
+                    }
+                },
                 Announcement::Tx(tx) => {
                     let txid = tx.txid();
                     let out = self.chain.accept_tx(tx).await;
@@ -69,7 +77,7 @@ impl<N: Network> Node<N> {
         }
         if let Some(b) = &out.publish {
             tracing::info!(height = b.header.height, hash = %hash.short(), txs = b.transactions.len(), "minted block");
-            self.net.publish(Announcement::Block(b.clone())).await;
+            self.net.publish(Announcement::Block(b.into())).await;
         }
         if let Some(p) = out.ask_status {
             tokio::spawn(self.clone().handshake(p));

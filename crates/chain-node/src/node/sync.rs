@@ -17,10 +17,10 @@ use super::{Local, Node, SyncProgress, DELIVERY_DEADLINE};
 use crate::Network;
 use anyhow::{bail, Result};
 use chain_core::pow::Work;
-use chain_core::{Block, BlockHash};
+use chain_core::BlockHash;
 use futures::stream::FuturesUnordered;
 use futures::StreamExt;
-use p2p_proto::{Request, Response};
+use p2p_proto::{BlockBytes, Request, Response};
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -255,11 +255,20 @@ impl<N: Network> Node<N> {
     /// one is invalid (its sender is returned). Publishes the count.
     async fn connect_in_order(
         self: Arc<Self>,
-        mut blocks: mpsc::Receiver<(Block, N::Peer)>,
+        mut blocks: mpsc::Receiver<(BlockBytes, N::Peer)>,
         count: watch::Sender<u64>,
     ) -> std::result::Result<u64, N::Peer> {
         let mut n = 0u64;
-        while let Some((block, from)) = blocks.recv().await {
+        while let Some((bytes, from)) = blocks.recv().await {
+            // Decoded here, off the download loop, while later blocks arrive.
+            let block = match bytes.decode() {
+                Ok(b) => b,
+                Err(e) => {
+                    tracing::warn!(peer = %from, "sent a block that does not decode ({e}); banning the peer");
+                    self.ban(from).await;
+                    return Err(from);
+                }
+            };
             let out = self.clone().on_block(block, Some(from), None, true).await;
             if !out.valid {
                 return Err(from);
@@ -349,7 +358,7 @@ pub(crate) struct Download<P> {
     /// Peers with a request out, and since when.
     busy: HashMap<P, Instant>,
     /// Arrived, waiting for their parents, with their senders and sizes.
-    ready: HashMap<usize, (Block, P, usize)>,
+    ready: HashMap<usize, (BlockBytes, P, usize)>,
     ready_bytes: usize,
     /// Peers that lack blocks, refused or failed: not asked again here.
     lacking: HashSet<P>,
@@ -456,7 +465,10 @@ impl<P: Copy + Eq + std::hash::Hash> Download<P> {
             Some(Ok(Response::Blocks { blocks, not_found })) => {
                 let mut unasked = 0usize;
                 for b in blocks {
-                    match self.index.get(&b.hash()).copied() {
+                    // The hash comes from the header bytes; the body is
+                    // decoded and checked when the block is connected.
+                    let found = b.hash().ok().and_then(|h| self.index.get(&h).copied());
+                    match found {
                         Some(i) if asked.contains(&i) => {
                             delivered += 1;
                             if i >= self.next && !self.ready.contains_key(&i) {
@@ -464,7 +476,7 @@ impl<P: Copy + Eq + std::hash::Hash> Download<P> {
                                     self.assigned.remove(&i);
                                 }
                                 self.queue.remove(&i);
-                                let size = b.encoded_len();
+                                let size = b.len();
                                 self.ready_bytes += size;
                                 self.ready.insert(i, (b, p, size));
                             }
@@ -536,7 +548,7 @@ impl<P: Copy + Eq + std::hash::Hash> Download<P> {
     }
 
     /// The next block to connect, once it arrived.
-    pub(crate) fn pop_ready(&mut self) -> Option<(Block, P)> {
+    pub(crate) fn pop_ready(&mut self) -> Option<(BlockBytes, P)> {
         let (b, p, size) = self.ready.remove(&self.next)?;
         self.ready_bytes -= size;
         self.next += 1;
@@ -549,7 +561,7 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
     use chain_core::test_utils::{chain_of, easy_params, genesis};
-    use chain_core::PubkeyHash;
+    use chain_core::{Block, PubkeyHash};
 
     fn blocks(n: usize) -> Vec<Block> {
         let p = easy_params();
@@ -559,7 +571,7 @@ mod tests {
 
     fn answer(bs: &[Block], which: &[usize]) -> Option<Result<Response, String>> {
         Some(Ok(Response::Blocks {
-            blocks: which.iter().map(|i| bs[*i].clone()).collect(),
+            blocks: which.iter().map(|i| BlockBytes::from(&bs[*i])).collect(),
             not_found: vec![],
         }))
     }
@@ -596,7 +608,7 @@ mod tests {
         let a = dl.take_work(1, t).unwrap();
         // Block 15 is not in the download at all.
         let reply = Some(Ok(Response::Blocks {
-            blocks: vec![bs[0].clone(), bs[15].clone()],
+            blocks: vec![BlockBytes::from(&bs[0]), BlockBytes::from(&bs[15])],
             not_found: vec![],
         }));
         assert_eq!(dl.take_answer(1, &a, reply), Taken::Unasked(1));
