@@ -138,7 +138,10 @@ fn main() -> Result<()> {
         }
         // Keep reading, so the node never writes to a closed pipe.
         std::thread::spawn(move || std::io::copy(&mut out, &mut std::io::sink()));
-        Ok((child, line.trim().trim_start_matches("Listening on ").to_string()))
+        Ok((
+            child,
+            line.trim().trim_start_matches("Listening on ").to_string(),
+        ))
     };
     let (mut a, addr) = start(&a_id, &["--listen", &format!("/ip4/127.0.0.1/tcp/{port}")])?;
     let want = chain.last().expect("non-empty").hash();

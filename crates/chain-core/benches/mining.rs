@@ -36,6 +36,28 @@ fn mining(c: &mut Criterion) {
     g.finish();
 }
 
+/// The limit mining is measured against: SHA-256 compressions per second on
+/// one thread, one 64-byte block per call, each call on the last one's
+/// state (a nonce costs two of them).
+fn sha256_limit(c: &mut Criterion) {
+    use sha2::digest::generic_array::GenericArray;
+    const CALLS: u64 = 1_000_000;
+    let block = GenericArray::clone_from_slice(&[7u8; 64]);
+    let mut g = c.benchmark_group("sha256");
+    g.sample_size(10);
+    g.throughput(Throughput::Elements(CALLS));
+    g.bench_function("compressions, 1 thread", |b| {
+        b.iter(|| {
+            let mut state = [0x6a09_e667u32; 8];
+            for _ in 0..CALLS {
+                sha2::compress256(&mut state, std::slice::from_ref(&block));
+            }
+            state
+        })
+    });
+    g.finish();
+}
+
 fn signatures(c: &mut Criterion) {
     let k = PrivateKey::generate();
     let msg = [5u8; 32];
@@ -96,5 +118,5 @@ fn block_of_1000(c: &mut Criterion) {
     grp.finish();
 }
 
-criterion_group!(benches, mining, signatures, block_of_1000);
+criterion_group!(benches, mining, sha256_limit, signatures, block_of_1000);
 criterion_main!(benches);

@@ -108,7 +108,16 @@ fn mine_inner(
     per_thread: u64,
 ) -> Option<BlockHeader> {
     let target = header.bits.to_target()?;
+    // The target as eight big-endian words, compared with the hash's state
+    // words: the same order as comparing the bytes, without producing them.
     let target_bytes = target.0.to_big_endian();
+    let target_words: [u32; 8] = std::array::from_fn(|i| {
+        u32::from_be_bytes(
+            target_bytes[i * 4..i * 4 + 4]
+                .try_into()
+                .expect("4-byte range"),
+        )
+    });
     let threads = threads.max(1);
     let hashes = AtomicU64::new(0);
     let found = AtomicU64::new(0);
@@ -127,7 +136,7 @@ fn mine_inner(
             s.spawn(move || {
                 search(
                     &mut hasher,
-                    &target_bytes,
+                    &target_words,
                     first,
                     step,
                     hashes,
@@ -175,7 +184,7 @@ fn mine_inner(
 #[allow(clippy::too_many_arguments)]
 fn search(
     hasher: &mut NonceHasher,
-    target: &[u8; 32],
+    target: &[u32; 8],
     first: u64,
     step: u64,
     hashes: &AtomicU64,
@@ -192,8 +201,9 @@ fn search(
             return;
         }
         for i in 0..batch {
-            let twice = hasher.hash(nonce);
-            if twice[..] <= target[..] {
+            let twice = hasher.hash_words(nonce);
+            // Almost every nonce fails on the first word.
+            if twice[0] <= target[0] && twice <= *target {
                 hashes.fetch_add(i + 1, Ordering::Relaxed);
                 // Store nonce + 1 so that zero means "not found".
                 if found
@@ -323,8 +333,9 @@ impl NonceHasher {
         }
     }
 
-    /// The header's hash with this nonce.
-    fn hash(&mut self, nonce: u64) -> [u8; 32] {
+    /// The header's hash with this nonce, as SHA-256's eight state words:
+    /// the hash's bytes are their big-endian bytes in order.
+    fn hash_words(&mut self, nonce: u64) -> [u32; 8] {
         // The nonce is the header's last 8 bytes, little-endian.
         self.second[20..28].copy_from_slice(&nonce.to_le_bytes());
         let mut state = self.midstate;
@@ -334,8 +345,14 @@ impl NonceHasher {
         }
         let mut state = SHA256_INIT;
         compress(&mut state, &self.outer);
+        state
+    }
+
+    /// The header's hash with this nonce.
+    #[cfg(test)]
+    fn hash(&mut self, nonce: u64) -> [u8; 32] {
         let mut out = [0u8; 32];
-        for (i, w) in state.iter().enumerate() {
+        for (i, w) in self.hash_words(nonce).iter().enumerate() {
             out[i * 4..i * 4 + 4].copy_from_slice(&w.to_be_bytes());
         }
         out
