@@ -15,8 +15,11 @@
 
 use crate::address::PubkeyHash;
 use crate::amount::Amount;
-use crate::block::{merkle_root, Block, BlockHeader, ChainParams, BLOCK_VERSION, MAX_BLOCK_SIZE};
-use crate::hash::{BlockHash, MerkleRoot, Txid};
+use crate::block::{
+    merkle_root, Block, BlockHeader, ChainParams, BLOCK_VERSION, HEADER_SIZE, MAX_BLOCK_SIZE,
+};
+use crate::encode::compact_size_len;
+use crate::hash::{sha256d, BlockHash, MerkleRoot, Txid};
 use crate::pow::{retarget, CompactTarget, Target};
 use crate::transaction::{OutPoint, Transaction, TxError, TxOut};
 use rayon::prelude::*;
@@ -228,14 +231,15 @@ impl BlockError {
 }
 
 /// A block whose context-free checks passed, with what they computed once:
-/// its hash, its txids and its encoded size. Connecting it, storing it, the
-/// mempool's update and relay read these instead of hashing again.
+/// its hash, its txids and its consensus encoding (each txid is hashed from
+/// its slice of that encoding). Connecting it, storing it, the mempool's
+/// update and relay read these instead of encoding or hashing again.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CheckedBlock {
     block: Block,
     hash: BlockHash,
     txids: Vec<Txid>,
-    size: usize,
+    bytes: Vec<u8>,
 }
 
 impl CheckedBlock {
@@ -256,7 +260,12 @@ impl CheckedBlock {
 
     /// The encoded size in bytes.
     pub fn size(&self) -> usize {
-        self.size
+        self.bytes.len()
+    }
+
+    /// The consensus encoding.
+    pub fn bytes(&self) -> &[u8] {
+        &self.bytes
     }
 
     /// The block, giving up what was computed.
@@ -273,7 +282,7 @@ impl CheckedBlock {
             hash: block.hash(),
             block,
             txids,
-            size: bytes.len(),
+            bytes: bytes.to_vec(),
         })
     }
 }
@@ -340,7 +349,16 @@ pub fn check_body(block: &Block) -> Result<CheckedBlock, BlockError> {
     {
         return Err(BlockError::ExtraCoinbase { index: index + 1 });
     }
-    let txids = block.txids();
+    // One encoding of the whole block; each txid is hashed from its slice.
+    let bytes = block.encode();
+    let mut txids = Vec::with_capacity(block.transactions.len());
+    // usize -> u64 is lossless on every supported target.
+    let mut start = HEADER_SIZE + compact_size_len(block.transactions.len() as u64);
+    for tx in &block.transactions {
+        let end = start + tx.size();
+        txids.push(Txid(sha256d(&bytes[start..end])));
+        start = end;
+    }
     let mut seen = HashSet::with_capacity(txids.len());
     for t in &txids {
         if !seen.insert(*t) {
@@ -364,7 +382,7 @@ pub fn check_body(block: &Block) -> Result<CheckedBlock, BlockError> {
         block: block.clone(),
         hash: h.hash(),
         txids,
-        size,
+        bytes,
     })
 }
 

@@ -402,3 +402,24 @@ fn mempool_chains_double_spends_and_templates() {
         vec![a.txid(), b.txid()]
     );
 }
+
+#[test]
+fn a_checked_block_carries_its_hash_txids_and_encoding() {
+    let f = fixture();
+    let tx = spend(
+        &f.key,
+        &[coinbase_coin(&f)],
+        PubkeyHash([2; 20]),
+        Amount(10),
+        Amount(3),
+    );
+    let b = child(&f.params, &f.genesis.header, vec![tx], Amount(3), f.pkh);
+    let checked = check_block(&b).unwrap();
+    assert_eq!(checked.hash(), b.hash());
+    assert_eq!(checked.txids(), &b.txids()[..]);
+    assert_eq!(checked.bytes(), &b.encode()[..]);
+    assert_eq!(checked.size(), b.encoded_len());
+    assert_eq!(*checked.block(), b);
+    let stored = chain_core::CheckedBlock::from_stored_bytes(checked.bytes()).unwrap();
+    assert_eq!(stored, checked);
+}

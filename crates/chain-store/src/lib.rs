@@ -282,7 +282,7 @@ impl ChainStore {
             let cf = |n: &str| db.cf_handle(n).expect("column family created above");
             batch.put_cf(cf(META), META_FORMAT, FORMAT_VERSION.to_be_bytes());
             batch.put_cf(cf(META), META_GENESIS, hash.0);
-            batch.put_cf(cf(BLOCK_BY_HASH), hash.0, genesis.encode());
+            batch.put_cf(cf(BLOCK_BY_HASH), hash.0, genesis.bytes());
             batch.put_cf(cf(HEADER_BY_HASH), hash.0, entry.encode());
             let changes = connect_block(&genesis, &params, &HashMap::new())
                 .map_err(|error| StoreError::InvalidBlock { hash, error })?;
@@ -784,7 +784,7 @@ impl ChainStore {
             return self.extend_tip(block, entry).map(Accepted::NewTip);
         }
         let mut batch = WriteBatch::default();
-        batch.put_cf(self.cf(BLOCK_BY_HASH), hash.0, block.encode());
+        batch.put_cf(self.cf(BLOCK_BY_HASH), hash.0, block.bytes());
         batch.put_cf(self.cf(HEADER_BY_HASH), hash.0, entry.encode());
         self.write(batch)?;
         if entry.chain_work <= self.tip.work {
@@ -965,7 +965,7 @@ impl ChainStore {
         let hash = block.hash();
         let view = self.prefetch_inputs(&block)?;
         let mut batch = WriteBatch::default();
-        batch.put_cf(self.cf(BLOCK_BY_HASH), hash.0, block.encode());
+        batch.put_cf(self.cf(BLOCK_BY_HASH), hash.0, block.bytes());
         match connect_block(&block, &self.params, &view) {
             Ok(changes) => {
                 self.commit_connect(batch, &block, entry, &changes)?;
@@ -1304,24 +1304,61 @@ fn stage_connect(
             .expect("every column family is opened with the store")
     };
     let hash = block.hash();
-    for (op, coin) in &changes.spent {
-        batch.delete_cf(cf(UTXO_BY_OUTPOINT), op.to_key());
-        batch.delete_cf(
-            cf(UTXO_BY_PUBKEY_HASH),
-            addr_key(&coin.output.pubkey_hash, op),
-        );
+    // Each column family's entries go in key order: RocksDB's memtable
+    // inserts then reuse the position of the previous key instead of
+    // searching the whole skip list for each one. The sorts are stable, so a
+    // key deleted and written in one block keeps that order.
+    let mut utxo: Vec<([u8; 36], Option<[u8; 33]>)> = changes
+        .spent
+        .iter()
+        .map(|(op, _)| (op.to_key(), None))
+        .chain(
+            changes
+                .created
+                .iter()
+                .map(|(op, c)| (op.to_key(), Some(encode_coin(c)))),
+        )
+        .collect();
+    utxo.sort_by_key(|e| e.0);
+    let mut addr: Vec<([u8; 56], Option<[u8; 33]>)> = changes
+        .spent
+        .iter()
+        .map(|(op, c)| (addr_key(&c.output.pubkey_hash, op), None))
+        .chain(
+            changes
+                .created
+                .iter()
+                .map(|(op, c)| (addr_key(&c.output.pubkey_hash, op), Some(encode_coin(c)))),
+        )
+        .collect();
+    addr.sort_by_key(|e| e.0);
+    for (family, entries) in [
+        (
+            UTXO_BY_OUTPOINT,
+            utxo.iter().map(|(k, v)| (&k[..], v)).collect::<Vec<_>>(),
+        ),
+        (
+            UTXO_BY_PUBKEY_HASH,
+            addr.iter().map(|(k, v)| (&k[..], v)).collect(),
+        ),
+    ] {
+        for (k, v) in entries {
+            match v {
+                Some(v) => batch.put_cf(cf(family), k, v),
+                None => batch.delete_cf(cf(family), k),
+            }
+        }
     }
-    for (op, coin) in &changes.created {
-        batch.put_cf(cf(UTXO_BY_OUTPOINT), op.to_key(), encode_coin(coin));
-        batch.put_cf(
-            cf(UTXO_BY_PUBKEY_HASH),
-            addr_key(&coin.output.pubkey_hash, op),
-            encode_coin(coin),
-        );
-    }
-    for (i, txid) in block.txids().iter().enumerate() {
+    let mut locs: Vec<(Txid, u32)> = block
+        .txids()
+        .iter()
+        .enumerate()
         // Positions are bounded by the block size limit.
-        batch.put_cf(cf(TX_LOC_BY_TXID), txid.0, encode_tx_loc(&hash, i as u32));
+        .map(|(i, t)| (*t, i as u32))
+        .collect();
+    locs.sort_unstable();
+    for (txid, i) in locs {
+        batch.put_cf(cf(TX_LOC_BY_TXID), txid.0, encode_tx_loc(&hash, i));
     }
     batch.put_cf(cf(UNDO_BY_HASH), hash.0, encode_undo(&changes.spent));
     batch.put_cf(cf(HASH_BY_HEIGHT), height_key(block.header.height), hash.0);
