@@ -14,7 +14,9 @@
 use crate::orphans::{check_orphan_header, OrphanPool};
 use chain_core::block::{Block, BlockHeader};
 use chain_core::pow::Work;
-use chain_core::{BlockHash, Mempool, MempoolConfig, MempoolError, PubkeyHash, Transaction};
+use chain_core::{
+    BlockError, BlockHash, Mempool, MempoolConfig, MempoolError, PubkeyHash, Transaction,
+};
 use chain_store::{unix_now, Accepted, ChainStore, HeaderBranch, Status, StoreError, Tip};
 use p2p_proto::{BlockBytes, Request, Response, UtxoEntry};
 use std::hash::Hash;
@@ -173,6 +175,8 @@ where
         orphans: OrphanPool::default(),
         branches: Vec::new(),
         view: view_tx,
+        held: Vec::new(),
+        held_lines: Vec::new(),
     };
     actor.load_pool();
     actor.publish_view();
@@ -211,9 +215,32 @@ impl<P: Copy + Send + 'static> ChainHandle<P> {
     /// Offers a block this node asked `from` for, from a header branch with
     /// more work than the tip: stored even while its own branch has less.
     pub async fn accept_requested_block(&self, block: Block, from: P) -> BlockOutcome<P> {
-        self.ask(|r| Command::Block(block, Some(from), true, r))
+        self.submit_requested_block(block, from).await.await
+    }
+
+    /// Like [`ChainHandle::accept_requested_block`], in two steps: this
+    /// hands the block to the chain actor, in order with every block handed
+    /// before it, and returns the outcome to wait for. A caller can so hand
+    /// the next block over while this one is connected; the actor writes a
+    /// block behind while it checks the next one, and answers only once a
+    /// block's write has landed.
+    pub async fn submit_requested_block(
+        &self,
+        block: Block,
+        from: P,
+    ) -> impl std::future::Future<Output = BlockOutcome<P>> + Send + 'static {
+        let (reply, rx) = oneshot::channel();
+        let sent = self
+            .tx
+            .send(Command::Block(block, Some(from), true, reply))
             .await
-            .unwrap_or_else(BlockOutcome::nothing)
+            .is_ok();
+        async move {
+            match (sent, rx.await) {
+                (true, Ok(out)) => out,
+                _ => BlockOutcome::nothing(),
+            }
+        }
     }
 
     /// Checks headers `peer` sent and adds them to its branch.
@@ -297,14 +324,52 @@ struct Actor<P> {
     /// Peers' header branches, oldest first.
     branches: Vec<(P, Option<HeaderBranch>)>,
     view: watch::Sender<Option<ChainView>>,
+    /// Outcomes of blocks whose writes may still be in flight, with their
+    /// log lines: given out only once the store's writes have landed, so
+    /// nothing is reported connected that a crash could still lose.
+    held: Vec<(oneshot::Sender<BlockOutcome<P>>, BlockOutcome<P>)>,
+    /// Log lines of blocks connected or disconnected, held with them.
+    held_lines: Vec<Connected>,
+}
+
+/// A block connected or disconnected, for the log.
+struct Connected {
+    disconnected: bool,
+    height: u32,
+    hash: BlockHash,
+    txs: usize,
+    from: String,
 }
 
 impl<P: Copy + Eq + Hash + std::fmt::Display> Actor<P> {
     fn run(mut self, mut rx: mpsc::Receiver<Command<P>>) {
-        while let Some(cmd) = rx.blocking_recv() {
+        loop {
+            // While outcomes are held, another waiting block is taken at
+            // once (its checks overlap the last block's write); anything
+            // else, or nothing waiting, first releases them.
+            let cmd = if self.held.is_empty() {
+                rx.blocking_recv()
+            } else {
+                match rx.try_recv() {
+                    Ok(c) => Some(c),
+                    Err(mpsc::error::TryRecvError::Empty) => {
+                        self.release();
+                        continue;
+                    }
+                    Err(mpsc::error::TryRecvError::Disconnected) => None,
+                }
+            };
+            let Some(cmd) = cmd else {
+                self.release();
+                return;
+            };
+            if !matches!(cmd, Command::Block(..)) {
+                self.release();
+            }
             match cmd {
                 Command::Block(b, from, requested, r) => {
-                    let _ = r.send(self.on_block(b, from, requested));
+                    let out = self.on_block(b, from, requested);
+                    self.held.push((r, out));
                 }
                 Command::Headers(peer, headers, r) => {
                     let _ = r.send(self.on_headers(peer, headers));
@@ -384,6 +449,33 @@ impl<P: Copy + Eq + Hash + std::fmt::Display> Actor<P> {
         match crate::pool_file::save(path, store.genesis_hash(), &txs) {
             Ok(()) => tracing::info!(transactions = txs.len(), "mempool saved"),
             Err(e) => tracing::warn!("cannot save the mempool to {}: {e}", path.display()),
+        }
+    }
+
+    /// Waits for the store's writes to land, then logs the blocks connected
+    /// since the last release and gives out the held outcomes.
+    fn release(&mut self) {
+        if let Some(store) = self.store.as_ref() {
+            if let Err(e) = store.wait_written() {
+                tracing::error!("writing to the chain failed: {e}");
+                // Nothing held is reported connected.
+                self.held_lines.clear();
+                for (r, mut out) in self.held.drain(..) {
+                    out.publish = None;
+                    let _ = r.send(out);
+                }
+                return;
+            }
+        }
+        for c in self.held_lines.drain(..) {
+            if c.disconnected {
+                tracing::info!(height = c.height, hash = %c.hash.short(), "disconnected block (reorganisation)");
+            } else {
+                tracing::info!(height = c.height, hash = %c.hash.short(), txs = c.txs, from = %c.from, "connected block");
+            }
+        }
+        for (r, out) in self.held.drain(..) {
+            let _ = r.send(out);
         }
     }
 
@@ -492,6 +584,11 @@ impl<P: Copy + Eq + Hash + std::fmt::Display> Actor<P> {
         let known_before = matches!(store.header_entry(&first_hash), Ok(Some(_)));
         let mut queue = vec![(block, from)];
         let mut first = true;
+        // A block this node asked for that is refused only because an
+        // ancestor was found invalid (a sync hands several blocks of a
+        // branch over before the first is answered) ends the sync, but its
+        // sender is not blamed again: the ancestor's sender was.
+        let mut blameless = false;
         while let Some((b, src)) = queue.pop() {
             let h = b.hash();
             let who = src
@@ -504,11 +601,19 @@ impl<P: Copy + Eq + Hash + std::fmt::Display> Actor<P> {
             };
             let verdict = match accepted {
                 Ok(Accepted::NewTip(update)) => {
-                    for d in &update.disconnected {
-                        tracing::info!(height = d.header.height, hash = %d.hash().short(), "disconnected block (reorganisation)");
-                    }
-                    for c in &update.connected {
-                        tracing::info!(height = c.header.height, hash = %c.hash().short(), txs = c.transactions.len(), from = %who, "connected block");
+                    let lines = update
+                        .disconnected
+                        .iter()
+                        .map(|d| (true, d))
+                        .chain(update.connected.iter().map(|c| (false, c)));
+                    for (disconnected, b) in lines {
+                        self.held_lines.push(Connected {
+                            disconnected,
+                            height: b.header.height,
+                            hash: b.hash(),
+                            txs: b.transactions.len(),
+                            from: who.clone(),
+                        });
                     }
                     let now = unix_now();
                     let mut dropped = self.mempool.update_for_chain(
@@ -577,7 +682,15 @@ impl<P: Copy + Eq + Hash + std::fmt::Display> Actor<P> {
                 }
                 Err(StoreError::InvalidBlock { hash: bad, error }) => {
                     tracing::warn!(hash = %bad.short(), from = %who, "rejected block: {error}");
+                    let ancestor_only = matches!(
+                        error,
+                        BlockError::InvalidParent(_) | BlockError::KnownInvalid(_)
+                    );
                     if !error.is_sender_fault() {
+                        Verdict::Ignore
+                    } else if first && requested && ancestor_only {
+                        out.valid = false;
+                        blameless = true;
                         Verdict::Ignore
                     } else {
                         if first {
@@ -596,7 +709,7 @@ impl<P: Copy + Eq + Hash + std::fmt::Display> Actor<P> {
                 first = false;
             }
         }
-        if !out.valid {
+        if !out.valid && !blameless {
             out.offender = from;
             if let Some(p) = from {
                 self.orphans.forget_peer(&p);

@@ -26,6 +26,12 @@ pub enum StoreError {
         /// What this program reads.
         expected: u32,
     },
+    /// A block's batch, written behind, failed to land; nothing after it
+    /// was written. Reopening the store reads what did land.
+    #[error(
+        "writing to the chain failed ({0}); restart the node to reopen the chain as it is on disk"
+    )]
+    WriteFailed(String),
     /// The block failed validation.
     #[error("block {hash} is invalid: {error}")]
     InvalidBlock {

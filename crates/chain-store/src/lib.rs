@@ -2,8 +2,11 @@
 //! set with an address index, a transaction index and undo data.
 //!
 //! Invariants:
-//! - Connecting or disconnecting a block is one `WriteBatch`, tip included,
-//!   written with sync; the tip always names a fully connected block.
+//! - Connecting or disconnecting a block is one `WriteBatch`, tip included;
+//!   the tip always names a fully connected block. The write-ahead log is
+//!   synced at most a second apart and at close. A block connected on the
+//!   tip is written behind (the `behind` module): its batch lands on another
+//!   thread while the next block is checked, and reads see it meanwhile.
 //! - Fork choice is most cumulative work. A block on a side chain is stored;
 //!   when its branch has more work than the tip, the store disconnects back
 //!   to the fork point with the undo data and connects the new branch.
@@ -29,6 +32,7 @@
 //!   at start-up), so a reorganisation cut by a crash is finished before
 //!   anything else happens.
 
+mod behind;
 mod error;
 mod headers;
 pub mod schema;
@@ -39,6 +43,7 @@ pub use error::StoreError;
 pub use headers::{HeaderBranch, MAX_BRANCH_HEADERS};
 pub use schema::{HeaderEntry, Status};
 
+use behind::{Staged, Writer};
 use chain_core::block::{Block, BlockHeader, ChainParams};
 use chain_core::pow::Work;
 use chain_core::validation::{
@@ -154,7 +159,9 @@ type Replay = (
 
 /// The chain store.
 pub struct ChainStore {
-    db: DB,
+    db: std::sync::Arc<DB>,
+    /// The connected block's batch being written behind, if any.
+    writer: Writer,
     path: PathBuf,
     read_only: bool,
     params: ChainParams,
@@ -168,6 +175,9 @@ pub struct ChainStore {
 impl Drop for ChainStore {
     fn drop(&mut self) {
         if !self.read_only {
+            if let Err(e) = self.writer.shut_down() {
+                tracing::error!("writing the last block to the chain failed: {e}");
+            }
             if let Err(e) = self.db.flush_wal(true) {
                 tracing::warn!("syncing the chain's write-ahead log at close failed: {e}");
             }
@@ -278,16 +288,15 @@ impl ChainStore {
                 chain_work: work,
                 status: Status::Valid,
             };
-            let mut batch = WriteBatch::default();
-            let cf = |n: &str| db.cf_handle(n).expect("column family created above");
-            batch.put_cf(cf(META), META_FORMAT, FORMAT_VERSION.to_be_bytes());
-            batch.put_cf(cf(META), META_GENESIS, hash.0);
-            batch.put_cf(cf(BLOCK_BY_HASH), hash.0, genesis.bytes());
-            batch.put_cf(cf(HEADER_BY_HASH), hash.0, entry.encode());
+            let mut staged = Staged::new(&db);
+            staged.put(META, META_FORMAT, &FORMAT_VERSION.to_be_bytes());
+            staged.put(META, META_GENESIS, &hash.0);
+            staged.put(BLOCK_BY_HASH, &hash.0, genesis.bytes());
+            staged.put(HEADER_BY_HASH, &hash.0, &entry.encode());
             let changes = connect_block(&genesis, &params, &HashMap::new())
                 .map_err(|error| StoreError::InvalidBlock { hash, error })?;
-            stage_connect(&db, &mut batch, &genesis, &changes);
-            db.write_opt(batch, &sync_write())?;
+            stage_connect(&mut staged, &genesis, &changes);
+            db.write_opt(staged.batch, &sync_write())?;
         }
         if Self::exists(path) {
             let _ = std::fs::remove_dir_all(&tmp);
@@ -356,7 +365,8 @@ impl ChainStore {
         let genesis = read_hash(META_GENESIS)?;
         let tip_hash = read_hash(META_TIP)?;
         let mut s = ChainStore {
-            db,
+            db: std::sync::Arc::new(db),
+            writer: Writer::default(),
             path: path.to_path_buf(),
             read_only,
             params: ChainParams::default(),
@@ -395,6 +405,7 @@ impl ChainStore {
     /// bounds what a power cut can lose, and RocksDB's recovery replays the
     /// log up to the last whole batch, so the store stays consistent.
     fn write(&mut self, batch: WriteBatch) -> Result<(), StoreError> {
+        self.writer.settle()?;
         self.db.write(batch)?;
         if self.synced_at.elapsed() >= WAL_SYNC_INTERVAL {
             self.sync()?;
@@ -402,11 +413,25 @@ impl ChainStore {
         Ok(())
     }
 
+    /// Waits until every block accepted so far has been written (to the
+    /// write-ahead log: a process crash no longer loses it). A block that
+    /// extends the tip is written behind, while the next block is checked;
+    /// a caller that reports a block as connected waits for this first.
+    pub fn wait_written(&self) -> Result<(), StoreError> {
+        self.writer.settle()
+    }
+
     /// Syncs the write-ahead log to disk now.
     pub fn sync(&mut self) -> Result<(), StoreError> {
+        self.writer.settle()?;
         self.db.flush_wal(true)?;
         self.synced_at = std::time::Instant::now();
         Ok(())
+    }
+
+    /// A point read that sees the batch being written behind.
+    fn get(&self, cf: &'static str, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        self.writer.get(&self.db, cf, key)
     }
 
     fn cf(&self, name: &str) -> &rocksdb::ColumnFamily {
@@ -437,7 +462,7 @@ impl ChainStore {
 
     /// A stored block.
     pub fn block(&self, hash: &BlockHash) -> Result<Option<Block>, StoreError> {
-        match self.db.get_pinned_cf(self.cf(BLOCK_BY_HASH), hash.0)? {
+        match self.get(BLOCK_BY_HASH, &hash.0)? {
             None => Ok(None),
             Some(b) => Block::decode(&b)
                 .map(Some)
@@ -448,7 +473,7 @@ impl ChainStore {
     /// A stored block with its hash, txids and size, computed from its
     /// bytes (stored blocks passed their checks when they were stored).
     pub fn checked_block(&self, hash: &BlockHash) -> Result<Option<CheckedBlock>, StoreError> {
-        match self.db.get_pinned_cf(self.cf(BLOCK_BY_HASH), hash.0)? {
+        match self.get(BLOCK_BY_HASH, &hash.0)? {
             None => Ok(None),
             Some(b) => CheckedBlock::from_stored_bytes(&b)
                 .map(Some)
@@ -463,12 +488,12 @@ impl ChainStore {
 
     /// A stored block's encoding, without decoding it.
     pub fn block_bytes(&self, hash: &BlockHash) -> Result<Option<Vec<u8>>, StoreError> {
-        Ok(self.db.get_cf(self.cf(BLOCK_BY_HASH), hash.0)?)
+        self.get(BLOCK_BY_HASH, &hash.0)
     }
 
     /// A header-index entry.
     pub fn header_entry(&self, hash: &BlockHash) -> Result<Option<HeaderEntry>, StoreError> {
-        match self.db.get_pinned_cf(self.cf(HEADER_BY_HASH), hash.0)? {
+        match self.get(HEADER_BY_HASH, &hash.0)? {
             None => Ok(None),
             Some(b) => HeaderEntry::decode(&b)
                 .map(Some)
@@ -478,12 +503,9 @@ impl ChainStore {
 
     /// The best-chain block hash at `height`.
     pub fn hash_at(&self, height: u32) -> Result<Option<BlockHash>, StoreError> {
-        match self
-            .db
-            .get_pinned_cf(self.cf(HASH_BY_HEIGHT), height_key(height))?
-        {
+        match self.get(HASH_BY_HEIGHT, &height_key(height))? {
             None => Ok(None),
-            Some(b) => Ok(Some(BlockHash(b.as_ref().try_into().map_err(|_| {
+            Some(b) => Ok(Some(BlockHash(b.as_slice().try_into().map_err(|_| {
                 StoreError::Corrupt(format!("hash at height {height}"))
             })?))),
         }
@@ -499,10 +521,7 @@ impl ChainStore {
 
     /// An unspent output.
     pub fn coin(&self, op: &OutPoint) -> Result<Option<Coin>, StoreError> {
-        match self
-            .db
-            .get_pinned_cf(self.cf(UTXO_BY_OUTPOINT), op.to_key())?
-        {
+        match self.get(UTXO_BY_OUTPOINT, &op.to_key())? {
             None => Ok(None),
             Some(b) => decode_coin(&b)
                 .map(Some)
@@ -512,6 +531,7 @@ impl ChainStore {
 
     /// The unspent outputs paying `pkh`, from the address index.
     pub fn utxos_for(&self, pkh: &PubkeyHash) -> Result<Vec<(OutPoint, Coin)>, StoreError> {
+        self.writer.settle()?;
         let mut out = Vec::new();
         let iter = self.db.iterator_cf(
             self.cf(UTXO_BY_PUBKEY_HASH),
@@ -543,7 +563,7 @@ impl ChainStore {
         &self,
         txid: &Txid,
     ) -> Result<Option<(BlockHash, u32, Transaction)>, StoreError> {
-        let Some(v) = self.db.get_cf(self.cf(TX_LOC_BY_TXID), txid.0)? else {
+        let Some(v) = self.get(TX_LOC_BY_TXID, &txid.0)? else {
             return Ok(None);
         };
         let (hash, index) =
@@ -802,6 +822,7 @@ impl ChainStore {
     /// The stored block with the most cumulative work that is not known to
     /// be invalid. Reads every header entry once.
     pub fn most_work_candidate(&self) -> Result<Option<(BlockHash, HeaderEntry)>, StoreError> {
+        self.writer.settle()?;
         let mut best: Option<(BlockHash, HeaderEntry)> = None;
         for item in self
             .db
@@ -964,11 +985,9 @@ impl ChainStore {
     ) -> Result<ChainUpdate, StoreError> {
         let hash = block.hash();
         let view = self.prefetch_inputs(&block)?;
-        let mut batch = WriteBatch::default();
-        batch.put_cf(self.cf(BLOCK_BY_HASH), hash.0, block.bytes());
         match connect_block(&block, &self.params, &view) {
             Ok(changes) => {
-                self.commit_connect(batch, &block, entry, &changes)?;
+                self.commit_connect(true, &block, entry, &changes)?;
                 Ok(ChainUpdate {
                     disconnected: Vec::new(),
                     connected: vec![block],
@@ -979,6 +998,8 @@ impl ChainStore {
                     status: Status::Invalid,
                     ..entry
                 };
+                let mut batch = WriteBatch::default();
+                batch.put_cf(self.cf(BLOCK_BY_HASH), hash.0, block.bytes());
                 batch.put_cf(self.cf(HEADER_BY_HASH), hash.0, invalid.encode());
                 self.write(batch)?;
                 Err(StoreError::InvalidBlock { hash, error })
@@ -996,26 +1017,35 @@ impl ChainStore {
                 error,
             }
         })?;
-        self.commit_connect(WriteBatch::default(), block, entry, &changes)
+        self.commit_connect(false, block, entry, &changes)
     }
 
-    /// Adds to `batch` what connecting `block` changes, marks its header
-    /// valid, writes the batch and moves the tip to it.
+    /// Stages what connecting `block` changes (and the block itself when
+    /// `store_block`), marks its header valid, hands the batch to the
+    /// writer ([`behind`]) and moves the tip to it.
     fn commit_connect(
         &mut self,
-        mut batch: WriteBatch,
+        store_block: bool,
         block: &CheckedBlock,
         entry: HeaderEntry,
         changes: &BlockChanges,
     ) -> Result<(), StoreError> {
         let hash = block.hash();
-        stage_connect(&self.db, &mut batch, block, changes);
+        let mut staged = Staged::new(&self.db);
+        if store_block {
+            staged.put(BLOCK_BY_HASH, &hash.0, block.bytes());
+        }
+        stage_connect(&mut staged, block, changes);
         let valid = HeaderEntry {
             status: Status::Valid,
             ..entry
         };
-        batch.put_cf(self.cf(HEADER_BY_HASH), hash.0, valid.encode());
-        self.write(batch)?;
+        staged.put(HEADER_BY_HASH, &hash.0, &valid.encode());
+        let sync = self.synced_at.elapsed() >= WAL_SYNC_INTERVAL;
+        self.writer.write_behind(&self.db, staged, sync)?;
+        if sync {
+            self.synced_at = std::time::Instant::now();
+        }
         self.tip = Tip {
             hash,
             height: block.header.height,
@@ -1033,14 +1063,14 @@ impl ChainStore {
             .skip(1)
             .flat_map(|t| t.inputs.iter().map(|i| i.prevout))
             .collect();
-        let cf = self.cf(UTXO_BY_OUTPOINT);
         let keys: Vec<[u8; 36]> = ops.iter().map(OutPoint::to_key).collect();
+        let refs: Vec<&[u8]> = keys.iter().map(|k| k.as_slice()).collect();
         let mut view = HashMap::with_capacity(ops.len());
-        for (op, r) in ops.iter().zip(
-            self.db
-                .multi_get_cf(keys.iter().map(|k| (cf, k.as_slice()))),
-        ) {
-            if let Some(b) = r? {
+        for (op, r) in ops
+            .iter()
+            .zip(self.writer.get_many(&self.db, UTXO_BY_OUTPOINT, &refs)?)
+        {
+            if let Some(b) = r {
                 view.insert(
                     *op,
                     decode_coin(&b).ok_or_else(|| StoreError::Corrupt(format!("coin {op}")))?,
@@ -1060,8 +1090,7 @@ impl ChainStore {
         }
         let block = self.stored_block(&hash)?;
         let undo = self
-            .db
-            .get_cf(self.cf(UNDO_BY_HASH), hash.0)?
+            .get(UNDO_BY_HASH, &hash.0)?
             .ok_or_else(|| StoreError::Corrupt(format!("undo data of {hash} missing")))?;
         let undo = decode_undo(&undo)
             .ok_or_else(|| StoreError::Corrupt(format!("undo data of {hash}")))?;
@@ -1105,6 +1134,7 @@ impl ChainStore {
 
     /// Every coin of the stored UTXO set, in key order.
     pub fn all_utxos(&self) -> Result<Vec<(OutPoint, Coin)>, StoreError> {
+        self.writer.settle()?;
         let mut out = Vec::new();
         for item in self
             .db
@@ -1125,6 +1155,7 @@ impl ChainStore {
     /// byte-for-byte comparisons.
     pub fn utxo_digest(&self) -> Result<[u8; 32], StoreError> {
         use sha2::Digest;
+        self.writer.settle()?;
         let mut h = sha2::Sha256::new();
         for item in self
             .db
@@ -1174,6 +1205,7 @@ impl ChainStore {
 
     /// Recomputes the UTXO set from the blocks and compares it with the stored one.
     pub fn check_db(&self) -> Result<CheckReport, StoreError> {
+        self.writer.settle()?;
         let (expected, txs, _) = self.replay()?;
         let stored = self.all_utxos()?;
         let mut report = CheckReport {
@@ -1223,11 +1255,7 @@ impl ChainStore {
             ));
         }
         for (txid, hash, _) in &txs {
-            if self
-                .db
-                .get_pinned_cf(self.cf(TX_LOC_BY_TXID), txid.0)?
-                .is_none()
-            {
+            if self.get(TX_LOC_BY_TXID, &txid.0)?.is_none() {
                 report.problems.push(format!(
                     "transaction {txid} of block {hash} is not in the transaction index"
                 ));
@@ -1242,6 +1270,7 @@ impl ChainStore {
         if self.read_only {
             return Err(StoreError::ReadOnly);
         }
+        self.writer.settle()?;
         let (utxo, txs, undos) = self.replay()?;
         let mut batch = WriteBatch::default();
         for cf in [
@@ -1294,15 +1323,10 @@ fn clear_cf(db: &DB, batch: &mut WriteBatch, name: &str) -> Result<(), StoreErro
 /// Stages everything connecting `block` changes: UTXOs, address index, tx
 /// index, undo data, the best-chain height entry and the tip.
 fn stage_connect(
-    db: &DB,
-    batch: &mut WriteBatch,
+    staged: &mut Staged<'_>,
     block: &CheckedBlock,
     changes: &validation::BlockChanges,
 ) {
-    let cf = |n: &str| {
-        db.cf_handle(n)
-            .expect("every column family is opened with the store")
-    };
     let hash = block.hash();
     // Each column family's entries go in key order: RocksDB's memtable
     // inserts then reuse the position of the previous key instead of
@@ -1344,8 +1368,8 @@ fn stage_connect(
     ] {
         for (k, v) in entries {
             match v {
-                Some(v) => batch.put_cf(cf(family), k, v),
-                None => batch.delete_cf(cf(family), k),
+                Some(v) => staged.put(family, k, v),
+                None => staged.delete(family, k),
             }
         }
     }
@@ -1358,9 +1382,9 @@ fn stage_connect(
         .collect();
     locs.sort_unstable();
     for (txid, i) in locs {
-        batch.put_cf(cf(TX_LOC_BY_TXID), txid.0, encode_tx_loc(&hash, i));
+        staged.put(TX_LOC_BY_TXID, &txid.0, &encode_tx_loc(&hash, i));
     }
-    batch.put_cf(cf(UNDO_BY_HASH), hash.0, encode_undo(&changes.spent));
-    batch.put_cf(cf(HASH_BY_HEIGHT), height_key(block.header.height), hash.0);
-    batch.put_cf(cf(META), META_TIP, hash.0);
+    staged.put(UNDO_BY_HASH, &hash.0, &encode_undo(&changes.spent));
+    staged.put(HASH_BY_HEIGHT, &height_key(block.header.height), &hash.0);
+    staged.put(META, META_TIP, &hash.0);
 }

@@ -377,3 +377,50 @@ fn retargeting_follows_bitcoins_rule() {
         "no retarget until the next interval"
     );
 }
+
+#[test]
+fn a_block_written_behind_reads_at_once_and_lands() {
+    let mut s = setup();
+    let pkh = s.key.public_key().pubkey_hash();
+    // Each block spends the previous block's payment, so its inputs are
+    // coins the batch still in flight created.
+    let mut coin = outputs_of(&s.g.transactions[0]);
+    let mut parent = s.g.header;
+    let mut hashes = Vec::new();
+    for i in 0..5u64 {
+        let tx = spend(&s.key, &coin, pkh, Amount(1), Amount(0));
+        let b = child(&easy_params(), &parent, vec![tx.clone()], Amount(0), pkh);
+        assert!(
+            matches!(accept(&mut s.store, &b), Accepted::NewTip(_)),
+            "{i}"
+        );
+        let h = b.hash();
+        assert_eq!(s.store.tip().hash, h);
+        assert_eq!(s.store.block_bytes(&h).unwrap(), Some(b.encode()));
+        assert_eq!(
+            s.store.header_entry(&h).unwrap().unwrap().status,
+            chain_store::Status::Valid
+        );
+        assert_eq!(s.store.hash_at(b.header.height).unwrap(), Some(h));
+        assert!(s.store.coin(&coin[0].0).unwrap().is_none(), "spent at once");
+        let paid = outputs_of(&tx);
+        assert!(
+            s.store.coin(&paid[0].0).unwrap().is_some(),
+            "created at once"
+        );
+        assert!(s.store.find_transaction(&tx.txid()).unwrap().is_some());
+        coin = paid[..1].to_vec();
+        parent = b.header;
+        hashes.push(h);
+    }
+    // Iterating waits for the last batch: the address index and the UTXO
+    // set agree, the five coinbases included.
+    let owned = s.store.utxos_for(&pkh).unwrap().len();
+    assert_eq!(owned, s.store.all_utxos().unwrap().len());
+    assert!(owned >= 6, "{owned}");
+    let path = s.store.path().to_path_buf();
+    drop(s.store);
+    let again = ChainStore::open(&path).unwrap();
+    assert_eq!(again.tip().hash, *hashes.last().unwrap());
+    assert!(again.check_db().unwrap().problems.is_empty());
+}

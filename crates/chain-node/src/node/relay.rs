@@ -59,11 +59,19 @@ impl<N: Network> Node<N> {
         gossip: Option<N::GossipId>,
         requested: bool,
     ) -> crate::BlockOutcome<N::Peer> {
-        let hash = block.hash();
         let out = match from {
             Some(p) if requested => self.chain.accept_requested_block(block, p).await,
             _ => self.chain.accept_block(block, from).await,
         };
+        self.carry_out(out, gossip).await
+    }
+
+    /// Carries out what the chain actor decided about a block.
+    pub(super) async fn carry_out(
+        self: Arc<Self>,
+        out: crate::BlockOutcome<N::Peer>,
+        gossip: Option<N::GossipId>,
+    ) -> crate::BlockOutcome<N::Peer> {
         if let Some(id) = gossip {
             self.net.validate(id, out.verdict).await;
         }
@@ -76,7 +84,7 @@ impl<N: Network> Node<N> {
             }
         }
         if let Some(b) = &out.publish {
-            tracing::info!(height = b.header.height, hash = %hash.short(), txs = b.transactions.len(), "minted block");
+            tracing::info!(height = b.header.height, hash = %b.hash().short(), txs = b.transactions.len(), "minted block");
             self.net.publish(Announcement::Block(b.into())).await;
         }
         if let Some(p) = out.ask_status {

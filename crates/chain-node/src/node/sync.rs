@@ -37,6 +37,9 @@ pub const BUFFER_BYTES: usize = 64 * 1024 * 1024;
 /// limited) is left alone before it is asked again. Its blocks go to others
 /// meanwhile; it is not held against it.
 pub const ERROR_BACKOFF: Duration = Duration::from_secs(1);
+/// Blocks the connecting task hands to the chain actor before the first of
+/// them is answered.
+pub const CONNECT_AHEAD: usize = 8;
 /// Blocks handed to the connecting task ahead of the one it validates.
 pub const PIPELINE: usize = 32;
 /// A sync that connects no block for this long drops its peer.
@@ -252,24 +255,51 @@ impl<N: Network> Node<N> {
     }
 
     /// Connects blocks in the order they come, until the channel closes or
-    /// one is invalid (its sender is returned). Publishes the count.
+    /// one is invalid (its sender is returned). Publishes the count. Up to
+    /// [`CONNECT_AHEAD`] blocks are handed to the chain actor before the
+    /// first of them is answered, so the actor checks the next block while
+    /// the last one is written.
     async fn connect_in_order(
         self: Arc<Self>,
         mut blocks: mpsc::Receiver<(BlockBytes, N::Peer)>,
         count: watch::Sender<u64>,
     ) -> std::result::Result<u64, N::Peer> {
         let mut n = 0u64;
-        while let Some((bytes, from)) = blocks.recv().await {
-            // Decoded here, off the download loop, while later blocks arrive.
-            let block = match bytes.decode() {
-                Ok(b) => b,
-                Err(e) => {
-                    tracing::warn!(peer = %from, "sent a block that does not decode ({e}); banning the peer");
-                    self.ban(from).await;
-                    return Err(from);
+        let mut waiting = futures::stream::FuturesOrdered::new();
+        let mut open = true;
+        loop {
+            let next = if open && waiting.len() < CONNECT_AHEAD {
+                tokio::select! {
+                    biased;
+                    Some(done) = waiting.next(), if !waiting.is_empty() => Some(done),
+                    got = blocks.recv() => {
+                        match got {
+                            Some((bytes, from)) => {
+                                // Decoded here, off the download loop.
+                                let block = match bytes.decode() {
+                                    Ok(b) => b,
+                                    Err(e) => {
+                                        tracing::warn!(peer = %from, "sent a block that does not decode ({e}); banning the peer");
+                                        self.ban(from).await;
+                                        return Err(from);
+                                    }
+                                };
+                                let answer = self.chain.submit_requested_block(block, from).await;
+                                waiting.push_back(async move { (answer.await, from) });
+                            }
+                            None => open = false,
+                        }
+                        None
+                    }
+                }
+            } else {
+                match waiting.next().await {
+                    Some(done) => Some(done),
+                    None => break,
                 }
             };
-            let out = self.clone().on_block(block, Some(from), None, true).await;
+            let Some((out, from)) = next else { continue };
+            let out = self.clone().carry_out(out, None).await;
             if !out.valid {
                 return Err(from);
             }
