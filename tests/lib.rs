@@ -456,19 +456,25 @@ pub fn oversized_frame() -> Vec<u8> {
     f
 }
 
+/// A status request from a peer with no chain (all zero, as
+/// `docs/protocol.md` says such a peer sends).
+fn no_chain_status() -> p2p_proto::Request {
+    p2p_proto::Request::Status(p2p_proto::Status {
+        protocol_version: p2p_proto::PROTOCOL_VERSION,
+        genesis: chain_core::BlockHash::ZERO,
+        best_height: 0,
+        best_hash: chain_core::BlockHash::ZERO,
+        total_work: [0; 32],
+        agent: "e2e-test-peer".into(),
+    })
+}
+
 impl TestPeer {
     /// The node's status, asked once (a request counts against the node's
     /// rate limit of [`p2p_net::REQUESTS_PER_SEC`]).
     pub fn status(&self) -> Result<p2p_proto::Status, String> {
         let peer: p2p_net::PeerId = self.node.parse().map_err(|e| format!("peer id: {e}"))?;
-        let ask = p2p_proto::Request::Status(p2p_proto::Status {
-            protocol_version: p2p_proto::PROTOCOL_VERSION,
-            genesis: chain_core::BlockHash::ZERO,
-            best_height: 0,
-            best_hash: chain_core::BlockHash::ZERO,
-            total_work: [0; 32],
-            agent: "e2e-test-peer".into(),
-        });
+        let ask = no_chain_status();
         match self.rt.block_on(self.net.request(peer, ask)) {
             Ok(p2p_proto::Response::Status(s)) => Ok(s),
             Ok(other) => Err(format!("answered {other:?}")),
@@ -480,14 +486,7 @@ impl TestPeer {
     /// the node's rate limit.
     pub fn rate_limited_count(&self, n: usize) -> usize {
         let peer: p2p_net::PeerId = self.node.parse().expect("peer id");
-        let status = p2p_proto::Request::Status(p2p_proto::Status {
-            protocol_version: p2p_proto::PROTOCOL_VERSION,
-            genesis: chain_core::BlockHash::ZERO,
-            best_height: 0,
-            best_hash: chain_core::BlockHash::ZERO,
-            total_work: [0; 32],
-            agent: "e2e-test-peer".into(),
-        });
+        let status = no_chain_status();
         self.rt.block_on(async {
             let mut tasks = Vec::with_capacity(n);
             for _ in 0..n {

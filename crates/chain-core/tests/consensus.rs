@@ -45,17 +45,23 @@ fn connect(f: &Fixture, b: &Block) -> Result<(), BlockError> {
     connect_block(&b, &f.params, &f.utxo).map(|_| ())
 }
 
-#[test]
-fn a_valid_spend_connects_with_fees() {
-    let f = fixture();
+/// A block after the genesis whose one payment spends the genesis coin,
+/// paying 10 and a fee of 3.
+fn paying_block(f: &Fixture) -> Block {
     let tx = spend(
         &f.key,
-        &[coinbase_coin(&f)],
+        &[coinbase_coin(f)],
         PubkeyHash([2; 20]),
         Amount(10),
         Amount(3),
     );
-    let b = child(&f.params, &f.genesis.header, vec![tx], Amount(3), f.pkh);
+    child(&f.params, &f.genesis.header, vec![tx], Amount(3), f.pkh)
+}
+
+#[test]
+fn a_valid_spend_connects_with_fees() {
+    let f = fixture();
+    let b = paying_block(&f);
     let ch = connect_block(&check_block(&b).unwrap(), &f.params, &f.utxo).unwrap();
     assert_eq!(ch.fees, Amount(3));
     assert_eq!(ch.spent.len(), 1);
@@ -406,14 +412,7 @@ fn mempool_chains_double_spends_and_templates() {
 #[test]
 fn a_checked_block_carries_its_hash_txids_and_encoding() {
     let f = fixture();
-    let tx = spend(
-        &f.key,
-        &[coinbase_coin(&f)],
-        PubkeyHash([2; 20]),
-        Amount(10),
-        Amount(3),
-    );
-    let b = child(&f.params, &f.genesis.header, vec![tx], Amount(3), f.pkh);
+    let b = paying_block(&f);
     let checked = check_block(&b).unwrap();
     assert_eq!(checked.hash(), b.hash());
     assert_eq!(checked.txids(), &b.txids()[..]);

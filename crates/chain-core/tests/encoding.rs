@@ -4,48 +4,9 @@
 
 #![allow(clippy::unwrap_used)]
 
-use chain_core::{
-    Amount, Block, BlockHash, BlockHeader, CompactTarget, MerkleRoot, OutPoint, PubkeyHash,
-    Transaction, TxIn, TxOut, Txid,
-};
+use chain_core::test_utils::strategies::tx;
+use chain_core::{Block, BlockHash, BlockHeader, CompactTarget, MerkleRoot, Transaction};
 use proptest::prelude::*;
-
-fn tx() -> impl Strategy<Value = Transaction> {
-    (
-        any::<u32>(),
-        prop::collection::vec(
-            (
-                any::<[u8; 32]>(),
-                any::<u32>(),
-                prop::collection::vec(any::<u8>(), 0..300),
-                prop::collection::vec(any::<u8>(), 0..40),
-            ),
-            0..5,
-        ),
-        prop::collection::vec((any::<u64>(), any::<[u8; 20]>()), 0..300),
-    )
-        .prop_map(|(version, ins, outs)| Transaction {
-            version,
-            inputs: ins
-                .into_iter()
-                .map(|(t, v, s, p)| TxIn {
-                    prevout: OutPoint {
-                        txid: Txid(t),
-                        vout: v,
-                    },
-                    signature: s,
-                    pubkey: p,
-                })
-                .collect(),
-            outputs: outs
-                .into_iter()
-                .map(|(v, h)| TxOut {
-                    value: Amount(v),
-                    pubkey_hash: PubkeyHash(h),
-                })
-                .collect(),
-        })
-}
 
 fn block() -> impl Strategy<Value = Block> {
     (

@@ -3,48 +3,13 @@
 
 #![allow(clippy::unwrap_used)]
 
-use chain_core::{Amount, BlockHash, OutPoint, PubkeyHash, Transaction, TxIn, TxOut, Txid};
+use chain_core::test_utils::strategies::tx;
+use chain_core::{Amount, BlockHash, OutPoint, PubkeyHash, Transaction, Txid};
 use p2p_proto::*;
 use proptest::prelude::*;
 
 fn hash() -> impl Strategy<Value = BlockHash> {
     any::<[u8; 32]>().prop_map(BlockHash)
-}
-
-fn tx() -> impl Strategy<Value = Transaction> {
-    (
-        prop::collection::vec(
-            (
-                any::<[u8; 32]>(),
-                any::<u32>(),
-                prop::collection::vec(any::<u8>(), 0..72),
-                prop::collection::vec(any::<u8>(), 0..34),
-            ),
-            0..4,
-        ),
-        prop::collection::vec((any::<u64>(), any::<[u8; 20]>()), 0..4),
-    )
-        .prop_map(|(ins, outs)| Transaction {
-            version: 1,
-            inputs: ins
-                .into_iter()
-                .map(|(t, v, s, p)| TxIn {
-                    prevout: OutPoint {
-                        txid: Txid(t),
-                        vout: v,
-                    },
-                    signature: s,
-                    pubkey: p,
-                })
-                .collect(),
-            outputs: outs
-                .into_iter()
-                .map(|(v, h)| TxOut {
-                    value: Amount(v),
-                    pubkey_hash: PubkeyHash(h),
-                })
-                .collect(),
-        })
 }
 
 fn status() -> impl Strategy<Value = Status> {

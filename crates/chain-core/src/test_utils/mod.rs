@@ -149,6 +149,7 @@ pub fn outputs_of(tx: &Transaction) -> Vec<(OutPoint, TxOut)> {
 }
 
 pub mod cases;
+pub mod strategies;
 
 /// `block` with its hash, txids and size computed, without the checks: for
 /// tests that hand a mempool or connect step a block they made themselves.
