@@ -884,6 +884,62 @@ mod tests {
     }
 
     #[test]
+    fn blocks_handed_over_ahead_connect_in_order_and_only_the_first_bad_sender_is_blamed() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = PrivateKey::generate();
+        let pkh = key.public_key().pubkey_hash();
+        let p = easy_params();
+        let g = genesis(&p, pkh);
+        let store = ChainStore::create(&dir.path().join("blocks"), &g).unwrap();
+        let chain: ChainHandle<u8> = spawn(
+            Some(store),
+            dir.path().join("blocks"),
+            PoolSettings::default(),
+        );
+        let rt = runtime();
+        rt.block_on(async {
+            // Three good blocks handed over before any is answered.
+            let b1 = child(&p, &g.header, vec![], Amount(0), pkh);
+            let b2 = child(&p, &b1.header, vec![], Amount(0), pkh);
+            let b3 = child(&p, &b2.header, vec![], Amount(0), pkh);
+            let mut answers = Vec::new();
+            for b in [&b1, &b2, &b3] {
+                answers.push(chain.submit_requested_block(b.clone(), 1).await);
+            }
+            for a in answers {
+                let out = a.await;
+                assert!(out.valid && out.stored && out.tip_changed);
+            }
+            assert_eq!(chain.view().unwrap().tip.hash, b3.hash());
+
+            // A block that steals a coin, then its child, handed over
+            // together from two peers: the thief is blamed, the child's
+            // sender is not (only its parent was invalid), and both end a sync.
+            let thief = PrivateKey::generate();
+            let theft = spend(
+                &thief,
+                &outputs_of(&g.transactions[0]),
+                pkh,
+                Amount(20),
+                Amount(0),
+            );
+            let bad = child(&p, &b3.header, vec![theft], Amount(0), pkh);
+            let after = child(&p, &bad.header, vec![], Amount(0), pkh);
+            let first = chain.submit_requested_block(bad, 7).await;
+            let second = chain.submit_requested_block(after, 8).await;
+            let (first, second) = (first.await, second.await);
+            assert!(!first.valid);
+            assert_eq!(first.offender, Some(7));
+            assert_eq!(first.verdict, Verdict::Reject);
+            assert!(!second.valid);
+            assert_eq!(second.offender, None);
+            assert_eq!(second.verdict, Verdict::Ignore);
+            assert_eq!(chain.view().unwrap().tip.hash, b3.hash());
+            chain.close().await;
+        });
+    }
+
+    #[test]
     fn the_actor_owns_the_chain_and_says_what_to_do_with_each_peer() {
         let dir = tempfile::tempdir().unwrap();
         let key = PrivateKey::generate();

@@ -23,8 +23,13 @@ use std::sync::mpsc::{channel, Receiver, Sender};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 
-/// (column family, key) -> the value written, or `None` for a delete.
-type Writes = HashMap<(&'static str, Vec<u8>), Option<Vec<u8>>>;
+/// Column family -> key -> the value written, or `None` for a delete.
+type Writes = HashMap<&'static str, HashMap<Vec<u8>, Option<Vec<u8>>>>;
+
+/// What `writes` holds for `key` of `cf`: `None` when it does not touch it.
+fn lookup(writes: &Writes, cf: &str, key: &[u8]) -> Option<Option<Vec<u8>>> {
+    writes.get(cf)?.get(key).cloned()
+}
 
 /// A batch being built, with what it writes remembered for reads.
 pub(crate) struct Staged<'a> {
@@ -50,12 +55,18 @@ impl<'a> Staged<'a> {
 
     pub(crate) fn put(&mut self, cf: &'static str, key: &[u8], value: &[u8]) {
         self.batch.put_cf(self.cf(cf), key, value);
-        self.writes.insert((cf, key.to_vec()), Some(value.to_vec()));
+        self.writes
+            .entry(cf)
+            .or_default()
+            .insert(key.to_vec(), Some(value.to_vec()));
     }
 
     pub(crate) fn delete(&mut self, cf: &'static str, key: &[u8]) {
         self.batch.delete_cf(self.cf(cf), key);
-        self.writes.insert((cf, key.to_vec()), None);
+        self.writes
+            .entry(cf)
+            .or_default()
+            .insert(key.to_vec(), None);
     }
 }
 
@@ -130,10 +141,12 @@ impl Writer {
         {
             let s = self.lock();
             Self::failure(&s)?;
-            if let Some(f) = &s.in_flight {
-                if let Some(v) = f.writes.get(&(cf, key.to_vec())) {
-                    return Ok(v.clone());
-                }
+            if let Some(v) = s
+                .in_flight
+                .as_ref()
+                .and_then(|f| lookup(&f.writes, cf, key))
+            {
+                return Ok(v);
             }
         }
         // A key the batch in flight does not touch reads the same before
@@ -156,11 +169,7 @@ impl Writer {
             let s = self.lock();
             Self::failure(&s)?;
             keys.iter()
-                .map(|k| {
-                    s.in_flight
-                        .as_ref()
-                        .and_then(|f| f.writes.get(&(cf, k.to_vec())).cloned())
-                })
+                .map(|k| s.in_flight.as_ref().and_then(|f| lookup(&f.writes, cf, k)))
                 .collect()
         };
         let handle = db
