@@ -297,3 +297,41 @@ async fn a_heavier_branch_is_learnt_as_headers_then_fetched_and_reorganised_to()
     assert_eq!(view.tip.height, 12);
     assert!(net.hub.bans.lock().unwrap().is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_of_another_protocol_version_is_refused() {
+    let params = easy_params();
+    let g = genesis(&params, chain_core::PubkeyHash([1; 20]));
+    let mut net = Net::new();
+    net.start(1, std::slice::from_ref(&g), &[], no_minting());
+    net.hub.links.lock().unwrap().insert((1, 9));
+    let node = net.hub.node(1).unwrap();
+    for (peer, version) in [(8u8, p2p_proto::PROTOCOL_VERSION), (9, 1)] {
+        let (reply, _rx) = oneshot::channel();
+        let status = p2p_proto::Status {
+            protocol_version: version,
+            genesis: g.hash(),
+            best_height: 0,
+            best_hash: g.hash(),
+            total_work: [0; 32],
+            agent: "old".into(),
+        };
+        node.clone()
+            .on_event(Inbound::Request {
+                peer,
+                request: Request::Status(status),
+                reply,
+            })
+            .await;
+    }
+    let hub = net.hub.clone();
+    net.until("the version-1 peer to be banned", || {
+        hub.bans.lock().unwrap().contains(&(1, 9))
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(
+        !net.hub.bans.lock().unwrap().contains(&(1, 8)),
+        "a peer of the same version and chain is kept"
+    );
+}

@@ -47,8 +47,10 @@ pub fn encode<T: Serialize>(v: &T) -> Vec<u8> {
     postcard::to_stdvec(v).expect("postcard encoding of a plain struct into a Vec cannot fail")
 }
 
-/// The protocol version spoken.
-pub const PROTOCOL_VERSION: u32 = 1;
+/// The protocol version spoken. Version 2 carries transactions and blocks
+/// in their hand-written consensus encoding (version 1 used postcard's);
+/// a peer that speaks another version is refused.
+pub const PROTOCOL_VERSION: u32 = 2;
 /// Request/response protocol id.
 pub const SYNC_PROTOCOL: &str = "/chain/sync/1";
 /// Gossipsub topic of block announcements.
