@@ -883,19 +883,45 @@ mod tests {
             .unwrap()
     }
 
-    #[test]
-    fn blocks_handed_over_ahead_connect_in_order_and_only_the_first_bad_sender_is_blamed() {
+    /// A chain actor over a new store holding a genesis that pays `key`.
+    struct Actor {
+        dir: tempfile::TempDir,
+        key: PrivateKey,
+        p: chain_core::ChainParams,
+        g: Block,
+        chain: ChainHandle<u8>,
+    }
+
+    fn actor() -> Actor {
         let dir = tempfile::tempdir().unwrap();
         let key = PrivateKey::generate();
-        let pkh = key.public_key().pubkey_hash();
         let p = easy_params();
-        let g = genesis(&p, pkh);
+        let g = genesis(&p, key.public_key().pubkey_hash());
         let store = ChainStore::create(&dir.path().join("blocks"), &g).unwrap();
-        let chain: ChainHandle<u8> = spawn(
+        let chain = spawn(
             Some(store),
             dir.path().join("blocks"),
             PoolSettings::default(),
         );
+        Actor {
+            dir,
+            key,
+            p,
+            g,
+            chain,
+        }
+    }
+
+    #[test]
+    fn blocks_handed_over_ahead_connect_in_order_and_only_the_first_bad_sender_is_blamed() {
+        let Actor {
+            dir: _dir,
+            key,
+            p,
+            g,
+            chain,
+        } = actor();
+        let pkh = key.public_key().pubkey_hash();
         let rt = runtime();
         rt.block_on(async {
             // Three good blocks handed over before any is answered.
@@ -941,17 +967,14 @@ mod tests {
 
     #[test]
     fn the_actor_owns_the_chain_and_says_what_to_do_with_each_peer() {
-        let dir = tempfile::tempdir().unwrap();
-        let key = PrivateKey::generate();
+        let Actor {
+            dir,
+            key,
+            p,
+            g,
+            chain,
+        } = actor();
         let pkh = key.public_key().pubkey_hash();
-        let p = easy_params();
-        let g = genesis(&p, pkh);
-        let store = ChainStore::create(&dir.path().join("blocks"), &g).unwrap();
-        let chain: ChainHandle<u8> = spawn(
-            Some(store),
-            dir.path().join("blocks"),
-            PoolSettings::default(),
-        );
         let rt = runtime();
         rt.block_on(async {
             assert_eq!(chain.view().unwrap().tip.hash, g.hash());
