@@ -426,6 +426,20 @@ fn build_swarm(
             yamux::Config::default,
         )
         .map_err(|e| setup(e.to_string()))?
+        // libp2p's in-process transport, for `/memory/<n>` addresses: many
+        // hosts in one process (simulations, tests) with the same Noise and
+        // Yamux upgrades and the same protocols as over TCP.
+        .with_other_transport(|key| {
+            Ok::<_, Box<dyn std::error::Error + Send + Sync>>(
+                libp2p::Transport::upgrade(
+                    libp2p::core::transport::MemoryTransport::default(),
+                    libp2p::core::upgrade::Version::V1,
+                )
+                .authenticate(noise::Config::new(key)?)
+                .multiplex(yamux::Config::default()),
+            )
+        })
+        .map_err(|e| setup(e.to_string()))?
         .with_behaviour(|key| {
             let peer = key.public().to_peer_id();
             let gcfg = gossipsub::ConfigBuilder::default()

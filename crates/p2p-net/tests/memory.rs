@@ -1,0 +1,71 @@
+//! Two hosts in one process over libp2p's in-memory transport: the same
+//! handshake, upgrades and protocols as over TCP, with `/memory/` addresses.
+
+#![allow(clippy::unwrap_used)]
+
+use p2p_net::{NetConfig, NetEvent};
+use p2p_proto::{Request, Response};
+use std::time::Duration;
+
+fn config(
+    dir: &tempfile::TempDir,
+    listen: &[&str],
+    bootstrap: Vec<p2p_net::Multiaddr>,
+) -> NetConfig {
+    NetConfig {
+        identity_dir: dir.path().to_path_buf(),
+        listen: listen.iter().map(|a| a.parse().unwrap()).collect(),
+        bootstrap,
+        mdns: false,
+        agent: "memory-test".into(),
+        max_connections: 8,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_hosts_talk_over_the_memory_transport() {
+    let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    // Port 0: the transport picks a free one.
+    let (a, mut a_events, _a_task) = p2p_net::start(config(&da, &["/memory/0"], vec![]))
+        .await
+        .unwrap();
+    let addr = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            if let Some(NetEvent::Listening(addr)) = a_events.recv().await {
+                return addr;
+            }
+        }
+    })
+    .await
+    .unwrap();
+    assert!(addr.to_string().starts_with("/memory/"), "{addr}");
+    let a_id = a.local_peer_id();
+    let (b, _b_events, _b_task) = p2p_net::start(config(&db, &[], vec![addr])).await.unwrap();
+    // A answers every request it is handed with an error that names it.
+    let answering = tokio::spawn(async move {
+        while let Some(ev) = a_events.recv().await {
+            if let NetEvent::Request { request, reply, .. } = ev {
+                let reason = format!("memory host got {}", request.encode().len());
+                a.respond(reply, Response::Error { reason }).await.unwrap();
+            }
+        }
+    });
+    let ask = Request::GetData {
+        hashes: vec![chain_core::BlockHash([3; 32])],
+    };
+    let want = format!("memory host got {}", ask.encode().len());
+    let answer = tokio::time::timeout(Duration::from_secs(20), async {
+        loop {
+            match b.request(a_id, ask.clone()).await {
+                Ok(r) => return r,
+                // Not connected yet.
+                Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+            }
+        }
+    })
+    .await
+    .unwrap();
+    assert_eq!(answer, Response::Error { reason: want });
+    b.shutdown().await;
+    answering.abort();
+}
