@@ -1,19 +1,15 @@
-//! `startp2p`: wiring. It parses the flags, opens the chain, starts the
-//! libp2p host (p2p-net) and the node (chain-node), and runs the loop that
-//! feeds the node the host's events, the status tick, finished searches and
-//! the shutdown signal. The node's behaviour is `chain_node::Node`; this file
-//! only adapts p2p-net's handle to its `Network` trait.
+//! `startp2p`: wiring. It parses the flags, opens the chain and hands the
+//! rest to `node_host::run` (the libp2p host, the node and their loop)
+//! until Ctrl-C or SIGTERM, printing the addresses the host listens on.
 
 use crate::chain_cmds::Ctx;
 use anyhow::{bail, Context, Result};
 use chain_core::BlockHash;
-use chain_node::{Inbound, Minting, Network, Node, NodeConfig, SyncProgress, Verdict};
+use chain_node::{Minting, NodeConfig, SyncProgress};
 use chain_store::ChainStore;
-use p2p_net::{GossipId, Multiaddr, NetConfig, NetEvent, NetHandle, PeerId, ReplyHandle};
-use p2p_proto::{Announcement, Request, Response};
+use p2p_net::{Multiaddr, NetConfig, PeerId};
 use std::collections::HashSet;
 use std::sync::Arc;
-use std::time::Duration;
 
 /// Arguments of `startp2p`.
 #[derive(clap::Args, Debug)]
@@ -54,40 +50,6 @@ pub struct StartArgs {
 
 fn agent() -> String {
     format!("chain-node/{}", env!("CARGO_PKG_VERSION"))
-}
-
-/// p2p-net's handle as the node's network.
-#[derive(Clone)]
-struct Net(NetHandle);
-
-impl Network for Net {
-    type Peer = PeerId;
-    type GossipId = GossipId;
-    type Reply = ReplyHandle;
-
-    async fn request(&self, peer: PeerId, request: Request) -> Result<Response, String> {
-        self.0
-            .request(peer, request)
-            .await
-            .map_err(|e| e.to_string())
-    }
-    async fn respond(&self, reply: ReplyHandle, response: Response) {
-        let _ = self.0.respond(reply, response).await;
-    }
-    async fn publish(&self, announcement: Announcement) {
-        let _ = self.0.publish(announcement).await;
-    }
-    async fn validate(&self, id: GossipId, verdict: Verdict) {
-        let v = match verdict {
-            Verdict::Accept => p2p_net::Verdict::Accept,
-            Verdict::Reject => p2p_net::Verdict::Reject,
-            Verdict::Ignore => p2p_net::Verdict::Ignore,
-        };
-        let _ = self.0.validate(id, v).await;
-    }
-    async fn ban(&self, peer: PeerId, period: Duration) {
-        let _ = self.0.ban(peer, period).await;
-    }
 }
 
 fn parse_addrs(list: &[String], what: &str) -> Result<Vec<Multiaddr>> {
@@ -167,7 +129,23 @@ pub fn startp2p(ctx: &Ctx, a: StartArgs) -> Result<()> {
         },
         file: Some(ctx.data_dir.join(format!("mempool_{}.dat", ctx.node_id))),
     };
-    rt.block_on(run(cfg, store, chain_dir, pool, node_cfg))
+    let setup = node_host::NodeSetup {
+        store,
+        chain_dir,
+        pool,
+        node: node_cfg,
+    };
+    let mut printed_join = false;
+    let listening = move |addr: &Multiaddr| {
+        if p2p_net::is_dialable(addr) {
+            println!("Listening on {addr}");
+            if !printed_join && addr.to_string().starts_with("/ip4/127.") {
+                printed_join = true;
+                println!("To join this node, run on another node: NODE_ID=<its id> cargo run -p node -- startp2p -dest {addr}");
+            }
+        }
+    };
+    rt.block_on(node_host::run(cfg, setup, shutdown_signal(), listening))
 }
 
 async fn shutdown_signal() {
@@ -185,59 +163,4 @@ async fn shutdown_signal() {
     }
     #[cfg(not(unix))]
     let _ = tokio::signal::ctrl_c().await;
-}
-
-async fn run(
-    cfg: NetConfig,
-    store: Option<ChainStore>,
-    chain_dir: std::path::PathBuf,
-    pool: chain_node::PoolSettings,
-    node_cfg: NodeConfig<PeerId>,
-) -> Result<()> {
-    let (net, mut events, net_task) = p2p_net::start(cfg).await?;
-    tracing::info!(peer_id = %net.local_peer_id(), "node started");
-    if let Some(s) = &store {
-        let t = s.tip();
-        tracing::info!(height = t.height, tip = %t.hash.short(), "chain loaded");
-    }
-    let chain = chain_node::chain::spawn::<PeerId>(store, chain_dir, pool);
-    let (node, mut mined) = Node::new(chain, Net(net.clone()), node_cfg);
-    let mut poll = tokio::time::interval(chain_node::node::STATUS_POLL);
-    let mut printed_join = false;
-    let stop = shutdown_signal();
-    tokio::pin!(stop);
-    loop {
-        tokio::select! {
-            _ = &mut stop => break,
-            ev = events.recv() => {
-                let inbound = match ev {
-                    None => break,
-                    Some(NetEvent::Listening(addr)) => {
-                        if p2p_net::is_dialable(&addr) {
-                            println!("Listening on {addr}");
-                            if !printed_join && addr.to_string().starts_with("/ip4/127.") {
-                                printed_join = true;
-                                println!("To join this node, run on another node: NODE_ID=<its id> cargo run -p node -- startp2p -dest {addr}");
-                            }
-                        }
-                        continue;
-                    }
-                    Some(NetEvent::Connected { peer, address }) => Inbound::Connected { peer, address: address.to_string() },
-                    Some(NetEvent::Disconnected { peer }) => Inbound::Disconnected { peer },
-                    Some(NetEvent::Request { peer, request, reply }) => Inbound::Request { peer, request, reply },
-                    Some(NetEvent::Announcement { peer, id, announcement, size }) => Inbound::Announcement { peer, id, announcement, size },
-                    Some(NetEvent::Misbehaved { peer, reason }) => Inbound::Misbehaved { peer, reason },
-                };
-                node.clone().on_event(inbound).await;
-            }
-            found = mined.recv() => node.clone().on_mined(found.flatten()).await,
-            _ = poll.tick() => node.clone().tick().await,
-        }
-    }
-    tracing::info!("shutting down");
-    net.shutdown().await;
-    let _ = tokio::time::timeout(Duration::from_secs(5), net_task).await;
-    node.shutdown().await;
-    tracing::info!("chain closed cleanly");
-    Ok(())
 }
