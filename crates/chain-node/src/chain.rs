@@ -912,6 +912,21 @@ mod tests {
         }
     }
 
+    /// A block on `parent` whose payment spends the genesis coin under
+    /// another key's signature: invalid.
+    fn theft(p: &chain_core::ChainParams, g: &Block, parent: &BlockHeader) -> Block {
+        let to = g.transactions[0].outputs[0].pubkey_hash;
+        let thief = PrivateKey::generate();
+        let tx = spend(
+            &thief,
+            &outputs_of(&g.transactions[0]),
+            to,
+            Amount(20),
+            Amount(0),
+        );
+        child(p, parent, vec![tx], Amount(0), to)
+    }
+
     #[test]
     fn blocks_handed_over_ahead_connect_in_order_and_only_the_first_bad_sender_is_blamed() {
         let Actor {
@@ -941,15 +956,7 @@ mod tests {
             // A block that steals a coin, then its child, handed over
             // together from two peers: the thief is blamed, the child's
             // sender is not (only its parent was invalid), and both end a sync.
-            let thief = PrivateKey::generate();
-            let theft = spend(
-                &thief,
-                &outputs_of(&g.transactions[0]),
-                pkh,
-                Amount(20),
-                Amount(0),
-            );
-            let bad = child(&p, &b3.header, vec![theft], Amount(0), pkh);
+            let bad = theft(&p, &g, &b3.header);
             let after = child(&p, &bad.header, vec![], Amount(0), pkh);
             let first = chain.submit_requested_block(bad, 7).await;
             let second = chain.submit_requested_block(after, 8).await;
@@ -993,15 +1000,7 @@ mod tests {
             assert_eq!(chain.view().unwrap().tip.hash, b1.hash());
 
             // A block stealing the genesis coin from peer 2: rejected, peer 2 to punish.
-            let thief = PrivateKey::generate();
-            let theft = spend(
-                &thief,
-                &outputs_of(&g.transactions[0]),
-                pkh,
-                Amount(20),
-                Amount(0),
-            );
-            let bad = child(&p, &b1.header, vec![theft], Amount(0), pkh);
+            let bad = theft(&p, &g, &b1.header);
             let out = chain.accept_block(bad, Some(2)).await;
             assert_eq!(out.verdict, Verdict::Reject);
             assert_eq!(out.offender, Some(2));
