@@ -179,31 +179,34 @@ impl Block {
     /// Decodes a block, refusing more than [`MAX_BLOCK_SIZE`] bytes,
     /// trailing bytes and non-canonical sizes.
     pub fn decode(bytes: &[u8]) -> Result<Block, DecodeError> {
-        Self::decode_with_txids(bytes).map(|(b, _)| b)
+        Self::read(bytes, |_| {})
     }
 
     /// Decodes a block and computes its txids from the bytes each
     /// transaction was read from, so nothing is encoded again.
     pub fn decode_with_txids(bytes: &[u8]) -> Result<(Block, Vec<Txid>), DecodeError> {
+        let mut txids = Vec::new();
+        let block = Self::read(bytes, |tx| txids.push(Txid(sha256d(tx))))?;
+        Ok((block, txids))
+    }
+
+    /// Decodes a block, handing `each_tx` the bytes of each transaction.
+    fn read(bytes: &[u8], mut each_tx: impl FnMut(&[u8])) -> Result<Block, DecodeError> {
         check_limit(bytes, MAX_BLOCK_SIZE, "block")?;
         let mut r = Reader::new(bytes, "block");
         let header = BlockHeader::from_bytes(&r.array()?);
         let n = r.count(MIN_TX_SIZE, "transactions")?;
         let mut transactions = Vec::with_capacity(n);
-        let mut txids = Vec::with_capacity(n);
         for _ in 0..n {
             let start = r.position();
             transactions.push(Transaction::read(&mut r)?);
-            txids.push(Txid(sha256d(&bytes[start..r.position()])));
+            each_tx(&bytes[start..r.position()]);
         }
         r.finish()?;
-        Ok((
-            Block {
-                header,
-                transactions,
-            },
-            txids,
-        ))
+        Ok(Block {
+            header,
+            transactions,
+        })
     }
 
     /// The header of a block's consensus bytes, read without decoding the

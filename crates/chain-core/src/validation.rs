@@ -330,9 +330,11 @@ pub fn check_header(h: &BlockHeader) -> Result<(), BlockError> {
 /// match it (CVE-2012-2459), so a store must not remember the header as bad.
 pub fn check_body(block: &Block) -> Result<CheckedBlock, BlockError> {
     let h = &block.header;
-    let size = block.encoded_len();
-    if size > MAX_BLOCK_SIZE {
-        return Err(BlockError::Oversized(size));
+    // One encoding of the whole block: its size, its stored bytes, and each
+    // txid hashed from its slice.
+    let bytes = block.encode();
+    if bytes.len() > MAX_BLOCK_SIZE {
+        return Err(BlockError::Oversized(bytes.len()));
     }
     let first = block
         .transactions
@@ -349,8 +351,6 @@ pub fn check_body(block: &Block) -> Result<CheckedBlock, BlockError> {
     {
         return Err(BlockError::ExtraCoinbase { index: index + 1 });
     }
-    // One encoding of the whole block; each txid is hashed from its slice.
-    let bytes = block.encode();
     let mut txids = Vec::with_capacity(block.transactions.len());
     // usize -> u64 is lossless on every supported target.
     let mut start = HEADER_SIZE + compact_size_len(block.transactions.len() as u64);
