@@ -371,6 +371,7 @@ impl TestPeer {
             mdns: false,
             agent: "e2e-test-peer".into(),
             max_connections: 8,
+            gossip: p2p_net::GossipParams::default(),
         };
         let (net, mut events, _task) = rt.block_on(p2p_net::start(cfg)).expect("peer starts");
         let responder = net.clone();

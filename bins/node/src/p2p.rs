@@ -104,6 +104,7 @@ pub fn startp2p(ctx: &Ctx, a: StartArgs) -> Result<()> {
         mdns: !a.no_mdns,
         agent: agent(),
         max_connections: 64,
+        gossip: p2p_net::GossipParams::default(),
     };
     let node_cfg = NodeConfig {
         genesis_peers,

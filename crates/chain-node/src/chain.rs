@@ -21,7 +21,7 @@ use chain_store::{unix_now, Accepted, ChainStore, HeaderBranch, Status, StoreErr
 use p2p_proto::{BlockBytes, Request, Response, UtxoEntry};
 use std::hash::Hash;
 use std::path::PathBuf;
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
 /// Commands waiting for the actor; senders wait when it is full.
 pub const COMMAND_QUEUE: usize = 64;
@@ -49,6 +49,27 @@ pub struct ChainView {
     pub tip: Tip,
     /// Transactions in the mempool.
     pub mempool_len: usize,
+}
+
+/// Events kept for a watcher that falls behind; one further behind is
+/// told how many it missed ([`broadcast::error::RecvError::Lagged`]).
+pub const EVENT_BACKLOG: usize = 4096;
+
+/// Something that happened to the chain, for watchers (an event stream, a
+/// simulation). Sent once it is durable: a tip after its blocks' writes
+/// have landed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ChainEvent {
+    /// The best tip moved.
+    Tip {
+        /// The new tip.
+        tip: Tip,
+        /// Blocks that left the best chain on the way: a reorganisation
+        /// of that depth when above zero.
+        disconnected: usize,
+    },
+    /// A transaction entered the mempool.
+    TxAccepted(chain_core::Txid),
 }
 
 /// What became of a block.
@@ -138,6 +159,7 @@ enum Command<P> {
 pub struct ChainHandle<P> {
     tx: mpsc::Sender<Command<P>>,
     view: watch::Receiver<Option<ChainView>>,
+    events: broadcast::Sender<ChainEvent>,
 }
 
 impl<P> Clone for ChainHandle<P> {
@@ -145,6 +167,7 @@ impl<P> Clone for ChainHandle<P> {
         ChainHandle {
             tx: self.tx.clone(),
             view: self.view.clone(),
+            events: self.events.clone(),
         }
     }
 }
@@ -167,7 +190,9 @@ where
 {
     let (tx, rx) = mpsc::channel(COMMAND_QUEUE);
     let (view_tx, view) = watch::channel(None);
+    let (events, _) = broadcast::channel(EVENT_BACKLOG);
     let mut actor = Actor {
+        events: events.clone(),
         store,
         chain_dir,
         mempool: Mempool::new(pool.config),
@@ -184,7 +209,7 @@ where
         .name("chain".into())
         .spawn(move || actor.run(rx))
         .expect("the chain thread starts");
-    ChainHandle { tx, view }
+    ChainHandle { tx, view, events }
 }
 
 impl<P: Copy + Send + 'static> ChainHandle<P> {
@@ -202,6 +227,11 @@ impl<P: Copy + Send + 'static> ChainHandle<P> {
     /// A receiver of every change of the view.
     pub fn subscribe(&self) -> watch::Receiver<Option<ChainView>> {
         self.view.clone()
+    }
+
+    /// A receiver of the chain's events from now on.
+    pub fn events(&self) -> broadcast::Receiver<ChainEvent> {
+        self.events.subscribe()
     }
 
     /// Offers a block from `from` (`None`: this node mined it) that nobody
@@ -324,6 +354,7 @@ struct Actor<P> {
     /// Peers' header branches, oldest first.
     branches: Vec<(P, Option<HeaderBranch>)>,
     view: watch::Sender<Option<ChainView>>,
+    events: broadcast::Sender<ChainEvent>,
     /// Outcomes of blocks whose writes may still be in flight, with their
     /// log lines: given out only once the store's writes have landed, so
     /// nothing is reported connected that a crash could still lose.
@@ -466,6 +497,14 @@ impl<P: Copy + Eq + Hash + std::fmt::Display> Actor<P> {
                 }
                 return;
             }
+        }
+        let disconnected = self.held_lines.iter().filter(|c| c.disconnected).count();
+        if let (false, Some(store)) = (self.held_lines.is_empty(), self.store.as_ref()) {
+            // No receiver is not an error.
+            let _ = self.events.send(ChainEvent::Tip {
+                tip: store.tip(),
+                disconnected,
+            });
         }
         for c in self.held_lines.drain(..) {
             if c.disconnected {
@@ -734,6 +773,7 @@ impl<P: Copy + Eq + Hash + std::fmt::Display> Actor<P> {
                     tracing::info!(txid = %t, "left the mempool: {why}");
                 }
                 tracing::info!(%txid, pool = self.mempool.len(), "transaction accepted");
+                let _ = self.events.send(ChainEvent::TxAccepted(txid));
                 TxOutcome {
                     verdict: Verdict::Accept,
                     refused: None,

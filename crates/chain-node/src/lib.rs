@@ -8,6 +8,8 @@ pub mod node;
 pub mod orphans;
 pub mod pool_file;
 
-pub use chain::{BlockOutcome, ChainHandle, ChainView, PoolSettings, TxOutcome, Verdict};
+pub use chain::{
+    BlockOutcome, ChainEvent, ChainHandle, ChainView, PoolSettings, TxOutcome, Verdict,
+};
 pub use node::{Inbound, Minting, Network, Node, NodeConfig, SyncProgress};
 pub use orphans::{OrphanError, OrphanPool};

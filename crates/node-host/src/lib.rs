@@ -13,6 +13,7 @@ use p2p_net::{GossipId, Multiaddr, NetConfig, NetEvent, NetHandle, PeerId, Reply
 use p2p_proto::{Announcement, Request, Response};
 use std::future::Future;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// p2p-net's handle as the node's network.
@@ -95,6 +96,16 @@ fn inbound(ev: NetEvent) -> Option<Inbound<Net>> {
     })
 }
 
+/// A running node, for a caller that drives it besides the network (a
+/// simulation submitting payments and blocks, an API).
+#[derive(Clone)]
+pub struct Running {
+    /// The node.
+    pub node: Arc<Node<Net>>,
+    /// Its host.
+    pub net: NetHandle,
+}
+
 /// Starts the host and the node and runs them until `stop` completes or
 /// the host stops; `listening` is told each address the host listens on.
 /// Closes the host, then the chain (the store and the mempool file).
@@ -102,7 +113,18 @@ pub async fn run(
     cfg: NetConfig,
     setup: NodeSetup,
     stop: impl Future<Output = ()>,
+    listening: impl FnMut(&Multiaddr),
+) -> anyhow::Result<()> {
+    run_with(cfg, setup, stop, listening, |_| {}).await
+}
+
+/// [`run`], handing `started` the node and its host once they run.
+pub async fn run_with(
+    cfg: NetConfig,
+    setup: NodeSetup,
+    stop: impl Future<Output = ()>,
     mut listening: impl FnMut(&Multiaddr),
+    started: impl FnOnce(Running),
 ) -> anyhow::Result<()> {
     let (net, mut events, net_task) = p2p_net::start(cfg).await?;
     tracing::info!(peer_id = %net.local_peer_id(), "node started");
@@ -112,6 +134,10 @@ pub async fn run(
     }
     let chain = chain_node::chain::spawn::<PeerId>(setup.store, setup.chain_dir, setup.pool);
     let (node, mut mined) = Node::new(chain, Net(net.clone()), setup.node);
+    started(Running {
+        node: node.clone(),
+        net: net.clone(),
+    });
     let mut poll = tokio::time::interval(chain_node::node::STATUS_POLL);
     tokio::pin!(stop);
     loop {

@@ -12,7 +12,10 @@
 //! This crate knows nothing of chain rules.
 
 mod codec;
+pub mod gossip;
 pub mod persist;
+
+pub use gossip::GossipParams;
 
 pub use libp2p::{Multiaddr, PeerId};
 pub use p2p_proto::{Announcement, Request, Response};
@@ -51,6 +54,35 @@ pub const RATE_STATE_KEPT: Duration = Duration::from_secs(600);
 /// Connection slots inbound peers cannot take, so this node can always dial
 /// out to peers of its own choosing (eclipse resistance).
 pub const OUTBOUND_RESERVE: u32 = 8;
+/// Peers this node dials itself, from those Kademlia finds, while it has
+/// fewer outbound peers than this. Inbound peers do not count: a node
+/// that many dial still chooses some peers of its own.
+pub const OUTBOUND_TARGET: usize = 8;
+/// How long a connection with nothing to do is kept. Peers are asked their
+/// status every few seconds, so this closes connections that never became
+/// a peer's (Kademlia's queries, finished clients).
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How often Kademlia refreshes its routing table (a bootstrap: a lookup
+/// of this node's id and of a random id in each bucket, some forty
+/// requests in a network of a hundred). Kademlia also bootstraps on its
+/// own while its table holds fewer than 20 peers.
+pub const KAD_REFRESH: Duration = Duration::from_secs(300);
+/// How long a peer whose connection closed is not dialled again for
+/// Kademlia's sake: a full node that closed a short-lived connection is
+/// not asked again at once.
+pub const REDIAL_BACKOFF: Duration = Duration::from_secs(60);
+/// Inbound connections beyond the peer slots, for clients that come, ask
+/// and go (wallets, a node looking for peers): such a connection is not
+/// made a peer, and is closed after [`SHORT_LIVED_FOR`].
+pub const SHORT_LIVED_SLOTS: u32 = 16;
+/// How long a connection in a short-lived slot is kept.
+pub const SHORT_LIVED_FOR: Duration = Duration::from_secs(20);
+/// Peers that, once connected, let this node close its connections to the
+/// bootstrap (`--dest`) peers after [`BOOTSTRAP_RELEASE_AFTER`]: a popular
+/// bootstrap node is not held by everyone forever. It stays in Kademlia.
+pub const BOOTSTRAP_RELEASE_PEERS: usize = 8;
+/// How long a bootstrap peer is kept once the node has other peers.
+pub const BOOTSTRAP_RELEASE_AFTER: Duration = Duration::from_secs(60);
 /// Inbound connections from one IP address (loopback exempt, so local
 /// multi-node set-ups and wallets keep working).
 pub const MAX_INBOUND_PER_IP: usize = 4;
@@ -111,8 +143,11 @@ pub struct NetConfig {
     pub mdns: bool,
     /// The agent string announced by identify.
     pub agent: String,
-    /// Most established connections.
+    /// Most established connections to peers. [`SHORT_LIVED_SLOTS`] more
+    /// are kept for short-lived clients (wallets).
     pub max_connections: u32,
+    /// Gossipsub's mesh and heartbeat.
+    pub gossip: GossipParams,
 }
 
 /// Errors of the network layer.
@@ -142,6 +177,13 @@ pub enum NetError {
         peer: PeerId,
         /// Why.
         reason: String,
+    },
+    /// The node closed a new connection at once, before answering: it is
+    /// at its connection limit.
+    #[error("the node at {addr} refused the connection: it is at its connection limit; try again shortly, or use another node")]
+    Refused {
+        /// The address.
+        addr: String,
     },
     /// An announcement was not sent.
     #[error("not published: {0}")]
@@ -246,8 +288,17 @@ enum Command {
         peer: PeerId,
         duration: Duration,
     },
+    Unban {
+        peer: PeerId,
+    },
+    Dial {
+        addr: Multiaddr,
+    },
     Peers {
         reply: oneshot::Sender<Vec<PeerId>>,
+    },
+    Metrics {
+        reply: oneshot::Sender<String>,
     },
     Shutdown,
 }
@@ -313,6 +364,22 @@ impl NetHandle {
     /// Disconnects a peer and refuses it for `duration`.
     pub async fn ban(&self, peer: PeerId, duration: Duration) -> Result<(), NetError> {
         self.send(Command::Ban { peer, duration }).await
+    }
+
+    /// Lifts a ban at once.
+    pub async fn unban(&self, peer: PeerId) -> Result<(), NetError> {
+        self.send(Command::Unban { peer }).await
+    }
+
+    /// Dials `addr` (ending in `/p2p/<id>`) unless already connected to it.
+    pub async fn dial(&self, addr: Multiaddr) -> Result<(), NetError> {
+        self.send(Command::Dial { addr }).await
+    }
+
+    /// The host's metrics (libp2p's: connections, bandwidth, identify,
+    /// Kademlia, ping, gossipsub) in Prometheus text format.
+    pub async fn metrics(&self) -> Result<String, NetError> {
+        self.ask(|reply| Command::Metrics { reply }).await
     }
 
     /// The peers connected now.
@@ -413,6 +480,7 @@ fn gossip_topics() -> (gossipsub::IdentTopic, gossipsub::IdentTopic) {
 fn build_swarm(
     cfg: &NetConfig,
     keypair: libp2p::identity::Keypair,
+    registry: &mut prometheus_client::registry::Registry,
 ) -> Result<Swarm<Behaviour>, NetError> {
     let setup = |e: String| NetError::Setup(e);
     let mdns_on = cfg.mdns;
@@ -440,27 +508,24 @@ fn build_swarm(
             )
         })
         .map_err(|e| setup(e.to_string()))?
+        .with_bandwidth_metrics(registry)
         .with_behaviour(|key| {
             let peer = key.public().to_peer_id();
-            let gcfg = gossipsub::ConfigBuilder::default()
-                .heartbeat_interval(Duration::from_millis(700))
-                .validation_mode(gossipsub::ValidationMode::Strict)
-                .validate_messages()
-                .message_id_fn(|m: &gossipsub::Message| {
-                    use sha2::Digest;
-                    gossipsub::MessageId::from(sha2::Sha256::digest(&m.data)[..20].to_vec())
-                })
-                .max_transmit_size(p2p_proto::MAX_ANNOUNCEMENT_SIZE + 4096)
-                .max_publish_messages(64)
-                .duplicate_cache_time(Duration::from_secs(300))
-                .build()
-                .map_err(|e| e.to_string())?;
-            let gossipsub = gossipsub::Behaviour::new(
+            let gcfg = gossip::config(&cfg.gossip, p2p_proto::MAX_ANNOUNCEMENT_SIZE + 4096)?;
+            let mut gossipsub = gossipsub::Behaviour::new(
                 gossipsub::MessageAuthenticity::Signed(key.clone()),
                 gcfg,
-            )?;
+            )?
+            .with_metrics(
+                registry.sub_registry_with_prefix("gossipsub"),
+                gossipsub::MetricsConfig::default(),
+            );
+            let (blocks, txs) = gossip_topics();
+            let (params, thresholds) = gossip::scoring(&blocks, &txs);
+            gossipsub.with_peer_score(params, thresholds)?;
             let mut kcfg = kad::Config::new(StreamProtocol::new("/chain/kad/1"));
             kcfg.set_query_timeout(Duration::from_secs(30));
+            kcfg.set_periodic_bootstrap_interval(Some(KAD_REFRESH));
             let mut kad =
                 kad::Behaviour::with_config(peer, kad::store::MemoryStore::new(peer), kcfg);
             kad.set_mode(Some(kad::Mode::Server));
@@ -469,9 +534,12 @@ fn build_swarm(
             } else {
                 None
             };
+            // The peer slots, and the short-lived ones beyond them: which
+            // inbound connection is a peer is the host's choice (see
+            // `Host::on_swarm_event`); these are the hard limits.
             let limits = connection_limits::ConnectionLimits::default()
-                .with_max_established(Some(max))
-                .with_max_established_incoming(Some(max.saturating_sub(OUTBOUND_RESERVE).max(1)))
+                .with_max_established(Some(max + SHORT_LIVED_SLOTS))
+                .with_max_established_incoming(Some(inbound_peer_slots(max) + SHORT_LIVED_SLOTS))
                 .with_max_established_per_peer(Some(2))
                 .with_max_pending_incoming(Some(32))
                 .with_max_pending_outgoing(Some(32));
@@ -490,7 +558,7 @@ fn build_swarm(
             })
         })
         .map_err(|e| setup(e.to_string()))?
-        .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(120)))
+        .with_swarm_config(|c| c.with_idle_connection_timeout(IDLE_TIMEOUT))
         .build();
     Ok(swarm)
 }
@@ -509,7 +577,9 @@ pub async fn start(
     let keypair = persist::load_or_create_identity(&cfg.identity_dir.join("identity.key"))
         .map_err(NetError::Setup)?;
     let local = keypair.public().to_peer_id();
-    let mut swarm = build_swarm(&cfg, keypair)?;
+    let mut registry = prometheus_client::registry::Registry::default();
+    let mut swarm = build_swarm(&cfg, keypair, &mut registry)?;
+    let metrics = libp2p::metrics::Metrics::new(&mut registry);
     let (blocks, txs) = gossip_topics();
     for t in [&blocks, &txs] {
         swarm
@@ -525,11 +595,13 @@ pub async fn start(
     }
     let peers = persist::PeerStore::load(&cfg.identity_dir.join("peers.json"));
     let mut to_dial: Vec<(PeerId, Multiaddr)> = peers.known();
+    let mut bootstrap = HashSet::new();
     for addr in &cfg.bootstrap {
         let (peer, base) = split_peer(addr).ok_or_else(|| NetError::NoPeerId(addr.clone()))?;
         if peer == local {
             return Err(NetError::Setup(format!("{addr} is this node itself")));
         }
+        bootstrap.insert(peer);
         to_dial.push((peer, base));
     }
     for (peer, base) in &to_dial {
@@ -554,6 +626,17 @@ pub async fn start(
         inbound_ips: HashMap::new(),
         rates: HashMap::new(),
         held: std::collections::VecDeque::new(),
+        registry,
+        metrics,
+        inbound_peer_slots: inbound_peer_slots(cfg.max_connections) as usize,
+        inbound_peers: HashSet::new(),
+        outbound_peers: HashSet::new(),
+        chosen: to_dial.iter().map(|(p, _)| *p).collect(),
+        closed_at: HashMap::new(),
+        short_lived: HashMap::new(),
+        unconfirmed: HashMap::new(),
+        bootstrap,
+        connected_since: HashMap::new(),
     };
     let task = tokio::spawn(host.run(cmd_rx));
     Ok((NetHandle { tx: cmd_tx, local }, ev_rx, task))
@@ -576,6 +659,34 @@ struct Host {
     /// Events that must not be lost (connections, misbehaviour, listening
     /// addresses), held in order while the event channel is full.
     held: std::collections::VecDeque<NetEvent>,
+    registry: prometheus_client::registry::Registry,
+    metrics: libp2p::metrics::Metrics,
+    /// Inbound connections that may be peers.
+    inbound_peer_slots: usize,
+    /// Peers whose connection came in and holds a peer slot.
+    inbound_peers: HashSet<PeerId>,
+    /// Peers this node dialled.
+    outbound_peers: HashSet<PeerId>,
+    /// Peers this node chose to dial (bootstrap, known, found and asked
+    /// for), as opposed to those Kademlia's queries dialled.
+    chosen: HashSet<PeerId>,
+    /// Peers whose last connection closed, and when.
+    closed_at: HashMap<PeerId, Instant>,
+    /// Connections served in short-lived slots (not peers), and when they close.
+    short_lived: HashMap<PeerId, Instant>,
+    /// Connected, not yet peers: each with its address and whether it came
+    /// in. One becomes a peer when it makes a sync request.
+    unconfirmed: HashMap<PeerId, (Multiaddr, bool)>,
+    /// The bootstrap (`--dest`) peers.
+    bootstrap: HashSet<PeerId>,
+    /// When each peer connected.
+    connected_since: HashMap<PeerId, Instant>,
+}
+
+/// Inbound connections that may be peers: the rest of the slots are for
+/// this node's own dials (eclipse resistance).
+fn inbound_peer_slots(max: u32) -> u32 {
+    max.saturating_sub(OUTBOUND_RESERVE).max(1)
 }
 
 /// Most events held while the event channel is full; connection limits
@@ -585,7 +696,6 @@ const HELD_EVENTS: usize = 4096;
 impl Host {
     async fn run(mut self, mut commands: mpsc::Receiver<Command>) {
         let mut tick = tokio::time::interval(Duration::from_secs(5));
-        let mut bootstrap = tokio::time::interval(Duration::from_secs(30));
         let events = self.events.clone();
         loop {
             tokio::select! {
@@ -600,7 +710,6 @@ impl Host {
                     Some(c) => self.on_command(c),
                 },
                 _ = tick.tick() => self.housekeeping(),
-                _ = bootstrap.tick() => { let _ = self.swarm.behaviour_mut().kad.bootstrap(); }
             }
         }
         if let Err(e) = self.peers.save() {
@@ -630,6 +739,46 @@ impl Host {
             .retain(|p, b| connected.contains(p) || now.duration_since(b.last) < RATE_STATE_KEPT);
         if let Err(e) = self.peers.save() {
             tracing::warn!("cannot save the peer store: {e}");
+        }
+        self.closed_at
+            .retain(|_, t| now.duration_since(*t) < REDIAL_BACKOFF);
+        let over: Vec<PeerId> = self
+            .short_lived
+            .iter()
+            .filter(|(_, until)| **until <= now)
+            .map(|(p, _)| *p)
+            .collect();
+        for p in over {
+            let _ = self.swarm.disconnect_peer_id(p);
+        }
+        self.release_bootstrap(now);
+    }
+
+    /// Closes the connections to bootstrap peers held for
+    /// [`BOOTSTRAP_RELEASE_AFTER`] once [`BOOTSTRAP_RELEASE_PEERS`] other
+    /// peers are connected.
+    fn release_bootstrap(&mut self, now: Instant) {
+        let others = self
+            .connected
+            .iter()
+            .filter(|p| !self.bootstrap.contains(p))
+            .count();
+        if others < BOOTSTRAP_RELEASE_PEERS {
+            return;
+        }
+        let due: Vec<PeerId> = self
+            .bootstrap
+            .iter()
+            .filter(|p| {
+                self.connected_since
+                    .get(p)
+                    .is_some_and(|t| now.duration_since(*t) >= BOOTSTRAP_RELEASE_AFTER)
+            })
+            .copied()
+            .collect();
+        for p in due {
+            tracing::debug!(peer = %p, "closing the connection to a bootstrap peer: other peers are connected");
+            let _ = self.swarm.disconnect_peer_id(p);
         }
     }
 
@@ -677,6 +826,10 @@ impl Host {
     }
 
     fn on_command(&mut self, c: Command) {
+        let connected = match &c {
+            Command::Request { peer, .. } => self.swarm.is_connected(peer),
+            _ => false,
+        };
         let b = self.swarm.behaviour_mut();
         match c {
             Command::Request {
@@ -684,6 +837,17 @@ impl Host {
                 request,
                 reply,
             } => {
+                // Requests go to connected peers only: request-response
+                // would otherwise dial a peer that was just disconnected
+                // (pruned, banned by the other side, gone), and the node
+                // never means to reconnect by asking.
+                if !connected {
+                    let _ = reply.send(Err(NetError::RequestFailed {
+                        peer,
+                        reason: "not connected".into(),
+                    }));
+                    return;
+                }
                 let id = b.rr.send_request(&peer, codec::Inbound::Valid(request));
                 self.pending.insert(id, reply);
             }
@@ -727,14 +891,40 @@ impl Host {
                 self.banned.insert(peer, Instant::now() + duration);
                 tracing::warn!(%peer, secs = duration.as_secs(), "peer banned");
             }
+            Command::Unban { peer } => {
+                b.blocked.unblock_peer(peer);
+                self.banned.remove(&peer);
+            }
+            Command::Dial { addr } => {
+                if let Some((peer, base)) = split_peer(&addr) {
+                    self.dial_if_new(peer, base);
+                }
+            }
             Command::Peers { reply } => {
-                let _ = reply.send(self.swarm.connected_peers().copied().collect());
+                let _ = reply.send(self.connected.iter().copied().collect());
+            }
+            Command::Metrics { reply } => {
+                let mut text = String::new();
+                if let Err(e) = prometheus_client::encoding::text::encode(&mut text, &self.registry)
+                {
+                    tracing::warn!("cannot encode the metrics: {e}");
+                }
+                let _ = reply.send(text);
             }
             Command::Shutdown => {}
         }
     }
 
     fn on_swarm_event(&mut self, ev: SwarmEvent<BehaviourEvent>) {
+        use libp2p::metrics::Recorder;
+        match &ev {
+            SwarmEvent::Behaviour(BehaviourEvent::Identify(e)) => self.metrics.record(e),
+            SwarmEvent::Behaviour(BehaviourEvent::Kad(e)) => self.metrics.record(e),
+            SwarmEvent::Behaviour(BehaviourEvent::Ping(e)) => self.metrics.record(e),
+            SwarmEvent::Behaviour(BehaviourEvent::Gossipsub(e)) => self.metrics.record(e),
+            SwarmEvent::Behaviour(_) => {}
+            other => self.metrics.record(other),
+        }
         match ev {
             SwarmEvent::NewListenAddr { address, .. } => {
                 let full = peer_address(&address, self.local);
@@ -758,13 +948,19 @@ impl Host {
                 if endpoint.is_dialer() {
                     let base = transport_address(endpoint.get_remote_address());
                     self.peers.success(&peer_id, &base);
-                    self.swarm.behaviour_mut().kad.add_address(&peer_id, base);
+                    self.learn_address(peer_id, base);
                 }
-                if num_established.get() == 1 && self.connected.insert(peer_id) {
-                    self.emit(NetEvent::Connected {
-                        peer: peer_id,
-                        address: peer_address(endpoint.get_remote_address(), peer_id),
-                    });
+                if num_established.get() > 1 || self.connected.contains(&peer_id) {
+                    return;
+                }
+                let address = peer_address(endpoint.get_remote_address(), peer_id);
+                if endpoint.is_dialer() && self.chosen.contains(&peer_id) {
+                    self.make_peer(peer_id, address, false);
+                } else {
+                    // A connection Kademlia's query opened, or one from
+                    // outside: a peer only once it speaks the sync protocol.
+                    self.unconfirmed
+                        .insert(peer_id, (address, !endpoint.is_dialer()));
                 }
             }
             SwarmEvent::ConnectionClosed {
@@ -781,9 +977,20 @@ impl Host {
                         }
                     }
                 }
+                if num_established == 0 {
+                    self.unconfirmed.remove(&peer_id);
+                    self.short_lived.remove(&peer_id);
+                }
                 // The rate state stays (see housekeeping): a reconnect does
                 // not refill the bucket or clear the strikes.
+                if num_established == 0 {
+                    self.closed_at.insert(peer_id, Instant::now());
+                }
                 if num_established == 0 && self.connected.remove(&peer_id) {
+                    self.inbound_peers.remove(&peer_id);
+                    self.outbound_peers.remove(&peer_id);
+                    self.chosen.remove(&peer_id);
+                    self.connected_since.remove(&peer_id);
                     self.emit(NetEvent::Disconnected { peer: peer_id });
                 }
             }
@@ -792,7 +999,10 @@ impl Host {
                 error,
                 ..
             } => {
-                tracing::debug!(%peer, "dial failed: {error}");
+                tracing::debug!(%peer, "dial failed: {error:?}");
+                if !self.swarm.is_connected(&peer) {
+                    self.chosen.remove(&peer);
+                }
                 if self.peers.failure(&peer) {
                     tracing::info!(%peer, "forgetting a peer that stayed unreachable");
                 }
@@ -802,10 +1012,72 @@ impl Host {
         }
     }
 
+    /// Gives Kademlia a peer's address when the peer is in its routing
+    /// table already or its bucket has room. Into a full bucket, Kademlia
+    /// would dial the bucket's oldest disconnected peer to see whether it
+    /// is still there, once for every address it is given: with every
+    /// connection bringing addresses, that kept a network of a hundred
+    /// nodes redialling itself.
+    fn learn_address(&mut self, peer: PeerId, addr: Multiaddr) {
+        let kad = &mut self.swarm.behaviour_mut().kad;
+        let fits = kad.kbucket(peer).is_some_and(|b| {
+            b.num_entries() < kad::K_VALUE.get() || b.iter().any(|e| *e.node.key.preimage() == peer)
+        });
+        if fits {
+            kad.add_address(&peer, addr);
+        }
+    }
+
+    /// Reports `peer` connected: from now on the node treats it as a peer.
+    fn make_peer(&mut self, peer: PeerId, address: Multiaddr, inbound: bool) {
+        if !self.connected.insert(peer) {
+            return;
+        }
+        if inbound {
+            self.inbound_peers.insert(peer);
+        } else {
+            self.outbound_peers.insert(peer);
+        }
+        self.connected_since.insert(peer, Instant::now());
+        self.emit(NetEvent::Connected { peer, address });
+    }
+
+    /// A request on the sync protocol from `peer`: a connection not yet a
+    /// peer's becomes one, or, with the inbound peer slots full, is served
+    /// for [`SHORT_LIVED_FOR`] and closed.
+    fn confirm(&mut self, peer: PeerId) {
+        if self.short_lived.contains_key(&peer) {
+            return;
+        }
+        let Some((address, inbound)) = self.unconfirmed.remove(&peer) else {
+            return;
+        };
+        if inbound && self.inbound_peers.len() >= self.inbound_peer_slots {
+            tracing::debug!(%peer, "inbound peer slots full: a short-lived connection");
+            self.short_lived
+                .insert(peer, Instant::now() + SHORT_LIVED_FOR);
+            return;
+        }
+        self.make_peer(peer, address, inbound);
+    }
+
     fn dial_if_new(&mut self, peer: PeerId, addr: Multiaddr) {
+        if let Some((address, _)) = self.unconfirmed.remove(&peer) {
+            // Connected already, not yet as a peer: chosen now.
+            self.chosen.insert(peer);
+            self.make_peer(peer, address, false);
+            return;
+        }
         if peer == self.local || self.swarm.is_connected(&peer) || self.banned.contains_key(&peer) {
             return;
         }
+        // A bootstrap peer is not dialled again while the node has others
+        // (see `release_bootstrap`).
+        if self.bootstrap.contains(&peer) && self.connected.len() >= BOOTSTRAP_RELEASE_PEERS {
+            return;
+        }
+        self.chosen.insert(peer);
+        tracing::debug!(%peer, "dialling a peer");
         let _ = self.swarm.dial(peer_address(&addr, peer));
     }
 
@@ -816,6 +1088,7 @@ impl Host {
                     request_response::Message::Request {
                         request, channel, ..
                     } => {
+                        self.confirm(peer);
                         let now = Instant::now();
                         let bucket = self.rates.entry(peer).or_insert_with(|| Bucket::new(now));
                         if !bucket.take(now) {
@@ -916,22 +1189,42 @@ impl Host {
             }
             BehaviourEvent::Identify(identify::Event::Received { peer_id, info, .. }) => {
                 for a in info.listen_addrs {
-                    self.swarm.behaviour_mut().kad.add_address(&peer_id, a);
+                    self.learn_address(peer_id, a);
                 }
             }
             BehaviourEvent::Kad(kad::Event::RoutingUpdated {
                 peer, addresses, ..
-            }) if self.connected.len() < 16 => {
-                let addr = addresses.first().clone();
-                self.dial_if_new(peer, addr);
+            }) if self.outbound_peers.len() < OUTBOUND_TARGET => {
+                let backing_off = self
+                    .closed_at
+                    .get(&peer)
+                    .is_some_and(|t| t.elapsed() < REDIAL_BACKOFF);
+                if !backing_off {
+                    let addr = addresses.first().clone();
+                    self.dial_if_new(peer, addr);
+                }
+            }
+            BehaviourEvent::Kad(kad::Event::OutboundQueryProgressed {
+                result,
+                stats,
+                step,
+                ..
+            }) if step.last => {
+                let kind = match result {
+                    kad::QueryResult::Bootstrap(_) => "bootstrap",
+                    kad::QueryResult::GetClosestPeers(_) => "closest peers",
+                    _ => "other",
+                };
+                tracing::debug!(
+                    kind,
+                    requests = stats.num_requests(),
+                    "Kademlia query finished"
+                );
             }
             BehaviourEvent::Mdns(mdns::Event::Discovered(list)) => {
                 for (peer, addr) in list {
                     tracing::info!(%peer, %addr, "found a peer on the LAN");
-                    self.swarm
-                        .behaviour_mut()
-                        .kad
-                        .add_address(&peer, addr.clone());
+                    self.learn_address(peer, addr.clone());
                     self.dial_if_new(peer, addr);
                 }
             }
@@ -956,6 +1249,10 @@ pub async fn request_once(
     )
     .await
 }
+
+/// A connection closed this soon after it was set up, unanswered, was
+/// refused by the node's connection limits.
+const REFUSED_WITHIN: Duration = Duration::from_secs(2);
 
 /// One request through a short-lived host speaking `behaviour`'s codec.
 async fn exchange_once<C>(
@@ -1004,6 +1301,7 @@ where
     tokio::time::timeout(connect_timeout, connect)
         .await
         .map_err(|_| unreachable(format!("no answer within {}s", connect_timeout.as_secs())))??;
+    let established = Instant::now();
     let id = swarm.behaviour_mut().send_request(&peer, request);
     let exchange = async {
         loop {
@@ -1027,10 +1325,18 @@ where
                     })
                 }
                 SwarmEvent::ConnectionClosed { peer_id, .. } if peer_id == peer => {
+                    // A node at its connection limit closes a connection
+                    // as soon as it is set up; one closed later went away
+                    // while answering.
+                    if established.elapsed() < REFUSED_WITHIN {
+                        return Err(NetError::Refused {
+                            addr: addr.to_string(),
+                        });
+                    }
                     return Err(NetError::RequestFailed {
                         peer,
                         reason: "the connection closed".into(),
-                    })
+                    });
                 }
                 _ => {}
             }

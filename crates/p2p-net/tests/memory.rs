@@ -19,6 +19,7 @@ fn config(
         mdns: false,
         agent: "memory-test".into(),
         max_connections: 8,
+        gossip: p2p_net::GossipParams::default(),
     }
 }
 

@@ -4,6 +4,7 @@
 use super::peers::status_of;
 use super::Node;
 use crate::Network;
+use chain_core::Transaction;
 use p2p_proto::{Announcement, Request, Response};
 use std::sync::Arc;
 
@@ -20,26 +21,33 @@ impl<N: Network> Node<N> {
                         reason: "this node has no chain yet".into(),
                     })
             }
-            Request::SubmitTx(tx) => {
-                let txid = tx.txid();
-                let relay = tx.clone();
-                let response = self.chain.answer(Request::SubmitTx(tx)).await;
-                match &response {
-                    Response::TxAccepted { .. } => {
-                        let pool = self.chain.view().map(|v| v.mempool_len).unwrap_or(0);
-                        tracing::info!(%txid, %peer, pool, "transaction submitted");
-                        self.net.publish(Announcement::Tx(relay)).await;
-                        self.clone().maybe_mine().await;
-                    }
-                    Response::TxRejected { reason, .. } => {
-                        tracing::info!(%txid, %peer, "refused a submitted transaction: {reason}");
-                    }
-                    _ => {}
-                }
-                response
-            }
+            Request::SubmitTx(tx) => self.submit_tx(tx, &peer.to_string()).await,
             other => self.chain.answer(other).await,
         }
+    }
+}
+
+impl<N: Network> Node<N> {
+    /// Offers a payment to the mempool, as a peer's `SubmitTx` does (`from`
+    /// names who submitted it, for the log): relayed and maybe mined when
+    /// taken. The answer says which.
+    pub async fn submit_tx(self: &Arc<Self>, tx: Transaction, from: &str) -> Response {
+        let txid = tx.txid();
+        let relay = tx.clone();
+        let response = self.chain.answer(Request::SubmitTx(tx)).await;
+        match &response {
+            Response::TxAccepted { .. } => {
+                let pool = self.chain.view().map(|v| v.mempool_len).unwrap_or(0);
+                tracing::info!(%txid, from, pool, "transaction submitted");
+                self.net.publish(Announcement::Tx(relay)).await;
+                self.clone().maybe_mine().await;
+            }
+            Response::TxRejected { reason, .. } => {
+                tracing::info!(%txid, from, "refused a submitted transaction: {reason}");
+            }
+            _ => {}
+        }
+        response
     }
 }
 
