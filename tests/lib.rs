@@ -374,19 +374,44 @@ impl TestPeer {
             gossip: p2p_net::GossipParams::default(),
         };
         let (net, mut events, _task) = rt.block_on(p2p_net::start(cfg)).expect("peer starts");
-        let responder = net.clone();
-        rt.spawn(async move {
-            while let Some(ev) = events.recv().await {
-                if let p2p_net::NetEvent::Request { request, reply, .. } = ev {
-                    let _ = responder.respond(reply, answer(request)).await;
-                }
-            }
-        });
         let node = node_addr
             .rsplit("/p2p/")
             .next()
             .expect("address ends in /p2p/<id>")
             .to_string();
+        let node_id: p2p_net::PeerId = node.parse().expect("a peer id");
+        // The dialer speaks first: its status, as a node sends on
+        // connecting; what this peer says its chain is, or no chain.
+        let no_chain = p2p_proto::Status {
+            protocol_version: p2p_proto::PROTOCOL_VERSION,
+            genesis: chain_core::BlockHash::ZERO,
+            best_height: 0,
+            best_hash: chain_core::BlockHash::ZERO,
+            total_work: [0; 32],
+            agent: "e2e-test-peer".into(),
+        };
+        let hello = match answer(p2p_proto::Request::Status(no_chain.clone())) {
+            p2p_proto::Response::Status(s) => s,
+            _ => no_chain,
+        };
+        let responder = net.clone();
+        rt.spawn(async move {
+            while let Some(ev) = events.recv().await {
+                match ev {
+                    p2p_net::NetEvent::Request { request, reply, .. } => {
+                        let _ = responder.respond(reply, answer(request)).await;
+                    }
+                    p2p_net::NetEvent::Connected { peer, .. } if peer == node_id => {
+                        let r = responder.clone();
+                        let hello = hello.clone();
+                        tokio::spawn(async move {
+                            let _ = r.request(peer, p2p_proto::Request::Status(hello)).await;
+                        });
+                    }
+                    _ => {}
+                }
+            }
+        });
         TestPeer {
             rt,
             net,

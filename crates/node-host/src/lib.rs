@@ -96,6 +96,23 @@ fn inbound(ev: NetEvent) -> Option<Inbound<Net>> {
     })
 }
 
+/// How often the node logs a `status` line (height, tip, peers, mempool),
+/// for a person or a script watching its log.
+pub const INFORMANT: Duration = Duration::from_secs(5);
+
+async fn inform(node: &Node<Net>, net: &NetHandle) {
+    let peers = net.peers().await.map(|p| p.len()).unwrap_or(0);
+    if let Some(v) = node.chain().view() {
+        tracing::info!(
+            height = v.tip.height,
+            tip = %v.tip.hash.short(),
+            peers,
+            mempool = v.mempool_len,
+            "status"
+        );
+    }
+}
+
 /// A running node, for a caller that drives it besides the network (a
 /// simulation submitting payments and blocks, an API).
 #[derive(Clone)]
@@ -139,6 +156,7 @@ pub async fn run_with(
         net: net.clone(),
     });
     let mut poll = tokio::time::interval(chain_node::node::STATUS_POLL);
+    let mut informant = tokio::time::interval(INFORMANT);
     tokio::pin!(stop);
     loop {
         tokio::select! {
@@ -154,6 +172,7 @@ pub async fn run_with(
             }
             found = mined.recv() => node.clone().on_mined(found.flatten()).await,
             _ = poll.tick() => node.clone().tick().await,
+            _ = informant.tick() => inform(&node, &net).await,
         }
     }
     tracing::info!("shutting down");

@@ -512,14 +512,12 @@ fn build_swarm(
         .with_behaviour(|key| {
             let peer = key.public().to_peer_id();
             let gcfg = gossip::config(&cfg.gossip, p2p_proto::MAX_ANNOUNCEMENT_SIZE + 4096)?;
-            let mut gossipsub = gossipsub::Behaviour::new(
-                gossipsub::MessageAuthenticity::Signed(key.clone()),
-                gcfg,
-            )?
-            .with_metrics(
-                registry.sub_registry_with_prefix("gossipsub"),
-                gossipsub::MetricsConfig::default(),
-            );
+            let mut gossipsub =
+                gossipsub::Behaviour::new(gossipsub::MessageAuthenticity::Anonymous, gcfg)?
+                    .with_metrics(
+                        registry.sub_registry_with_prefix("gossipsub"),
+                        gossipsub::MetricsConfig::default(),
+                    );
             let (blocks, txs) = gossip_topics();
             let (params, thresholds) = gossip::scoring(&blocks, &txs);
             gossipsub.with_peer_score(params, thresholds)?;

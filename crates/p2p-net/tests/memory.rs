@@ -70,3 +70,45 @@ async fn two_hosts_talk_over_the_memory_transport() {
     b.shutdown().await;
     answering.abort();
 }
+
+/// A host that dialled another publishes to it as soon as the connection
+/// is up, although neither has asked the other anything (the connection is
+/// not yet a peer's for the host that was dialled).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dialling_host_can_publish_before_any_request() {
+    let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (_a, mut a_events, _a_task) = p2p_net::start(config(&da, &["/memory/0"], vec![]))
+        .await
+        .unwrap();
+    let addr = loop {
+        if let Some(NetEvent::Listening(addr)) = a_events.recv().await {
+            break addr;
+        }
+    };
+    let (b, _b_events, _b_task) = p2p_net::start(config(&db, &[], vec![addr])).await.unwrap();
+    let tx = chain_core::Transaction::coinbase(
+        1,
+        chain_core::PubkeyHash([1; 20]),
+        chain_core::Amount(1),
+        b"",
+    );
+    let published = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            match b.publish(p2p_proto::Announcement::Tx(tx.clone())).await {
+                Ok(()) => return,
+                Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+            }
+        }
+    })
+    .await;
+    assert!(published.is_ok(), "never published");
+    let got = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            if let Some(NetEvent::Announcement { .. }) = a_events.recv().await {
+                return;
+            }
+        }
+    })
+    .await;
+    assert!(got.is_ok(), "the announcement did not arrive");
+}

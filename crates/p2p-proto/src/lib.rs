@@ -47,16 +47,17 @@ pub fn encode<T: Serialize>(v: &T) -> Vec<u8> {
     postcard::to_stdvec(v).expect("postcard encoding of a plain struct into a Vec cannot fail")
 }
 
-/// The protocol version spoken. Version 2 carries transactions and blocks
+/// The protocol version spoken. Version 2 carried transactions and blocks
 /// in their hand-written consensus encoding (version 1 used postcard's);
-/// a peer that speaks another version is refused.
-pub const PROTOCOL_VERSION: u32 = 2;
+/// version 3 gossips them unsigned, on topics of their own. A peer that
+/// speaks another version is refused.
+pub const PROTOCOL_VERSION: u32 = 3;
 /// Request/response protocol id.
 pub const SYNC_PROTOCOL: &str = "/chain/sync/1";
 /// Gossipsub topic of block announcements.
-pub const BLOCK_TOPIC: &str = "chain/blocks/1";
+pub const BLOCK_TOPIC: &str = "chain/blocks/2";
 /// Gossipsub topic of transaction announcements.
-pub const TX_TOPIC: &str = "chain/txs/1";
+pub const TX_TOPIC: &str = "chain/txs/2";
 /// Most block hashes in one `Inv`.
 pub const MAX_INV: usize = 500;
 /// Most headers in one `Headers` reply.

@@ -24,7 +24,7 @@ impl<N: Network> Node<N> {
 
     pub(super) async fn on_status(self: &Arc<Self>, peer: N::Peer, theirs: Status) {
         if theirs.protocol_version != p2p_proto::PROTOCOL_VERSION {
-            tracing::warn!(%peer, theirs = theirs.protocol_version, ours = p2p_proto::PROTOCOL_VERSION, "refusing a peer that speaks another protocol version (version 2 carries transactions and blocks in their consensus encoding)");
+            tracing::warn!(%peer, theirs = theirs.protocol_version, ours = p2p_proto::PROTOCOL_VERSION, "refusing a peer that speaks another protocol version");
             self.net.ban(peer, BAN).await;
             return;
         }

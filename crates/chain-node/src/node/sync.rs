@@ -20,7 +20,7 @@ use chain_core::pow::Work;
 use chain_core::BlockHash;
 use futures::stream::FuturesUnordered;
 use futures::StreamExt;
-use p2p_proto::{BlockBytes, Request, Response};
+use p2p_proto::{Announcement, BlockBytes, Request, Response};
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -79,9 +79,27 @@ impl<N: Network> Node<N> {
         if connected > 0 {
             if let Some(v) = self.chain.view() {
                 tracing::info!(height = v.tip.height, tip = %v.tip.hash.short(), blocks = connected, secs = format!("{:.1}", started.elapsed().as_secs_f64()), "sync finished");
+                self.announce_tip(v.tip.hash).await;
             }
         }
         result
+    }
+
+    /// Announces the tip a sync reached, as Bitcoin nodes announce a new
+    /// tip after a reorganisation: a peer still on another branch finds
+    /// the block's parent unknown, asks this node's status and syncs at
+    /// once, instead of at its next status poll. A peer that has the block
+    /// drops it as known.
+    async fn announce_tip(&self, tip: BlockHash) {
+        let answer = self
+            .chain
+            .answer(Request::GetData { hashes: vec![tip] })
+            .await;
+        if let Response::Blocks { mut blocks, .. } = answer {
+            if let Some(b) = blocks.pop() {
+                self.net.publish(Announcement::Block(b)).await;
+            }
+        }
     }
 
     /// Asks `peer` for headers until its branch shows more work than the
