@@ -53,6 +53,10 @@ struct Args {
     /// Whether a node floods its own messages to every topic peer.
     #[arg(long)]
     flood_publish: Option<bool>,
+    /// Seconds to wait for the nodes to connect, for one block, or for the
+    /// payments to reach every node.
+    #[arg(long, default_value_t = 30)]
+    timeout_secs: u64,
     /// Seconds the connected network settles before measuring.
     #[arg(long, default_value_t = 5)]
     settle_secs: u64,
@@ -89,6 +93,7 @@ fn main() -> anyhow::Result<()> {
         newcomer_peers: a.newcomer_peers,
         gossip,
         settle: Duration::from_secs(a.settle_secs),
+        timeout: Duration::from_secs(a.timeout_secs),
         ..net_sim::SimConfig::default()
     };
     let csv = a.csv.unwrap_or_else(|| net_sim::default_csv(&cfg));

@@ -361,20 +361,35 @@ impl Sim {
                     .await?;
             }
         }
+        // A dial can fail while many nodes start at once (a node at its
+        // connection limit refuses it): a node short of peers dials its
+        // chosen ones again, as a node retries its --dest peers.
         let want = self.cfg.dials.0.min(n - 1);
         let deadline = Instant::now() + self.cfg.timeout;
         loop {
-            let mut fewest = usize::MAX;
-            for node in &self.nodes {
-                fewest = fewest.min(node.running.net.peers().await?.len());
+            let mut short = Vec::new();
+            for (i, node) in self.nodes.iter().enumerate() {
+                let peers = node.running.net.peers().await?.len();
+                if peers < want {
+                    short.push((i, peers));
+                }
             }
-            if fewest >= want {
+            let Some(&(_, fewest)) = short.iter().min_by_key(|s| s.1) else {
                 break;
-            }
+            };
             if Instant::now() > deadline {
                 bail!("some node has {fewest} peers after {:?}", self.cfg.timeout);
             }
-            tokio::time::sleep(Duration::from_millis(200)).await;
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            for (i, _) in short {
+                for &(a, b) in self.edges.iter().filter(|(a, _)| *a == i) {
+                    self.nodes[a]
+                        .running
+                        .net
+                        .dial(self.nodes[b].addr.clone())
+                        .await?;
+                }
+            }
         }
         tokio::time::sleep(self.cfg.settle.max(self.cfg.gossip.heartbeat * 4)).await;
         Ok(())

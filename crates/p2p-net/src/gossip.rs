@@ -26,8 +26,8 @@ pub struct GossipParams {
 impl Default for GossipParams {
     fn default() -> Self {
         GossipParams {
-            mesh_n: 8,
-            mesh_n_low: 6,
+            mesh_n: 6,
+            mesh_n_low: 5,
             mesh_n_high: 12,
             gossip_lazy: 6,
             heartbeat: Duration::from_millis(700),

@@ -58,10 +58,13 @@ pub const OUTBOUND_RESERVE: u32 = 8;
 /// fewer outbound peers than this. Inbound peers do not count: a node
 /// that many dial still chooses some peers of its own.
 pub const OUTBOUND_TARGET: usize = 8;
-/// How long a connection with nothing to do is kept. Peers are asked their
-/// status every few seconds, so this closes connections that never became
-/// a peer's (Kademlia's queries, finished clients).
+/// How long a connection with nothing to do is kept (a finished client's).
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a connection may stay without becoming a peer's (Kademlia's
+/// lookups open such connections) before it may be closed to make room.
+/// Gossipsub's long-lived streams keep every connection busy, so such
+/// connections never idle out; past the peer limit the oldest are closed.
+pub const UNCONFIRMED_FOR: Duration = Duration::from_secs(10);
 /// How often Kademlia refreshes its routing table (a bootstrap: a lookup
 /// of this node's id and of a random id in each bucket, some forty
 /// requests in a network of a hundred). Kademlia also bootstraps on its
@@ -524,6 +527,12 @@ fn build_swarm(
             let mut kcfg = kad::Config::new(StreamProtocol::new("/chain/kad/1"));
             kcfg.set_query_timeout(Duration::from_secs(30));
             kcfg.set_periodic_bootstrap_interval(Some(KAD_REFRESH));
+            // The routing table takes only what `learn_address` gives it.
+            // Left to itself, Kademlia inserts every peer that connects,
+            // and into a full bucket that means dialling the bucket's
+            // oldest disconnected peer to check on it: each connection
+            // then caused another, across the whole network.
+            kcfg.set_kbucket_inserts(kad::BucketInserts::Manual);
             let mut kad =
                 kad::Behaviour::with_config(peer, kad::store::MemoryStore::new(peer), kcfg);
             kad.set_mode(Some(kad::Mode::Server));
@@ -627,6 +636,7 @@ pub async fn start(
         registry,
         metrics,
         inbound_peer_slots: inbound_peer_slots(cfg.max_connections) as usize,
+        max_connections: cfg.max_connections as usize,
         inbound_peers: HashSet::new(),
         outbound_peers: HashSet::new(),
         chosen: to_dial.iter().map(|(p, _)| *p).collect(),
@@ -661,6 +671,8 @@ struct Host {
     metrics: libp2p::metrics::Metrics,
     /// Inbound connections that may be peers.
     inbound_peer_slots: usize,
+    /// [`NetConfig::max_connections`].
+    max_connections: usize,
     /// Peers whose connection came in and holds a peer slot.
     inbound_peers: HashSet<PeerId>,
     /// Peers this node dialled.
@@ -674,7 +686,7 @@ struct Host {
     short_lived: HashMap<PeerId, Instant>,
     /// Connected, not yet peers: each with its address and whether it came
     /// in. One becomes a peer when it makes a sync request.
-    unconfirmed: HashMap<PeerId, (Multiaddr, bool)>,
+    unconfirmed: HashMap<PeerId, (Multiaddr, bool, Instant)>,
     /// The bootstrap (`--dest`) peers.
     bootstrap: HashSet<PeerId>,
     /// When each peer connected.
@@ -750,6 +762,7 @@ impl Host {
             let _ = self.swarm.disconnect_peer_id(p);
         }
         self.release_bootstrap(now);
+        self.trim_unconfirmed(now);
     }
 
     /// Closes the connections to bootstrap peers held for
@@ -958,7 +971,7 @@ impl Host {
                     // A connection Kademlia's query opened, or one from
                     // outside: a peer only once it speaks the sync protocol.
                     self.unconfirmed
-                        .insert(peer_id, (address, !endpoint.is_dialer()));
+                        .insert(peer_id, (address, !endpoint.is_dialer(), Instant::now()));
                 }
             }
             SwarmEvent::ConnectionClosed {
@@ -997,7 +1010,16 @@ impl Host {
                 error,
                 ..
             } => {
-                tracing::debug!(%peer, "dial failed: {error:?}");
+                let counters = self.swarm.network_info().connection_counters().clone();
+                tracing::debug!(
+                    %peer,
+                    established_in = counters.num_established_incoming(),
+                    established_out = counters.num_established_outgoing(),
+                    peers = self.connected.len(),
+                    unconfirmed = self.unconfirmed.len(),
+                    short_lived = self.short_lived.len(),
+                    "dial failed: {error:?}"
+                );
                 if !self.swarm.is_connected(&peer) {
                     self.chosen.remove(&peer);
                 }
@@ -1026,6 +1048,33 @@ impl Host {
         }
     }
 
+    /// Past [`NetConfig::max_connections`] established connections, closes
+    /// the oldest of those that did not become a peer's within
+    /// [`UNCONFIRMED_FOR`], so that the limit is never reached by them.
+    /// Below it they stay: closing each at once only made Kademlia open
+    /// new ones.
+    fn trim_unconfirmed(&mut self, now: Instant) {
+        let established = self
+            .swarm
+            .network_info()
+            .connection_counters()
+            .num_established();
+        let excess = (established as usize).saturating_sub(self.max_connections);
+        if excess == 0 {
+            return;
+        }
+        let mut stale: Vec<(Instant, PeerId)> = self
+            .unconfirmed
+            .iter()
+            .filter(|(_, (_, _, since))| now.duration_since(*since) >= UNCONFIRMED_FOR)
+            .map(|(p, (_, _, since))| (*since, *p))
+            .collect();
+        stale.sort_unstable();
+        for (_, p) in stale.into_iter().take(excess) {
+            let _ = self.swarm.disconnect_peer_id(p);
+        }
+    }
+
     /// Reports `peer` connected: from now on the node treats it as a peer.
     fn make_peer(&mut self, peer: PeerId, address: Multiaddr, inbound: bool) {
         if !self.connected.insert(peer) {
@@ -1047,7 +1096,7 @@ impl Host {
         if self.short_lived.contains_key(&peer) {
             return;
         }
-        let Some((address, inbound)) = self.unconfirmed.remove(&peer) else {
+        let Some((address, inbound, _)) = self.unconfirmed.remove(&peer) else {
             return;
         };
         if inbound && self.inbound_peers.len() >= self.inbound_peer_slots {
@@ -1060,7 +1109,7 @@ impl Host {
     }
 
     fn dial_if_new(&mut self, peer: PeerId, addr: Multiaddr) {
-        if let Some((address, _)) = self.unconfirmed.remove(&peer) {
+        if let Some((address, _, _)) = self.unconfirmed.remove(&peer) {
             // Connected already, not yet as a peer: chosen now.
             self.chosen.insert(peer);
             self.make_peer(peer, address, false);
@@ -1209,13 +1258,22 @@ impl Host {
                 ..
             }) if step.last => {
                 let kind = match result {
+                    kad::QueryResult::Bootstrap(Err(_)) => "bootstrap (failed)",
                     kad::QueryResult::Bootstrap(_) => "bootstrap",
                     kad::QueryResult::GetClosestPeers(_) => "closest peers",
                     _ => "other",
                 };
+                let table: usize = self
+                    .swarm
+                    .behaviour_mut()
+                    .kad
+                    .kbuckets()
+                    .map(|b| b.num_entries())
+                    .sum();
                 tracing::debug!(
                     kind,
                     requests = stats.num_requests(),
+                    table,
                     "Kademlia query finished"
                 );
             }
