@@ -183,6 +183,16 @@ impl Drop for Proc {
     }
 }
 
+/// The project root. Read at run time: cargo sets the variable for tests it
+/// runs, and a value compiled in would be stale when the shared target
+/// directory reuses a test binary built from another clone.
+pub fn repo() -> std::path::PathBuf {
+    let dir = std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")));
+    dir.parent().map(Into::into).unwrap_or(dir)
+}
+
 /// A TCP port that was free a moment ago on 127.0.0.1.
 pub fn free_port() -> u16 {
     let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
@@ -382,16 +392,9 @@ impl TestPeer {
         let node_id: p2p_net::PeerId = node.parse().expect("a peer id");
         // The dialer speaks first: its status, as a node sends on
         // connecting; what this peer says its chain is, or no chain.
-        let no_chain = p2p_proto::Status {
-            protocol_version: p2p_proto::PROTOCOL_VERSION,
-            genesis: chain_core::BlockHash::ZERO,
-            best_height: 0,
-            best_hash: chain_core::BlockHash::ZERO,
-            total_work: [0; 32],
-            agent: "e2e-test-peer".into(),
-        };
-        let hello = match answer(p2p_proto::Request::Status(no_chain.clone())) {
-            p2p_proto::Response::Status(s) => s,
+        let no_chain = no_chain_status();
+        let hello = match answer(no_chain.clone()) {
+            p2p_proto::Response::Status(s) => p2p_proto::Request::Status(s),
             _ => no_chain,
         };
         let responder = net.clone();
@@ -405,7 +408,7 @@ impl TestPeer {
                         let r = responder.clone();
                         let hello = hello.clone();
                         tokio::spawn(async move {
-                            let _ = r.request(peer, p2p_proto::Request::Status(hello)).await;
+                            let _ = r.request(peer, hello).await;
                         });
                     }
                     _ => {}

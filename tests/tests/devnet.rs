@@ -5,15 +5,9 @@
 
 #![allow(clippy::unwrap_used)]
 
-use std::path::PathBuf;
 use std::process::Command;
 
-fn repo() -> PathBuf {
-    let dir = std::env::var_os("CARGO_MANIFEST_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")));
-    dir.parent().unwrap().to_path_buf()
-}
+use e2e_tests::repo;
 
 /// A port with the `n - 1` after it free too.
 fn free_range(n: u16) -> u16 {

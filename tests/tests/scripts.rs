@@ -6,15 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// The project root. Read at run time: cargo sets the variable for tests it
-/// runs, and a value compiled in would be stale when the shared target
-/// directory reuses a test binary built from another clone.
-fn repo() -> PathBuf {
-    let dir = std::env::var_os("CARGO_MANIFEST_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")));
-    dir.parent().unwrap().to_path_buf()
-}
+use e2e_tests::repo;
 
 /// Runs `scripts/find-libclang.sh` against a fake file system rooted at `root`.
 fn find_libclang(root: &Path, libclang_path: Option<&Path>) -> (bool, String) {

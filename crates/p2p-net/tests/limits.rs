@@ -4,26 +4,12 @@
 
 #![allow(clippy::unwrap_used)]
 
-use p2p_net::{NetConfig, NetEvent, SHORT_LIVED_SLOTS};
+mod common;
+
+use common::config;
+use p2p_net::{NetEvent, SHORT_LIVED_SLOTS};
 use p2p_proto::{Request, Response};
 use std::time::Duration;
-
-fn config(
-    dir: &tempfile::TempDir,
-    listen: &[&str],
-    bootstrap: Vec<p2p_net::Multiaddr>,
-    max: u32,
-) -> NetConfig {
-    NetConfig {
-        identity_dir: dir.path().to_path_buf(),
-        listen: listen.iter().map(|a| a.parse().unwrap()).collect(),
-        bootstrap,
-        mdns: false,
-        agent: "limits-test".into(),
-        max_connections: max,
-        gossip: p2p_net::GossipParams::default(),
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_at_its_connection_limit_is_reported_as_such_to_a_wallet() {

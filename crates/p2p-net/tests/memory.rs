@@ -3,31 +3,18 @@
 
 #![allow(clippy::unwrap_used)]
 
-use p2p_net::{NetConfig, NetEvent};
+mod common;
+
+use common::config;
+use p2p_net::NetEvent;
 use p2p_proto::{Request, Response};
 use std::time::Duration;
-
-fn config(
-    dir: &tempfile::TempDir,
-    listen: &[&str],
-    bootstrap: Vec<p2p_net::Multiaddr>,
-) -> NetConfig {
-    NetConfig {
-        identity_dir: dir.path().to_path_buf(),
-        listen: listen.iter().map(|a| a.parse().unwrap()).collect(),
-        bootstrap,
-        mdns: false,
-        agent: "memory-test".into(),
-        max_connections: 8,
-        gossip: p2p_net::GossipParams::default(),
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_hosts_talk_over_the_memory_transport() {
     let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     // Port 0: the transport picks a free one.
-    let (a, mut a_events, _a_task) = p2p_net::start(config(&da, &["/memory/0"], vec![]))
+    let (a, mut a_events, _a_task) = p2p_net::start(config(&da, &["/memory/0"], vec![], 8))
         .await
         .unwrap();
     let addr = tokio::time::timeout(Duration::from_secs(10), async {
@@ -41,7 +28,9 @@ async fn two_hosts_talk_over_the_memory_transport() {
     .unwrap();
     assert!(addr.to_string().starts_with("/memory/"), "{addr}");
     let a_id = a.local_peer_id();
-    let (b, _b_events, _b_task) = p2p_net::start(config(&db, &[], vec![addr])).await.unwrap();
+    let (b, _b_events, _b_task) = p2p_net::start(config(&db, &[], vec![addr], 8))
+        .await
+        .unwrap();
     // A answers every request it is handed with an error that names it.
     let answering = tokio::spawn(async move {
         while let Some(ev) = a_events.recv().await {
@@ -77,7 +66,7 @@ async fn two_hosts_talk_over_the_memory_transport() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dialling_host_can_publish_before_any_request() {
     let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let (_a, mut a_events, _a_task) = p2p_net::start(config(&da, &["/memory/0"], vec![]))
+    let (_a, mut a_events, _a_task) = p2p_net::start(config(&da, &["/memory/0"], vec![], 8))
         .await
         .unwrap();
     let addr = loop {
@@ -85,7 +74,9 @@ async fn a_dialling_host_can_publish_before_any_request() {
             break addr;
         }
     };
-    let (b, _b_events, _b_task) = p2p_net::start(config(&db, &[], vec![addr])).await.unwrap();
+    let (b, _b_events, _b_task) = p2p_net::start(config(&db, &[], vec![addr], 8))
+        .await
+        .unwrap();
     let tx = chain_core::Transaction::coinbase(
         1,
         chain_core::PubkeyHash([1; 20]),

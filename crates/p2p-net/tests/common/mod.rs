@@ -1,0 +1,25 @@
+//! What the p2p-net integration tests share.
+
+use p2p_net::NetConfig;
+
+/// A host's configuration: its identity in `dir`, listening on `listen`,
+/// dialling `bootstrap`, with at most `max` peers.
+pub fn config(
+    dir: &tempfile::TempDir,
+    listen: &[&str],
+    bootstrap: Vec<p2p_net::Multiaddr>,
+    max: u32,
+) -> NetConfig {
+    NetConfig {
+        identity_dir: dir.path().to_path_buf(),
+        listen: listen
+            .iter()
+            .map(|a| a.parse().expect("a multiaddress"))
+            .collect(),
+        bootstrap,
+        mdns: false,
+        agent: "p2p-net-test".into(),
+        max_connections: max,
+        gossip: p2p_net::GossipParams::default(),
+    }
+}
