@@ -74,7 +74,8 @@ finish() {
   exit "$status"
 }
 trap finish INT TERM
-trap 'if [ "$stopping" = 0 ]; then for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done; fi' EXIT
+# Whatever ends the script, no node is left running.
+trap 'for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done' EXIT
 
 # The last `status` line of node i's log: "height tip peers mempool".
 status_of() {
