@@ -68,7 +68,8 @@ pub enum ChainEvent {
         /// of that depth when above zero.
         disconnected: usize,
     },
-    /// A transaction entered the mempool.
+    /// A transaction, relayed or submitted, entered the mempool
+    /// (transactions a reorganisation returns to it are not reported).
     TxAccepted(chain_core::Txid),
 }
 

@@ -153,9 +153,15 @@ mod tests {
         params.validate().expect("valid score parameters");
         thresholds.validate().expect("valid thresholds");
         config(&GossipParams::default(), 1 << 20).expect("valid config");
-        // One invalid block: below the gossip threshold; two: graylisted.
-        let w = -1000.0;
-        assert!(w < GOSSIP_THRESHOLD && w > GRAYLIST_THRESHOLD);
-        assert!(w * 4.0 < GRAYLIST_THRESHOLD);
+        // One invalid block, even from a peer at the positive cap: below
+        // the gossip threshold but not graylisted; two (the count is
+        // squared): graylisted. One invalid payment costs far less.
+        let block = params.topics[&blocks.hash()].invalid_message_deliveries_weight;
+        let cap = params.topic_score_cap;
+        assert!(block + cap < GOSSIP_THRESHOLD, "{block}");
+        assert!(block > GRAYLIST_THRESHOLD, "{block}");
+        assert!(block * 4.0 + cap < GRAYLIST_THRESHOLD, "{block}");
+        let tx = params.topics[&txs.hash()].invalid_message_deliveries_weight;
+        assert!(tx < 0.0 && tx + cap > GOSSIP_THRESHOLD, "{tx}");
     }
 }

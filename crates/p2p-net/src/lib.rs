@@ -961,13 +961,17 @@ impl Host {
                     self.peers.success(&peer_id, &base);
                     self.learn_address(peer_id, base);
                 }
-                if num_established.get() > 1 || self.connected.contains(&peer_id) {
+                if self.connected.contains(&peer_id) {
                     return;
                 }
                 let address = peer_address(endpoint.get_remote_address(), peer_id);
                 if endpoint.is_dialer() && self.chosen.contains(&peer_id) {
+                    // Also when the peer's own dial got here first (a
+                    // simultaneous dial, as two nodes finding each other on
+                    // the LAN do): this node chose it.
+                    self.unconfirmed.remove(&peer_id);
                     self.make_peer(peer_id, address, false);
-                } else {
+                } else if num_established.get() == 1 {
                     // A connection Kademlia's query opened, or one from
                     // outside: a peer only once it speaks the sync protocol.
                     self.unconfirmed
@@ -1263,19 +1267,22 @@ impl Host {
                     kad::QueryResult::GetClosestPeers(_) => "closest peers",
                     _ => "other",
                 };
-                let table: usize = self
-                    .swarm
-                    .behaviour_mut()
-                    .kad
-                    .kbuckets()
-                    .map(|b| b.num_entries())
-                    .sum();
-                tracing::debug!(
-                    kind,
-                    requests = stats.num_requests(),
-                    table,
-                    "Kademlia query finished"
-                );
+                // The table's size is counted only when it will be logged.
+                if tracing::enabled!(tracing::Level::DEBUG) {
+                    let table: usize = self
+                        .swarm
+                        .behaviour_mut()
+                        .kad
+                        .kbuckets()
+                        .map(|b| b.num_entries())
+                        .sum();
+                    tracing::debug!(
+                        kind,
+                        requests = stats.num_requests(),
+                        table,
+                        "Kademlia query finished"
+                    );
+                }
             }
             BehaviourEvent::Mdns(mdns::Event::Discovered(list)) => {
                 for (peer, addr) in list {

@@ -103,3 +103,41 @@ async fn a_dialling_host_can_publish_before_any_request() {
     .await;
     assert!(got.is_ok(), "the announcement did not arrive");
 }
+
+/// Two hosts that dial each other at once (as two nodes finding each other
+/// on the LAN do) each count the other as a peer, whichever connection
+/// arrived first.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hosts_that_dial_each_other_at_once_are_peers() {
+    let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let mut listening = Vec::new();
+    let mut hosts = Vec::new();
+    for d in [&da, &db] {
+        let (h, mut events, _task) = p2p_net::start(config(d, &["/memory/0"], vec![], 8))
+            .await
+            .unwrap();
+        let addr = loop {
+            if let Some(NetEvent::Listening(addr)) = events.recv().await {
+                break addr;
+            }
+        };
+        listening.push(addr);
+        hosts.push((h, events));
+    }
+    let (a, b) = (hosts[0].0.clone(), hosts[1].0.clone());
+    let (ra, rb) = tokio::join!(a.dial(listening[1].clone()), b.dial(listening[0].clone()));
+    ra.unwrap();
+    rb.unwrap();
+    let both = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            let pa = a.peers().await.unwrap();
+            let pb = b.peers().await.unwrap();
+            if pa.contains(&b.local_peer_id()) && pb.contains(&a.local_peer_id()) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+    assert!(both.is_ok(), "the hosts did not make each other peers");
+}
