@@ -155,6 +155,7 @@ type Replay = (
     HashMap<OutPoint, Coin>,
     Vec<(Txid, BlockHash, u32)>,
     Vec<(BlockHash, Vec<(OutPoint, Coin)>)>,
+    Vec<([u8; 28], Txid)>,
 );
 
 /// The chain store.
@@ -329,7 +330,11 @@ impl ChainStore {
         if !Self::exists(path) {
             return Err(StoreError::NotFound(path.to_path_buf()));
         }
-        let db = DB::open_cf_for_read_only(&Options::default(), path, ALL_CFS, false)
+        // A store of an older format lacks the newer families; opening it
+        // with those present lets the format check explain.
+        let present = DB::list_cf(&Options::default(), path).map_err(|e| map_open_error(path, e))?;
+        let cfs = ALL_CFS.iter().filter(|n| present.iter().any(|p| p == *n));
+        let db = DB::open_cf_for_read_only(&Options::default(), path, cfs, false)
             .map_err(|e| map_open_error(path, e))?;
         Self::finish_open(db, path, true)
     }
@@ -343,7 +348,11 @@ impl ChainStore {
             .as_deref()
             .map(|f| f == FORMAT_VERSION.to_be_bytes())
             .unwrap_or(false);
-        if !format_ok {
+        let upgrade = format.as_deref() == Some(&UPGRADABLE_FORMAT.to_be_bytes()[..]);
+        if upgrade && read_only {
+            return Err(StoreError::NeedsUpgrade(path.to_path_buf()));
+        }
+        if !format_ok && !upgrade {
             let found = match format.as_deref().and_then(|f| <[u8; 4]>::try_from(f).ok()) {
                 Some(b) => u32::from_be_bytes(b).to_string(),
                 None => "unknown (none recorded)".into(),
@@ -393,10 +402,105 @@ impl ChainStore {
             work: e.chain_work,
             header: e.header,
         };
+        if upgrade {
+            s.upgrade_to_3()?;
+        }
         if !read_only {
             s.activate_best_chain()?;
         }
         Ok(s)
+    }
+
+    /// Format 2 to 3: builds the address history from the best chain's
+    /// blocks and undo data, and records the new format in the same batch.
+    fn upgrade_to_3(&mut self) -> Result<(), StoreError> {
+        tracing::info!(
+            blocks = self.tip.height + 1,
+            "upgrading the chain's storage format from 2 to 3 (adding the address history)"
+        );
+        let mut batch = WriteBatch::default();
+        for height in 0..=self.tip.height {
+            let hash = self.hash_at(height)?.ok_or_else(|| {
+                StoreError::Corrupt(format!("no best-chain block at height {height}"))
+            })?;
+            let block = self.stored_block(&hash)?;
+            let spent = match self.get(UNDO_BY_HASH, &hash.0)? {
+                Some(u) => decode_undo(&u)
+                    .ok_or_else(|| StoreError::Corrupt(format!("undo data of {hash}")))?,
+                // The genesis block spends nothing and has no undo entry.
+                None if height == 0 => Vec::new(),
+                None => return Err(StoreError::Corrupt(format!("undo data of {hash} missing"))),
+            };
+            for (k, txid) in history_entries(&block, block.txids(), &spent) {
+                batch.put_cf(self.cf(TXID_BY_PUBKEY_HASH), k, txid.0);
+            }
+        }
+        batch.put_cf(self.cf(META), META_FORMAT, FORMAT_VERSION.to_be_bytes());
+        self.db.write_opt(batch, &sync_write())?;
+        Ok(())
+    }
+
+    /// The best-chain transactions that paid or spent from `pkh`, newest
+    /// first: at most `limit`, starting below `before` (a height and a
+    /// position in the block; `None`: from the tip). Each comes with its
+    /// height and position, the cursor for the next page.
+    pub fn history(
+        &self,
+        pkh: &PubkeyHash,
+        before: Option<(u32, u32)>,
+        limit: usize,
+    ) -> Result<Vec<(u32, u32, Txid)>, StoreError> {
+        self.writer.settle()?;
+        let start = match before {
+            // Reverse iteration starts at the last key at or before this.
+            Some((h, p)) => match p.checked_sub(1) {
+                Some(p) => history_key(pkh, h, p),
+                None if h == 0 => return Ok(Vec::new()),
+                None => history_key(pkh, h - 1, u32::MAX),
+            },
+            None => history_key(pkh, u32::MAX, u32::MAX),
+        };
+        let iter = self.db.iterator_cf(
+            self.cf(TXID_BY_PUBKEY_HASH),
+            IteratorMode::From(&start, rocksdb::Direction::Reverse),
+        );
+        let mut out = Vec::new();
+        for item in iter {
+            if out.len() >= limit {
+                break;
+            }
+            let (k, v) = item?;
+            if !k.starts_with(&pkh.0) {
+                break;
+            }
+            let (_, height, pos) = decode_history_key(&k)
+                .ok_or_else(|| StoreError::Corrupt("address history key".into()))?;
+            let txid = Txid(
+                v.as_ref()
+                    .try_into()
+                    .map_err(|_| StoreError::Corrupt("address history value".into()))?,
+            );
+            out.push((height, pos, txid));
+        }
+        Ok(out)
+    }
+
+    /// How many best-chain transactions paid or spent from `pkh`.
+    pub fn history_len(&self, pkh: &PubkeyHash) -> Result<usize, StoreError> {
+        self.writer.settle()?;
+        let mut n = 0;
+        let iter = self.db.iterator_cf(
+            self.cf(TXID_BY_PUBKEY_HASH),
+            IteratorMode::From(&pkh.0, rocksdb::Direction::Forward),
+        );
+        for item in iter {
+            let (k, _) = item?;
+            if !k.starts_with(&pkh.0) {
+                break;
+            }
+            n += 1;
+        }
+        Ok(n)
     }
 
     /// Writes a batch atomically. It goes to the write-ahead log without an
@@ -904,6 +1008,17 @@ impl ChainStore {
         self.disconnect_tip().map(CheckedBlock::into_block)
     }
 
+    /// Rewrites the store as format 2 left it (no address history), for
+    /// tests of the upgrade.
+    #[cfg(any(test, feature = "test-utils"))]
+    pub fn downgrade_to_format_2_for_tests(&mut self) -> Result<(), StoreError> {
+        self.writer.settle()?;
+        let mut batch = WriteBatch::default();
+        clear_cf(&self.db, &mut batch, TXID_BY_PUBKEY_HASH)?;
+        batch.put_cf(self.cf(META), META_FORMAT, UPGRADABLE_FORMAT.to_be_bytes());
+        self.write(batch)
+    }
+
     /// Moves the best chain to `target`. Each block connected or
     /// disconnected is its own atomic batch. If a block of the new branch is
     /// invalid, it is marked so and the previous best chain is restored.
@@ -1107,6 +1222,9 @@ impl ChainStore {
             }
             batch.delete_cf(self.cf(TX_LOC_BY_TXID), txid.0);
         }
+        for (k, _) in history_entries(&block, block.txids(), &undo) {
+            batch.delete_cf(self.cf(TXID_BY_PUBKEY_HASH), k);
+        }
         for (op, coin) in &undo {
             batch.put_cf(self.cf(UTXO_BY_OUTPOINT), op.to_key(), encode_coin(coin));
             batch.put_cf(
@@ -1181,6 +1299,7 @@ impl ChainStore {
         let mut utxo: HashMap<OutPoint, Coin> = HashMap::new();
         let mut txs = Vec::new();
         let mut undos = Vec::new();
+        let mut history = Vec::new();
         for height in 0..=self.tip.height {
             let hash = self.hash_at(height)?.ok_or_else(|| {
                 StoreError::Corrupt(format!("no best-chain block at height {height}"))
@@ -1198,15 +1317,17 @@ impl ChainStore {
                 // Positions are bounded by the block size limit.
                 txs.push((*txid, hash, i as u32));
             }
+            history.extend(history_entries(&block, block.txids(), &changes.spent));
             undos.push((hash, changes.spent));
         }
-        Ok((utxo, txs, undos))
+        Ok((utxo, txs, undos, history))
     }
 
     /// Recomputes the UTXO set from the blocks and compares it with the stored one.
     pub fn check_db(&self) -> Result<CheckReport, StoreError> {
         self.writer.settle()?;
-        let (expected, txs, _) = self.replay()?;
+        let (expected, txs, _, mut history) = self.replay()?;
+        history.sort_unstable();
         let stored = self.all_utxos()?;
         let mut report = CheckReport {
             blocks: self.tip.height + 1,
@@ -1254,6 +1375,25 @@ impl ChainStore {
                 expected.len()
             ));
         }
+        let mut stored_history = 0usize;
+        for item in self
+            .db
+            .iterator_cf(self.cf(TXID_BY_PUBKEY_HASH), IteratorMode::Start)
+        {
+            let (k, v) = item?;
+            stored_history += 1;
+            if history.binary_search_by(|(hk, t)| (&hk[..], &t.0[..]).cmp(&(&k[..], &v[..]))).is_err() {
+                report
+                    .problems
+                    .push(format!("address history entry {} is not from the best chain", describe_history_key(&k)));
+            }
+        }
+        if stored_history != history.len() {
+            report.problems.push(format!(
+                "address history has {stored_history} entries, the best chain gives {}",
+                history.len()
+            ));
+        }
         for (txid, hash, _) in &txs {
             if self.get(TX_LOC_BY_TXID, &txid.0)?.is_none() {
                 report.problems.push(format!(
@@ -1271,13 +1411,14 @@ impl ChainStore {
             return Err(StoreError::ReadOnly);
         }
         self.writer.settle()?;
-        let (utxo, txs, undos) = self.replay()?;
+        let (utxo, txs, undos, history) = self.replay()?;
         let mut batch = WriteBatch::default();
         for cf in [
             UTXO_BY_OUTPOINT,
             UTXO_BY_PUBKEY_HASH,
             TX_LOC_BY_TXID,
             UNDO_BY_HASH,
+            TXID_BY_PUBKEY_HASH,
         ] {
             clear_cf(&self.db, &mut batch, cf)?;
         }
@@ -1294,6 +1435,9 @@ impl ChainStore {
         }
         for (hash, spent) in &undos {
             batch.put_cf(self.cf(UNDO_BY_HASH), hash.0, encode_undo(spent));
+        }
+        for (k, txid) in &history {
+            batch.put_cf(self.cf(TXID_BY_PUBKEY_HASH), k, txid.0);
         }
         self.write(batch)?;
         self.sync()?;
@@ -1383,6 +1527,9 @@ fn stage_connect(
     locs.sort_unstable();
     for (txid, i) in locs {
         staged.put(TX_LOC_BY_TXID, &txid.0, &encode_tx_loc(&hash, i));
+    }
+    for (k, txid) in history_entries(block, block.txids(), &changes.spent) {
+        staged.put(TXID_BY_PUBKEY_HASH, &k, &txid.0);
     }
     staged.put(UNDO_BY_HASH, &hash.0, &encode_undo(&changes.spent));
     staged.put(HASH_BY_HEIGHT, &height_key(block.header.height), &hash.0);

@@ -18,13 +18,16 @@ pub const UTXO_BY_OUTPOINT: &str = "utxo_by_outpoint";
 pub const UTXO_BY_PUBKEY_HASH: &str = "utxo_by_pubkey_hash";
 /// Transaction index for the best chain: txid to block and position.
 pub const TX_LOC_BY_TXID: &str = "tx_loc_by_txid";
+/// Address history for the best chain: pubkey hash ++ height ++ position,
+/// valued with the txid, for every transaction that paid or spent from it.
+pub const TXID_BY_PUBKEY_HASH: &str = "txid_by_pubkey_hash";
 /// Undo data: the coins each connected block spent.
 pub const UNDO_BY_HASH: &str = "undo_by_hash";
 /// Metadata: format version, genesis, tip.
 pub const META: &str = "meta";
 
 /// Every column family, in creation order.
-pub const ALL_CFS: [&str; 8] = [
+pub const ALL_CFS: [&str; 9] = [
     BLOCK_BY_HASH,
     HEADER_BY_HASH,
     HASH_BY_HEIGHT,
@@ -33,10 +36,14 @@ pub const ALL_CFS: [&str; 8] = [
     TX_LOC_BY_TXID,
     UNDO_BY_HASH,
     META,
+    TXID_BY_PUBKEY_HASH,
 ];
 
 /// The storage format this code reads and writes.
-pub const FORMAT_VERSION: u32 = 2;
+pub const FORMAT_VERSION: u32 = 3;
+/// The older format this code upgrades in place when it opens a store for
+/// writing: format 3 only adds [`TXID_BY_PUBKEY_HASH`].
+pub const UPGRADABLE_FORMAT: u32 = 2;
 
 /// Meta key of the format version (u32 big-endian).
 pub const META_FORMAT: &[u8] = b"format_version";
@@ -112,6 +119,66 @@ pub fn addr_key(pkh: &PubkeyHash, op: &OutPoint) -> [u8; 56] {
     k[..20].copy_from_slice(&pkh.0);
     k[20..].copy_from_slice(&op.to_key());
     k
+}
+
+/// Key of [`TXID_BY_PUBKEY_HASH`]: pubkey hash, then the block's height and
+/// the transaction's position in it (both u32 BE), so an address's history
+/// is one prefix scan in chain order.
+pub fn history_key(pkh: &PubkeyHash, height: u32, position: u32) -> [u8; 28] {
+    let mut k = [0u8; 28];
+    k[..20].copy_from_slice(&pkh.0);
+    k[20..24].copy_from_slice(&height.to_be_bytes());
+    k[24..].copy_from_slice(&position.to_be_bytes());
+    k
+}
+
+/// The inverse of [`history_key`]: pubkey hash, height, position.
+pub fn decode_history_key(k: &[u8]) -> Option<(PubkeyHash, u32, u32)> {
+    if k.len() != 28 {
+        return None;
+    }
+    Some((
+        PubkeyHash(k[..20].try_into().ok()?),
+        u32::from_be_bytes(k[20..24].try_into().ok()?),
+        u32::from_be_bytes(k[24..].try_into().ok()?),
+    ))
+}
+
+/// A history key for a message: "height H, position P".
+pub fn describe_history_key(k: &[u8]) -> String {
+    match decode_history_key(k) {
+        Some((_, h, p)) => format!("at height {h}, position {p}"),
+        None => format!("of {} bytes", k.len()),
+    }
+}
+
+/// The address-history entries of a connected block: for each transaction,
+/// one per address it pays or spends from (`spent` is the block's undo
+/// data, the coins its inputs spent). Sorted, without duplicates.
+pub fn history_entries(
+    block: &chain_core::block::Block,
+    txids: &[chain_core::Txid],
+    spent: &[(OutPoint, Coin)],
+) -> Vec<([u8; 28], chain_core::Txid)> {
+    let spent: std::collections::HashMap<&OutPoint, &PubkeyHash> =
+        spent.iter().map(|(op, c)| (op, &c.output.pubkey_hash)).collect();
+    let height = block.header.height;
+    let mut out = Vec::new();
+    for (i, (tx, txid)) in block.transactions.iter().zip(txids).enumerate() {
+        // Positions are bounded by the block size limit.
+        let pos = i as u32;
+        for o in &tx.outputs {
+            out.push((history_key(&o.pubkey_hash, height, pos), *txid));
+        }
+        for input in &tx.inputs {
+            if let Some(pkh) = spent.get(&input.prevout) {
+                out.push((history_key(pkh, height, pos), *txid));
+            }
+        }
+    }
+    out.sort_unstable();
+    out.dedup();
+    out
 }
 
 /// Value of [`UTXO_BY_OUTPOINT`] and [`UTXO_BY_PUBKEY_HASH`]: height (u32 BE),
