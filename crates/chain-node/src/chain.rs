@@ -11,16 +11,19 @@
 //! libp2p; what it decides about a peer (forward, drop, ban, ask for its
 //! status) comes back in the outcome for the network layer to carry out.
 
+use crate::metrics::ChainMetrics;
 use crate::orphans::{check_orphan_header, OrphanPool};
 use chain_core::block::{Block, BlockHeader};
 use chain_core::pow::Work;
 use chain_core::{
     BlockError, BlockHash, Mempool, MempoolConfig, MempoolError, PubkeyHash, Transaction,
 };
+use chain_store::StoreReader;
 use chain_store::{unix_now, Accepted, ChainStore, HeaderBranch, Status, StoreError, Tip};
 use p2p_proto::{BlockBytes, Request, Response, UtxoEntry};
 use std::hash::Hash;
 use std::path::PathBuf;
+use std::sync::{Arc, OnceLock};
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
 /// Commands waiting for the actor; senders wait when it is full.
@@ -49,6 +52,8 @@ pub struct ChainView {
     pub tip: Tip,
     /// Transactions in the mempool.
     pub mempool_len: usize,
+    /// Their encoded bytes.
+    pub mempool_bytes: usize,
 }
 
 /// Events kept for a watcher that falls behind; one further behind is
@@ -153,14 +158,20 @@ enum Command<P> {
     CreateFromGenesis(Block, oneshot::Sender<Result<(), String>>),
     Template(PubkeyHash, usize, oneshot::Sender<Option<Block>>),
     ForgetPeer(P),
+    Read(ReadFn),
     Close(oneshot::Sender<()>),
 }
+
+/// A read of the chain actor's state, run on its thread.
+type ReadFn = Box<dyn FnOnce(Option<&ChainStore>, &Mempool) + Send>;
 
 /// A cloneable handle to the chain actor.
 pub struct ChainHandle<P> {
     tx: mpsc::Sender<Command<P>>,
     view: watch::Receiver<Option<ChainView>>,
     events: broadcast::Sender<ChainEvent>,
+    metrics: Arc<ChainMetrics>,
+    reader: Arc<OnceLock<StoreReader>>,
 }
 
 impl<P> Clone for ChainHandle<P> {
@@ -169,6 +180,8 @@ impl<P> Clone for ChainHandle<P> {
             tx: self.tx.clone(),
             view: self.view.clone(),
             events: self.events.clone(),
+            metrics: self.metrics.clone(),
+            reader: self.reader.clone(),
         }
     }
 }
@@ -192,7 +205,14 @@ where
     let (tx, rx) = mpsc::channel(COMMAND_QUEUE);
     let (view_tx, view) = watch::channel(None);
     let (events, _) = broadcast::channel(EVENT_BACKLOG);
+    let metrics = Arc::new(ChainMetrics::default());
+    let reader = Arc::new(OnceLock::new());
+    if let Some(s) = &store {
+        let _ = reader.set(s.reader());
+    }
     let mut actor = Actor {
+        metrics: metrics.clone(),
+        reader: reader.clone(),
         events: events.clone(),
         store,
         chain_dir,
@@ -210,7 +230,13 @@ where
         .name("chain".into())
         .spawn(move || actor.run(rx))
         .expect("the chain thread starts");
-    ChainHandle { tx, view, events }
+    ChainHandle {
+        tx,
+        view,
+        events,
+        metrics,
+        reader,
+    }
 }
 
 impl<P: Copy + Send + 'static> ChainHandle<P> {
@@ -228,6 +254,34 @@ impl<P: Copy + Send + 'static> ChainHandle<P> {
     /// A receiver of every change of the view.
     pub fn subscribe(&self) -> watch::Receiver<Option<ChainView>> {
         self.view.clone()
+    }
+
+    /// The chain's metrics.
+    pub fn metrics(&self) -> &ChainMetrics {
+        &self.metrics
+    }
+
+    /// A reader of the stored chain for other threads, once there is a
+    /// chain: blocks, transactions and addresses are read through it
+    /// without queueing behind the actor's work.
+    pub fn reader(&self) -> Option<StoreReader> {
+        self.reader.get().cloned()
+    }
+
+    /// Runs `f` on the actor's thread with the store (`None`: no chain
+    /// yet) and the mempool, and returns what it returns (`None`: the node
+    /// is stopping). The actor does nothing else meanwhile, so `f` must be
+    /// short: a bounded read, never a scan of the chain.
+    pub async fn read<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(Option<&ChainStore>, &Mempool) -> T + Send + 'static,
+    ) -> Option<T> {
+        let (reply, rx) = oneshot::channel();
+        let run: ReadFn = Box::new(move |store, pool| {
+            let _ = reply.send(f(store, pool));
+        });
+        self.tx.send(Command::Read(run)).await.ok()?;
+        rx.await.ok()
     }
 
     /// A receiver of the chain's events from now on.
@@ -347,6 +401,8 @@ impl<P: Copy + Send + 'static> ChainHandle<P> {
 }
 
 struct Actor<P> {
+    metrics: Arc<ChainMetrics>,
+    reader: Arc<OnceLock<StoreReader>>,
     store: Option<ChainStore>,
     chain_dir: PathBuf,
     mempool: Mempool,
@@ -424,6 +480,7 @@ impl<P: Copy + Eq + Hash + std::fmt::Display> Actor<P> {
                 Command::Template(to, min, r) => {
                     let _ = r.send(self.template(to, min));
                 }
+                Command::Read(f) => f(self.store.as_ref(), &self.mempool),
                 Command::ForgetPeer(p) => {
                     self.orphans.forget_peer(&p);
                     self.branches.retain(|(q, _)| *q != p);
@@ -500,6 +557,8 @@ impl<P: Copy + Eq + Hash + std::fmt::Display> Actor<P> {
             }
         }
         let disconnected = self.held_lines.iter().filter(|c| c.disconnected).count();
+        self.metrics
+            .on_tip(self.held_lines.len() - disconnected, disconnected);
         if let (false, Some(store)) = (self.held_lines.is_empty(), self.store.as_ref()) {
             // No receiver is not an error.
             let _ = self.events.send(ChainEvent::Tip {
@@ -524,6 +583,7 @@ impl<P: Copy + Eq + Hash + std::fmt::Display> Actor<P> {
             genesis: s.genesis_hash(),
             tip: s.tip(),
             mempool_len: self.mempool.len(),
+            mempool_bytes: self.mempool.bytes(),
         });
         self.view.send_if_modified(|old| {
             let changed = *old != v;
@@ -537,6 +597,7 @@ impl<P: Copy + Eq + Hash + std::fmt::Display> Actor<P> {
             return Ok(());
         }
         let s = ChainStore::create(&self.chain_dir, &g).map_err(|e| e.to_string())?;
+        let _ = self.reader.set(s.reader());
         self.store = Some(s);
         self.publish_view();
         Ok(())
@@ -634,11 +695,13 @@ impl<P: Copy + Eq + Hash + std::fmt::Display> Actor<P> {
             let who = src
                 .map(|p| p.to_string())
                 .unwrap_or_else(|| "this node".into());
+            let started = std::time::Instant::now();
             let accepted = if first && requested {
                 store.accept_block(&b, unix_now())
             } else {
                 store.accept_unrequested_block(&b, unix_now())
             };
+            self.metrics.observe_validation(started.elapsed());
             let verdict = match accepted {
                 Ok(Accepted::NewTip(update)) => {
                     let lines = update
@@ -756,6 +819,7 @@ impl<P: Copy + Eq + Hash + std::fmt::Display> Actor<P> {
             }
         }
         out.stored = !known_before && matches!(store.header_entry(&first_hash), Ok(Some(_)));
+        self.metrics.set_orphans(self.orphans.len());
         self.publish_view();
         out
     }

@@ -4,6 +4,7 @@
 //! without a network.
 
 pub mod chain;
+pub mod metrics;
 pub mod node;
 pub mod orphans;
 pub mod pool_file;
@@ -11,5 +12,6 @@ pub mod pool_file;
 pub use chain::{
     BlockOutcome, ChainEvent, ChainHandle, ChainView, PoolSettings, TxOutcome, Verdict,
 };
+pub use metrics::{BanReason, ChainMetrics};
 pub use node::{Inbound, Minting, Network, Node, NodeConfig, SyncProgress};
 pub use orphans::{OrphanError, OrphanPool};

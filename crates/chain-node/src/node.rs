@@ -183,6 +183,7 @@ impl<N: Network> Node<N> {
                 syncing: false,
                 slow: HashMap::new(),
                 disproved: HashMap::new(),
+                last_sync: None,
             }),
             minting: cfg.minting,
             mined_tx,
@@ -196,6 +197,28 @@ impl<N: Network> Node<N> {
     /// The chain actor's handle.
     pub fn chain(&self) -> &ChainHandle<N::Peer> {
         &self.chain
+    }
+
+    /// Where the last sync stands (`None`: none has run).
+    pub fn sync_progress(&self) -> Option<SyncProgress> {
+        self.local().last_sync
+    }
+
+    /// Connected peers, each with the status it last reported (height,
+    /// tip, work, agent), if any yet.
+    pub fn peer_statuses(&self) -> Vec<(N::Peer, Option<Status>)> {
+        self.local()
+            .peers
+            .iter()
+            .map(|(p, s)| (*p, s.clone()))
+            .collect()
+    }
+
+    /// Tells the progress callback, the metrics and the API where a sync stands.
+    fn report_sync(&self, p: SyncProgress) {
+        self.local().last_sync = Some(p);
+        self.chain.metrics().on_sync(p.height, p.target);
+        (self.progress)(p);
     }
 
     /// The periodic tick: asks every peer's status, and mines if ready.
@@ -229,6 +252,8 @@ struct Local<P> {
     /// Peers whose headers did not show the work their status claimed, with
     /// the tip they claimed: not synced from again until it changes.
     disproved: HashMap<P, BlockHash>,
+    /// The last sync's progress, for the API.
+    last_sync: Option<SyncProgress>,
 }
 
 /// What --minter and its options ask for.
@@ -262,7 +287,8 @@ impl<N: Network> Node<N> {
         self.local.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    async fn ban(&self, peer: N::Peer) {
+    async fn ban(&self, peer: N::Peer, reason: crate::BanReason) {
+        self.chain.metrics().on_ban(reason);
         self.chain.forget_peer(peer).await;
         self.net.ban(peer, BAN).await;
     }
@@ -323,7 +349,7 @@ impl<N: Network> Node<N> {
             }
             Inbound::Misbehaved { peer, reason } => {
                 tracing::warn!(%peer, "{reason}; banning the peer");
-                self.ban(peer).await;
+                self.ban(peer, crate::BanReason::Protocol).await;
             }
         }
     }

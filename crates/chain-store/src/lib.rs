@@ -35,12 +35,14 @@
 mod behind;
 mod error;
 mod headers;
+mod reads;
 pub mod schema;
 #[cfg(any(test, feature = "test-utils"))]
 pub mod test_utils;
 
 pub use error::StoreError;
 pub use headers::{HeaderBranch, MAX_BRANCH_HEADERS};
+pub use reads::StoreReader;
 pub use schema::{HeaderEntry, Status};
 
 use behind::{Staged, Writer};
@@ -332,7 +334,8 @@ impl ChainStore {
         }
         // A store of an older format lacks the newer families; opening it
         // with those present lets the format check explain.
-        let present = DB::list_cf(&Options::default(), path).map_err(|e| map_open_error(path, e))?;
+        let present =
+            DB::list_cf(&Options::default(), path).map_err(|e| map_open_error(path, e))?;
         let cfs = ALL_CFS.iter().filter(|n| present.iter().any(|p| p == *n));
         let db = DB::open_cf_for_read_only(&Options::default(), path, cfs, false)
             .map_err(|e| map_open_error(path, e))?;
@@ -451,56 +454,19 @@ impl ChainStore {
         limit: usize,
     ) -> Result<Vec<(u32, u32, Txid)>, StoreError> {
         self.writer.settle()?;
-        let start = match before {
-            // Reverse iteration starts at the last key at or before this.
-            Some((h, p)) => match p.checked_sub(1) {
-                Some(p) => history_key(pkh, h, p),
-                None if h == 0 => return Ok(Vec::new()),
-                None => history_key(pkh, h - 1, u32::MAX),
-            },
-            None => history_key(pkh, u32::MAX, u32::MAX),
-        };
-        let iter = self.db.iterator_cf(
-            self.cf(TXID_BY_PUBKEY_HASH),
-            IteratorMode::From(&start, rocksdb::Direction::Reverse),
-        );
-        let mut out = Vec::new();
-        for item in iter {
-            if out.len() >= limit {
-                break;
-            }
-            let (k, v) = item?;
-            if !k.starts_with(&pkh.0) {
-                break;
-            }
-            let (_, height, pos) = decode_history_key(&k)
-                .ok_or_else(|| StoreError::Corrupt("address history key".into()))?;
-            let txid = Txid(
-                v.as_ref()
-                    .try_into()
-                    .map_err(|_| StoreError::Corrupt("address history value".into()))?,
-            );
-            out.push((height, pos, txid));
-        }
-        Ok(out)
+        reads::history(&self.db, pkh, before, limit)
     }
 
     /// How many best-chain transactions paid or spent from `pkh`.
     pub fn history_len(&self, pkh: &PubkeyHash) -> Result<usize, StoreError> {
         self.writer.settle()?;
-        let mut n = 0;
-        let iter = self.db.iterator_cf(
-            self.cf(TXID_BY_PUBKEY_HASH),
-            IteratorMode::From(&pkh.0, rocksdb::Direction::Forward),
-        );
-        for item in iter {
-            let (k, _) = item?;
-            if !k.starts_with(&pkh.0) {
-                break;
-            }
-            n += 1;
-        }
-        Ok(n)
+        reads::history_len(&self.db, pkh)
+    }
+
+    /// A reader of what this store has written, for other threads: see
+    /// [`StoreReader`].
+    pub fn reader(&self) -> StoreReader {
+        StoreReader::new(self.db.clone())
     }
 
     /// Writes a batch atomically. It goes to the write-ahead log without an
@@ -566,23 +532,13 @@ impl ChainStore {
 
     /// A stored block.
     pub fn block(&self, hash: &BlockHash) -> Result<Option<Block>, StoreError> {
-        match self.get(BLOCK_BY_HASH, &hash.0)? {
-            None => Ok(None),
-            Some(b) => Block::decode(&b)
-                .map(Some)
-                .map_err(|e| StoreError::Corrupt(format!("block {hash}: {e}"))),
-        }
+        reads::block(self, hash)
     }
 
     /// A stored block with its hash, txids and size, computed from its
     /// bytes (stored blocks passed their checks when they were stored).
     pub fn checked_block(&self, hash: &BlockHash) -> Result<Option<CheckedBlock>, StoreError> {
-        match self.get(BLOCK_BY_HASH, &hash.0)? {
-            None => Ok(None),
-            Some(b) => CheckedBlock::from_stored_bytes(&b)
-                .map(Some)
-                .map_err(|e| StoreError::Corrupt(format!("block {hash}: {e}"))),
-        }
+        reads::checked_block(self, hash)
     }
 
     fn stored_block(&self, hash: &BlockHash) -> Result<CheckedBlock, StoreError> {
@@ -597,22 +553,12 @@ impl ChainStore {
 
     /// A header-index entry.
     pub fn header_entry(&self, hash: &BlockHash) -> Result<Option<HeaderEntry>, StoreError> {
-        match self.get(HEADER_BY_HASH, &hash.0)? {
-            None => Ok(None),
-            Some(b) => HeaderEntry::decode(&b)
-                .map(Some)
-                .ok_or_else(|| StoreError::Corrupt(format!("header entry {hash}"))),
-        }
+        reads::header_entry(self, hash)
     }
 
     /// The best-chain block hash at `height`.
     pub fn hash_at(&self, height: u32) -> Result<Option<BlockHash>, StoreError> {
-        match self.get(HASH_BY_HEIGHT, &height_key(height))? {
-            None => Ok(None),
-            Some(b) => Ok(Some(BlockHash(b.as_slice().try_into().map_err(|_| {
-                StoreError::Corrupt(format!("hash at height {height}"))
-            })?))),
-        }
+        reads::hash_at(self, height)
     }
 
     /// True when `hash` is on the best chain.
@@ -636,23 +582,7 @@ impl ChainStore {
     /// The unspent outputs paying `pkh`, from the address index.
     pub fn utxos_for(&self, pkh: &PubkeyHash) -> Result<Vec<(OutPoint, Coin)>, StoreError> {
         self.writer.settle()?;
-        let mut out = Vec::new();
-        let iter = self.db.iterator_cf(
-            self.cf(UTXO_BY_PUBKEY_HASH),
-            IteratorMode::From(&pkh.0, rocksdb::Direction::Forward),
-        );
-        for item in iter {
-            let (k, v) = item?;
-            if !k.starts_with(&pkh.0) {
-                break;
-            }
-            let op = OutPoint::from_key(&k[20..])
-                .ok_or_else(|| StoreError::Corrupt("address index key".into()))?;
-            let coin =
-                decode_coin(&v).ok_or_else(|| StoreError::Corrupt("address index value".into()))?;
-            out.push((op, coin));
-        }
-        Ok(out)
+        reads::utxos_for(&self.db, pkh)
     }
 
     /// The confirmed balance of `pkh`.
@@ -667,20 +597,7 @@ impl ChainStore {
         &self,
         txid: &Txid,
     ) -> Result<Option<(BlockHash, u32, Transaction)>, StoreError> {
-        let Some(v) = self.get(TX_LOC_BY_TXID, &txid.0)? else {
-            return Ok(None);
-        };
-        let (hash, index) =
-            decode_tx_loc(&v).ok_or_else(|| StoreError::Corrupt("tx index value".into()))?;
-        let block = self
-            .block(&hash)?
-            .ok_or_else(|| StoreError::Corrupt(format!("tx index names missing block {hash}")))?;
-        let tx = usize::try_from(index)
-            .ok()
-            .and_then(|i| block.transactions.get(i))
-            .cloned();
-        let tx = tx.ok_or_else(|| StoreError::Corrupt("tx index position".into()))?;
-        Ok(Some((hash, block.header.height, tx)))
+        Ok(reads::find_transaction(self, txid)?.map(|(hash, height, _, tx)| (hash, height, tx)))
     }
 
     /// A block locator for the best chain: the tip, then exponentially sparser ancestors, then genesis.
@@ -1382,10 +1299,14 @@ impl ChainStore {
         {
             let (k, v) = item?;
             stored_history += 1;
-            if history.binary_search_by(|(hk, t)| (&hk[..], &t.0[..]).cmp(&(&k[..], &v[..]))).is_err() {
-                report
-                    .problems
-                    .push(format!("address history entry {} is not from the best chain", describe_history_key(&k)));
+            if history
+                .binary_search_by(|(hk, t)| (&hk[..], &t.0[..]).cmp(&(&k[..], &v[..])))
+                .is_err()
+            {
+                report.problems.push(format!(
+                    "address history entry {} is not from the best chain",
+                    describe_history_key(&k)
+                ));
             }
         }
         if stored_history != history.len() {

@@ -160,8 +160,10 @@ pub fn history_entries(
     txids: &[chain_core::Txid],
     spent: &[(OutPoint, Coin)],
 ) -> Vec<([u8; 28], chain_core::Txid)> {
-    let spent: std::collections::HashMap<&OutPoint, &PubkeyHash> =
-        spent.iter().map(|(op, c)| (op, &c.output.pubkey_hash)).collect();
+    let spent: std::collections::HashMap<&OutPoint, &PubkeyHash> = spent
+        .iter()
+        .map(|(op, c)| (op, &c.output.pubkey_hash))
+        .collect();
     let height = block.header.height;
     let mut out = Vec::new();
     for (i, (tx, txid)) in block.transactions.iter().zip(txids).enumerate() {

@@ -44,7 +44,11 @@ fn history_pages_newest_first_and_follows_reorganisations() {
     }
     // Alice: paid by the genesis, spent from (and paid change) by `pay`,
     // paid by b2's coinbase; newest first.
-    let expected = vec![b2.transactions[0].txid(), pay.txid(), g.transactions[0].txid()];
+    let expected = vec![
+        b2.transactions[0].txid(),
+        pay.txid(),
+        g.transactions[0].txid(),
+    ];
     assert_eq!(txids(&s, &a), expected);
     assert_eq!(s.history_len(&a).unwrap(), 3);
     assert_eq!(txids(&s, &bob), vec![pay.txid()]);

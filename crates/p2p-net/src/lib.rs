@@ -303,7 +303,36 @@ enum Command {
     Metrics {
         reply: oneshot::Sender<String>,
     },
+    Info {
+        reply: oneshot::Sender<NetInfo>,
+    },
     Shutdown,
+}
+
+/// A peer as the host sees it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PeerDetail {
+    /// Its id.
+    pub id: PeerId,
+    /// The address of its connection (ending in /p2p/<id>).
+    pub address: Multiaddr,
+    /// Whether it dialled this node.
+    pub inbound: bool,
+    /// How long it has been a peer.
+    pub connected_for: Duration,
+    /// The last ping's round trip, once one has been measured.
+    pub ping: Option<Duration>,
+}
+
+/// What the host is doing: for an API or a status display.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct NetInfo {
+    /// The addresses it listens on (ending in /p2p/<id>).
+    pub listening: Vec<Multiaddr>,
+    /// Its peers.
+    pub peers: Vec<PeerDetail>,
+    /// Peers banned now, with the time their ban has left.
+    pub bans: Vec<(PeerId, Duration)>,
 }
 
 /// The program's handle on the host. Cheap to clone.
@@ -383,6 +412,11 @@ impl NetHandle {
     /// Kademlia, ping, gossipsub) in Prometheus text format.
     pub async fn metrics(&self) -> Result<String, NetError> {
         self.ask(|reply| Command::Metrics { reply }).await
+    }
+
+    /// Listening addresses, peers and bans.
+    pub async fn info(&self) -> Result<NetInfo, NetError> {
+        self.ask(|reply| Command::Info { reply }).await
     }
 
     /// The peers connected now.
@@ -645,6 +679,8 @@ pub async fn start(
         unconfirmed: HashMap::new(),
         bootstrap,
         connected_since: HashMap::new(),
+        peer_addr: HashMap::new(),
+        rtt: HashMap::new(),
     };
     let task = tokio::spawn(host.run(cmd_rx));
     Ok((NetHandle { tx: cmd_tx, local }, ev_rx, task))
@@ -691,6 +727,10 @@ struct Host {
     bootstrap: HashSet<PeerId>,
     /// When each peer connected.
     connected_since: HashMap<PeerId, Instant>,
+    /// Each peer's connection address and whether it came in.
+    peer_addr: HashMap<PeerId, (Multiaddr, bool)>,
+    /// Each peer's last ping round trip.
+    rtt: HashMap<PeerId, Duration>,
 }
 
 /// Inbound connections that may be peers: the rest of the slots are for
@@ -922,6 +962,38 @@ impl Host {
                 }
                 let _ = reply.send(text);
             }
+            Command::Info { reply } => {
+                let now = Instant::now();
+                let info = NetInfo {
+                    listening: self
+                        .swarm
+                        .listeners()
+                        .map(|a| peer_address(a, self.local))
+                        .collect(),
+                    peers: self
+                        .peer_addr
+                        .iter()
+                        .map(|(id, (address, inbound))| PeerDetail {
+                            id: *id,
+                            address: address.clone(),
+                            inbound: *inbound,
+                            connected_for: self
+                                .connected_since
+                                .get(id)
+                                .map(|t| now.saturating_duration_since(*t))
+                                .unwrap_or_default(),
+                            ping: self.rtt.get(id).copied(),
+                        })
+                        .collect(),
+                    bans: self
+                        .banned
+                        .iter()
+                        .filter(|(_, until)| **until > now)
+                        .map(|(p, until)| (*p, until.saturating_duration_since(now)))
+                        .collect(),
+                };
+                let _ = reply.send(info);
+            }
             Command::Shutdown => {}
         }
     }
@@ -1006,6 +1078,8 @@ impl Host {
                     self.outbound_peers.remove(&peer_id);
                     self.chosen.remove(&peer_id);
                     self.connected_since.remove(&peer_id);
+                    self.peer_addr.remove(&peer_id);
+                    self.rtt.remove(&peer_id);
                     self.emit(NetEvent::Disconnected { peer: peer_id });
                 }
             }
@@ -1090,6 +1164,7 @@ impl Host {
             self.outbound_peers.insert(peer);
         }
         self.connected_since.insert(peer, Instant::now());
+        self.peer_addr.insert(peer, (address.clone(), inbound));
         self.emit(NetEvent::Connected { peer, address });
     }
 
@@ -1236,6 +1311,15 @@ impl Host {
                             reason: format!("undecodable announcement: {e}"),
                         });
                     }
+                }
+            }
+            BehaviourEvent::Ping(ping::Event {
+                peer,
+                result: Ok(rtt),
+                ..
+            }) => {
+                if self.connected.contains(&peer) {
+                    self.rtt.insert(peer, rtt);
                 }
             }
             BehaviourEvent::Identify(identify::Event::Received { peer_id, info, .. }) => {

@@ -11,6 +11,17 @@ use std::sync::Arc;
 impl<N: Network> Node<N> {
     /// Answers a peer's request.
     pub(super) async fn answer(self: &Arc<Self>, peer: N::Peer, request: Request) -> Response {
+        let kind = request_kind(&request);
+        let response = self.answer_inner(peer, request).await;
+        let ok = !matches!(
+            response,
+            Response::Error { .. } | Response::TxRejected { .. }
+        );
+        self.chain.metrics().on_request(kind, ok);
+        response
+    }
+
+    async fn answer_inner(self: &Arc<Self>, peer: N::Peer, request: Request) -> Response {
         match request {
             Request::Status(theirs) => {
                 let ours = self.chain.view().map(|v| status_of(Some(v), &self.agent));
@@ -48,6 +59,18 @@ impl<N: Network> Node<N> {
             _ => {}
         }
         response
+    }
+}
+
+/// The metrics' name for a kind of request.
+fn request_kind(request: &Request) -> &'static str {
+    match request {
+        Request::Status(_) => "status",
+        Request::GetBlocks { .. } => "getblocks",
+        Request::GetData { .. } => "getdata",
+        Request::SubmitTx(_) => "tx",
+        Request::GetUtxos { .. } => "getutxos",
+        Request::GetHeaders { .. } => "getheaders",
     }
 }
 

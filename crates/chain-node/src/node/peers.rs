@@ -25,6 +25,7 @@ impl<N: Network> Node<N> {
     pub(super) async fn on_status(self: &Arc<Self>, peer: N::Peer, theirs: Status) {
         if theirs.protocol_version != p2p_proto::PROTOCOL_VERSION {
             tracing::warn!(%peer, theirs = theirs.protocol_version, ours = p2p_proto::PROTOCOL_VERSION, "refusing a peer that speaks another protocol version");
+            self.chain.metrics().on_ban(crate::BanReason::Incompatible);
             self.net.ban(peer, BAN).await;
             return;
         }
@@ -34,6 +35,7 @@ impl<N: Network> Node<N> {
         match self.chain.view().map(|v| v.genesis) {
             Some(g) if g != theirs.genesis => {
                 tracing::warn!(%peer, ours = %g.short(), theirs = %theirs.genesis.short(), "refusing a peer on a different chain (its genesis differs)");
+                self.chain.metrics().on_ban(crate::BanReason::Incompatible);
                 self.net.ban(peer, BAN).await;
                 return;
             }

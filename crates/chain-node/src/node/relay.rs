@@ -26,7 +26,7 @@ impl<N: Network> Node<N> {
                         let hash = bytes.hash().map(|h| h.short()).unwrap_or_default();
                         tracing::warn!(%hash, from = %peer, "rejected block: {e}");
                         self.net.validate(id, Verdict::Reject).await;
-                        self.ban(peer).await;
+                        self.ban(peer, crate::BanReason::InvalidBlock).await;
                     }
                 },
                 Announcement::Tx(tx) => {
@@ -41,7 +41,7 @@ impl<N: Network> Node<N> {
                     // transaction is the sender's fault.
                     if verdict == Verdict::Reject {
                         tracing::warn!(%peer, "sent an invalid transaction; banning the peer");
-                        self.ban(peer).await;
+                        self.ban(peer, crate::BanReason::InvalidTx).await;
                     }
                     self.clone().maybe_mine().await;
                 }
@@ -76,6 +76,7 @@ impl<N: Network> Node<N> {
             self.net.validate(id, out.verdict).await;
         }
         if let Some(p) = out.offender {
+            self.chain.metrics().on_ban(crate::BanReason::InvalidBlock);
             self.net.ban(p, BAN).await;
         }
         if out.tip_changed {

@@ -71,7 +71,7 @@ impl<N: Network> Node<N> {
         .await;
         self.chain.drop_branch(peer).await;
         let height = self.chain.view().map(|v| v.tip.height).unwrap_or(0);
-        (self.progress)(SyncProgress {
+        self.report_sync(SyncProgress {
             height,
             target: height,
             done: true,
@@ -135,7 +135,7 @@ impl<N: Network> Node<N> {
                 Err(fault) => {
                     if fault.sender_fault {
                         tracing::warn!(%peer, "sent invalid headers: {}; banning the peer", fault.reason);
-                        self.ban(peer).await;
+                        self.ban(peer, crate::BanReason::InvalidHeaders).await;
                     }
                     bail!("headers refused: {}", fault.reason);
                 }
@@ -184,7 +184,7 @@ impl<N: Network> Node<N> {
         let mut last_progress = Instant::now();
         let mut last_log = Instant::now();
         let min_work = self.status_work(peer);
-        (self.progress)(SyncProgress {
+        self.report_sync(SyncProgress {
             height: self.chain.view().map(|v| v.tip.height).unwrap_or(0),
             target,
             done: false,
@@ -235,7 +235,7 @@ impl<N: Network> Node<N> {
                     Taken::Unasked(n) => {
                         // Honest peers answer only what was asked.
                         tracing::warn!(peer = %p, unasked = n, "sent blocks that were not asked for; banning the peer");
-                        self.ban(p).await;
+                        self.ban(p, crate::BanReason::Protocol).await;
                     }
                 }
             }
@@ -298,7 +298,7 @@ impl<N: Network> Node<N> {
                                     Ok(b) => b,
                                     Err(e) => {
                                         tracing::warn!(peer = %from, "sent a block that does not decode ({e}); banning the peer");
-                                        self.ban(from).await;
+                                        self.ban(from, crate::BanReason::InvalidBlock).await;
                                         return Err(from);
                                     }
                                 };
@@ -330,7 +330,7 @@ impl<N: Network> Node<N> {
     /// The progress line and callback.
     fn log_sync(&self, target: u32, connected: u64, started: Instant) {
         let height = self.chain.view().map(|v| v.tip.height).unwrap_or(0);
-        (self.progress)(SyncProgress {
+        self.report_sync(SyncProgress {
             height,
             target,
             done: false,
