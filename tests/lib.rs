@@ -222,6 +222,8 @@ pub struct Node {
     pub id: String,
     /// Its full /ip4/127.0.0.1/tcp/<port>/p2p/<id> address.
     pub addr: String,
+    /// Its HTTP API's base URL (http://127.0.0.1:<port>), when it serves one.
+    pub http: Option<String>,
 }
 
 impl Node {
@@ -259,6 +261,11 @@ impl Env {
     pub fn start_node(&self, id: &str, extra: &[&str]) -> Node {
         let listen = format!("/ip4/127.0.0.1/tcp/{id}");
         let mut args = vec!["startp2p", "--no-mdns", "--listen", &listen];
+        // The API on a port the system picks: NODE_ID + 1000 may be
+        // another test's.
+        if !extra.iter().any(|a| *a == "--http" || *a == "--no-http") {
+            args.extend_from_slice(&["--http", "127.0.0.1:0"]);
+        }
         args.extend_from_slice(extra);
         let log = self.path().join(format!(
             "node-{id}-{}.log",
@@ -275,10 +282,15 @@ impl Env {
             .find(|l| l.starts_with(&prefix))
             .expect("listening line");
         let addr = line.trim_start_matches("Listening on ").trim().to_string();
+        let http = text.lines().find_map(|l| {
+            let rest = l.strip_prefix("HTTP API and explorer on ")?;
+            Some(rest.split('/').take(3).collect::<Vec<_>>().join("/"))
+        });
         Node {
             proc,
             id: id.to_string(),
             addr,
+            http,
         }
     }
 

@@ -42,6 +42,13 @@ pub struct StartArgs {
     #[arg(long, value_name = "BYTES", default_value_t = 64 * 1024 * 1024,
           value_parser = clap::value_parser!(u64).range(100_000..))]
     pub mempool_bytes: u64,
+    /// Serve the HTTP API, metrics and explorer on this address (default:
+    /// 127.0.0.1:<NODE_ID + 1000>). It can be read by anyone who can reach it.
+    #[arg(long, value_name = "ADDR", conflicts_with = "no_http")]
+    pub http: Option<std::net::SocketAddr>,
+    /// Do not serve the HTTP API.
+    #[arg(long)]
+    pub no_http: bool,
     /// Hours a transaction may wait in the mempool.
     #[arg(long, value_name = "HOURS", default_value_t = 336,
           value_parser = clap::value_parser!(u64).range(1..))]
@@ -77,6 +84,10 @@ pub fn startp2p(ctx: &Ctx, a: StartArgs) -> Result<()> {
     } else {
         parse_addrs(&a.listen, "--listen")?
     };
+    let http = cli_support::http_address(a.http, a.no_http, &ctx.node_id).unwrap_or_else(|note| {
+        eprintln!("note: {note}");
+        None
+    });
     let minter = match &a.minter {
         Some(m) => Some(wallet::resolve_name(&ctx.wallet_file(), m)?),
         None => None,
@@ -135,6 +146,7 @@ pub fn startp2p(ctx: &Ctx, a: StartArgs) -> Result<()> {
         chain_dir,
         pool,
         node: node_cfg,
+        http,
     };
     let mut printed_join = false;
     let listening = move |addr: &Multiaddr| {
@@ -146,7 +158,18 @@ pub fn startp2p(ctx: &Ctx, a: StartArgs) -> Result<()> {
             }
         }
     };
-    rt.block_on(node_host::run(cfg, setup, shutdown_signal(), listening))
+    let started = |r: node_host::Running| {
+        if let Some(addr) = r.http {
+            println!("HTTP API and explorer on http://{addr}/ (metrics: http://{addr}/metrics)");
+        }
+    };
+    rt.block_on(node_host::run_with(
+        cfg,
+        setup,
+        shutdown_signal(),
+        listening,
+        started,
+    ))
 }
 
 async fn shutdown_signal() {

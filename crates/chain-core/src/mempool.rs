@@ -408,6 +408,15 @@ impl Mempool {
             .filter_map(|t| self.entries.get(t).map(|e| &e.tx))
     }
 
+    /// All transactions in dependency order, each with its txid, fee and
+    /// encoded size. No txid is computed.
+    pub fn entries(&self) -> impl Iterator<Item = (&Txid, &Transaction, Amount, usize)> {
+        self.by_seq
+            .values()
+            .filter_map(|t| self.entries.get_key_value(t))
+            .map(|(t, e)| (t, &e.tx, e.fee, e.size))
+    }
+
     /// All transactions in dependency order with the time each entered.
     pub fn entries_with_time(&self) -> impl Iterator<Item = (&Transaction, u64)> {
         self.by_seq

@@ -199,6 +199,11 @@ impl<N: Network> Node<N> {
         &self.chain
     }
 
+    /// The agent string this node sends in `Status`.
+    pub fn agent(&self) -> &str {
+        &self.agent
+    }
+
     /// Where the last sync stands (`None`: none has run).
     pub fn sync_progress(&self) -> Option<SyncProgress> {
         self.local().last_sync

@@ -224,6 +224,17 @@ impl StoreReader {
         find_transaction(self, txid)
     }
 
+    /// The coins a best-chain block's inputs spent, in input order (its
+    /// undo data; `None` for a block not connected).
+    pub fn spent_coins(&self, hash: &BlockHash) -> Result<Option<Vec<(OutPoint, Coin)>>, StoreError> {
+        match self.get(UNDO_BY_HASH, &hash.0)? {
+            None => Ok(None),
+            Some(u) => decode_undo(&u)
+                .map(Some)
+                .ok_or_else(|| StoreError::Corrupt(format!("undo data of {hash}"))),
+        }
+    }
+
     /// An unspent output.
     pub fn coin(&self, op: &OutPoint) -> Result<Option<Coin>, StoreError> {
         match self.get(UTXO_BY_OUTPOINT, &op.to_key())? {

@@ -191,9 +191,51 @@ fn sync_bar(target: u64) -> Option<indicatif::ProgressBar> {
     Some(bar)
 }
 
+/// Where `startp2p` serves HTTP: `--http ADDR`, nowhere with
+/// `--no-http`, or by default 127.0.0.1 on port NODE_ID + 1000. A node id
+/// that gives no such port (not a number, or over 64535) gives no default:
+/// the `Err` says so, and the node runs without the server.
+pub fn http_address(
+    flag: Option<std::net::SocketAddr>,
+    off: bool,
+    node_id: &str,
+) -> Result<Option<std::net::SocketAddr>, String> {
+    if off {
+        return Ok(None);
+    }
+    if let Some(a) = flag {
+        return Ok(Some(a));
+    }
+    let port = node_id
+        .parse::<u16>()
+        .ok()
+        .and_then(|p| p.checked_add(1000))
+        .ok_or_else(|| {
+            format!(
+                "not serving the HTTP API: its default port is NODE_ID + 1000, and node id '{node_id}' gives none; pass --http 127.0.0.1:PORT to serve it"
+            )
+        })?;
+    Ok(Some(std::net::SocketAddr::from(([127, 0, 0, 1], port))))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_http_address_defaults_to_loopback_at_node_id_plus_1000() {
+        assert_eq!(
+            http_address(None, false, "3000").unwrap(),
+            Some("127.0.0.1:4000".parse().unwrap())
+        );
+        assert_eq!(http_address(None, true, "3000").unwrap(), None);
+        let given = "0.0.0.0:8080".parse().unwrap();
+        assert_eq!(http_address(Some(given), false, "x").unwrap(), Some(given));
+        for bad in ["x", "65000", "-1"] {
+            let e = http_address(None, false, bad).unwrap_err();
+            assert!(e.contains("--http") && e.contains(bad), "{e}");
+        }
+    }
 
     #[test]
     fn library_errors_get_the_commands_that_fix_them() {

@@ -310,6 +310,7 @@ impl Sim {
             chain_dir,
             pool: PoolSettings::default(),
             node: node_config(),
+            http: None,
         };
         let (stop, stopped) = oneshot::channel::<()>();
         let (addr_tx, addr_rx) = oneshot::channel();

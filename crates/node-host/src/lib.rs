@@ -50,6 +50,44 @@ impl Network for Net {
     }
 }
 
+impl node_api::NetView for Net {
+    async fn info(&self) -> Option<node_api::NetSummary> {
+        let info = self.0.info().await.ok()?;
+        Some(node_api::NetSummary {
+            peer_id: self.0.local_peer_id().to_string(),
+            listening: info.listening.iter().map(|a| a.to_string()).collect(),
+            peers: info
+                .peers
+                .into_iter()
+                .map(|p| node_api::PeerSummary {
+                    id: p.id.to_string(),
+                    address: p.address.to_string(),
+                    direction: if p.inbound { "inbound" } else { "outbound" },
+                    connected_secs: p.connected_for.as_secs(),
+                    ping_ms: p.ping.map(|d| d.as_secs_f64() * 1000.0),
+                })
+                .collect(),
+            bans: info
+                .bans
+                .into_iter()
+                .map(|(id, left)| node_api::BanSummary {
+                    id: id.to_string(),
+                    remaining_secs: left.as_secs(),
+                })
+                .collect(),
+        })
+    }
+
+    async fn metrics(&self) -> Option<String> {
+        let text = self.0.metrics().await.ok()?;
+        // The API appends its own metrics and the one closing line.
+        Some(match text.strip_suffix("# EOF\n") {
+            Some(t) => t.to_string(),
+            None => text,
+        })
+    }
+}
+
 /// What the node is started with, besides the host's configuration.
 pub struct NodeSetup {
     /// The chain, when there is one already.
@@ -60,6 +98,8 @@ pub struct NodeSetup {
     pub pool: PoolSettings,
     /// The node's behaviour.
     pub node: NodeConfig<PeerId>,
+    /// Where to serve the HTTP API and explorer (`None`: not served).
+    pub http: Option<std::net::SocketAddr>,
 }
 
 /// The node's view of one host event; `None` for what only the caller
@@ -121,6 +161,8 @@ pub struct Running {
     pub node: Arc<Node<Net>>,
     /// Its host.
     pub net: NetHandle,
+    /// Where its HTTP API listens, if it serves one.
+    pub http: Option<std::net::SocketAddr>,
 }
 
 /// Starts the host and the node and runs them until `stop` completes or
@@ -151,9 +193,28 @@ pub async fn run_with(
     }
     let chain = chain_node::chain::spawn::<PeerId>(setup.store, setup.chain_dir, setup.pool);
     let (node, mut mined) = Node::new(chain, Net(net.clone()), setup.node);
+    let api = match setup.http {
+        None => None,
+        Some(addr) => {
+            let settings = node_api::ApiSettings::new(addr);
+            match node_api::start(settings, node.clone(), Net(net.clone())) {
+                Ok(api) => {
+                    tracing::info!(address = %api.local_addr(), "serving the HTTP API and explorer");
+                    Some(api)
+                }
+                Err(e) => {
+                    net.shutdown().await;
+                    let _ = tokio::time::timeout(Duration::from_secs(5), net_task).await;
+                    node.shutdown().await;
+                    return Err(e);
+                }
+            }
+        }
+    };
     started(Running {
         node: node.clone(),
         net: net.clone(),
+        http: api.as_ref().map(|a| a.local_addr()),
     });
     let mut poll = tokio::time::interval(chain_node::node::STATUS_POLL);
     let mut informant = tokio::time::interval(INFORMANT);
@@ -176,6 +237,10 @@ pub async fn run_with(
         }
     }
     tracing::info!("shutting down");
+    if let Some(api) = api {
+        // Joins the server's thread: off the runtime's workers.
+        let _ = tokio::task::spawn_blocking(move || api.stop()).await;
+    }
     net.shutdown().await;
     let _ = tokio::time::timeout(Duration::from_secs(5), net_task).await;
     node.shutdown().await;

@@ -46,6 +46,7 @@ fn setup(store: Option<ChainStore>, dir: &std::path::Path, dest: &[Multiaddr]) -
             agent: "memory-node".into(),
             progress: Arc::new(|_| {}),
         },
+        http: None,
     }
 }
 
