@@ -12,12 +12,18 @@ for crate in chain-core p2p-proto; do
     exit 1
   fi
 done
-for crate in chain-store wallet chain-node cli-support; do
+for crate in chain-store wallet chain-node cli-support node-api; do
   if cargo tree -q -p "$crate" -e normal --prefix none | grep -Eq '^libp2p'; then
     echo "layering: $crate depends on libp2p" >&2
     exit 1
   fi
 done
+
+# The engine does not know HTTP: only node-api does.
+if cargo tree -q -p chain-node -e normal --prefix none | grep -Eq '^(axum|hyper) '; then
+  echo "layering: chain-node depends on an HTTP server" >&2
+  exit 1
+fi
 
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -- -D warnings

@@ -547,3 +547,48 @@ impl TestPeer {
         })
     }
 }
+
+/// A small HTTP client for tests of the node's API: answers of any status
+/// come back as (status, body) instead of errors.
+pub mod http {
+    use std::io::Read;
+
+    fn agent() -> ureq::Agent {
+        ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(std::time::Duration::from_secs(20)))
+            .build()
+            .into()
+    }
+
+    /// GET: (status, body as text).
+    pub fn get(url: &str) -> (u16, String) {
+        let (s, b) = get_bytes(url);
+        (s, String::from_utf8_lossy(&b).into_owned())
+    }
+
+    /// GET: (status, body).
+    pub fn get_bytes(url: &str) -> (u16, Vec<u8>) {
+        let mut r = agent().get(url).call().expect("HTTP request");
+        let mut body = Vec::new();
+        r.body_mut()
+            .as_reader()
+            .read_to_end(&mut body)
+            .expect("HTTP body");
+        (r.status().as_u16(), body)
+    }
+
+    /// GET, parsed as JSON; panics unless the status is `want`.
+    pub fn json(url: &str, want: u16) -> serde_json::Value {
+        let (s, body) = get(url);
+        assert_eq!(s, want, "GET {url}: {body}");
+        serde_json::from_str(&body).unwrap_or_else(|e| panic!("GET {url}: not JSON ({e}): {body}"))
+    }
+
+    /// POST a text body: (status, body).
+    pub fn post(url: &str, body: &str) -> (u16, String) {
+        let mut r = agent().post(url).send(body).expect("HTTP request");
+        let text = r.body_mut().read_to_string().unwrap_or_default();
+        (r.status().as_u16(), text)
+    }
+}

@@ -3,7 +3,12 @@
 //! holds it and a fresh node that syncs it over loopback, and prints both
 //! rates and their ratio. It measures; it asserts nothing.
 //!
-//! `cargo run -p e2e-tests --bin sync-bench -- [BLOCKS] [TXS_PER_BLOCK]`
+//! It then syncs again while CLIENTS threads (default 16) hammer the
+//! syncing node's HTTP API with `/api/status` and `/api/block/:hash`, and
+//! prints the requests per second, their p99 latency and how much the
+//! sync slowed.
+//!
+//! `cargo run -p e2e-tests --bin sync-bench -- [BLOCKS] [TXS_PER_BLOCK] [CLIENTS]`
 
 use anyhow::{bail, Context, Result};
 use chain_core::block::ChainParams;
@@ -25,6 +30,7 @@ fn main() -> Result<()> {
     let mut args = std::env::args().skip(1);
     let n_blocks: u32 = args.next().map(|a| a.parse()).transpose()?.unwrap_or(2000);
     let per_block: usize = args.next().map(|a| a.parse()).transpose()?.unwrap_or(50);
+    let clients: usize = args.next().map(|a| a.parse()).transpose()?.unwrap_or(16);
     let params = ChainParams {
         reward: Amount(1_000_000),
         ..ChainParams::default()
@@ -116,6 +122,8 @@ fn main() -> Result<()> {
                 dir.path().to_str().context("utf-8 path")?,
                 "startp2p",
                 "--no-mdns",
+                "--http",
+                "127.0.0.1:0",
             ])
             .args(extra)
             .env("NODE_ID", id)
@@ -124,16 +132,21 @@ fn main() -> Result<()> {
             .stderr(Stdio::null())
             .spawn()?)
     };
-    // Starts a node and returns it with the address it printed.
-    let start = |id: &str, extra: &[&str]| -> Result<(std::process::Child, String)> {
+    // Starts a node and returns it with the address and the HTTP API's
+    // address it printed.
+    let start = |id: &str, extra: &[&str]| -> Result<(std::process::Child, String, String)> {
         let mut child = spawn(id, extra)?;
         let mut out = std::io::BufReader::new(child.stdout.take().context("stdout")?);
         let mut line = String::new();
+        let mut http = String::new();
         use std::io::BufRead;
         while !line.starts_with("Listening on /ip4/127.0.0.1") {
             line.clear();
             if out.read_line(&mut line)? == 0 {
                 bail!("node {id} exited");
+            }
+            if let Some(rest) = line.strip_prefix("HTTP API and explorer on ") {
+                http = rest.split('/').take(3).collect::<Vec<_>>().join("/");
             }
         }
         // Keep reading, so the node never writes to a closed pipe.
@@ -141,20 +154,22 @@ fn main() -> Result<()> {
         Ok((
             child,
             line.trim().trim_start_matches("Listening on ").to_string(),
+            http,
         ))
     };
-    let (mut a, addr) = start(&a_id, &["--listen", &format!("/ip4/127.0.0.1/tcp/{port}")])?;
+    let (mut a, addr, _) = start(&a_id, &["--listen", &format!("/ip4/127.0.0.1/tcp/{port}")])?;
     let want = chain.last().expect("non-empty").hash();
     // One honest sync from nothing; returns its time and the syncing
     // node's peak resident memory in KiB. The tip is watched by asking the
     // node's status over the protocol, which costs the node next to nothing
     // (opening its store read-only would replay its write-ahead log).
-    let sync_once = |name: &str| -> Result<(f64, u64)> {
+    let hashes: Vec<String> = chain.iter().map(|b| b.hash().to_string()).collect();
+    let sync_once = |name: &str, clients: usize| -> Result<(f64, u64, Load)> {
         let port = std::net::TcpListener::bind("127.0.0.1:0")?
             .local_addr()?
             .port();
         let t = Instant::now();
-        let (mut child, b_addr) = start(
+        let (mut child, b_addr, http) = start(
             name,
             &[
                 "--listen",
@@ -163,6 +178,13 @@ fn main() -> Result<()> {
                 &addr,
             ],
         )?;
+        let stop = std::sync::Arc::new(AtomicBool::new(false));
+        let hammers: Vec<_> = (0..clients)
+            .map(|i| {
+                let (stop, http, hashes) = (stop.clone(), http.clone(), hashes.clone());
+                std::thread::spawn(move || hammer(&http, &hashes, i, &stop))
+            })
+            .collect();
         let watcher = e2e_tests::TestPeer::connect(&b_addr);
         let deadline = Instant::now() + Duration::from_secs(1800);
         while watcher.status().map(|s| s.best_hash) != Ok(want) {
@@ -172,13 +194,23 @@ fn main() -> Result<()> {
             std::thread::sleep(Duration::from_millis(50));
         }
         let took = t.elapsed().as_secs_f64();
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let mut load = Load::default();
+        for h in hammers {
+            let l = h
+                .join()
+                .map_err(|_| anyhow::anyhow!("client thread panicked"))?;
+            load.latencies.extend(l.latencies);
+            load.errors += l.errors;
+        }
         let peak = peak_rss_kib(child.id());
         drop(watcher);
         let _ = child.kill();
         let _ = child.wait();
-        Ok((took, peak))
+        Ok((took, peak, load))
     };
-    let (sync, sync_peak) = sync_once(&b_id)?;
+    let (sync, sync_peak, _) = sync_once(&b_id, 0)?;
+    let (loaded, _, load) = sync_once(&format!("{port}h"), clients)?;
 
     // The same sync while a peer floods the source with junk frames and
     // blocks that fail proof of work, from a new identity each time.
@@ -208,7 +240,7 @@ fn main() -> Result<()> {
             rounds
         })
     };
-    let (flooded, _) = sync_once(&format!("{port}c"))?;
+    let (flooded, _, _) = sync_once(&format!("{port}c"), 0)?;
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let rounds = flood
         .join()
@@ -235,6 +267,24 @@ fn main() -> Result<()> {
     println!(
         "network sync under a flood: {flooded:.2} s ({rounds} flood rounds of 2 junk frames and 1 invalid block); flooded/plain ratio: {:.2}",
         flooded / sync
+    );
+    let mut lat = load.latencies;
+    lat.sort_unstable();
+    let p99 = lat
+        .get((lat.len() * 99 / 100).min(lat.len().saturating_sub(1)))
+        .copied()
+        .unwrap_or_default();
+    println!(
+        "network sync while {clients} clients hammer its HTTP API: {loaded:.2} s; loaded/plain ratio: {:.2} ({:+.1}%)",
+        loaded / sync,
+        (loaded / sync - 1.0) * 100.0
+    );
+    println!(
+        "  API during that sync: {} requests ({:.0}/s), p99 latency {:.1} ms, {} errors (half /api/status, half /api/block/:hash)",
+        lat.len(),
+        lat.len() as f64 / loaded,
+        p99.as_secs_f64() * 1000.0,
+        load.errors
     );
     let sig_rate = signature_rate(&chain);
     println!(
@@ -288,4 +338,43 @@ fn peak_rss_kib(pid: u32) -> u64 {
                 .and_then(|v| v.parse().ok())
         })
         .unwrap_or(0)
+}
+
+/// What a client thread measured.
+#[derive(Default)]
+struct Load {
+    latencies: Vec<Duration>,
+    errors: usize,
+}
+
+/// Asks `http` (a node's API) for its status and for blocks of the chain,
+/// in turn, as fast as it answers, until `stop`.
+fn hammer(http: &str, hashes: &[String], seed: usize, stop: &AtomicBool) -> Load {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(30)))
+        .build()
+        .into();
+    let mut load = Load::default();
+    let mut i = seed;
+    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+        i = i
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        let url = if i % 2 == 0 {
+            format!("{http}/api/status")
+        } else {
+            format!("{http}/api/block/{}", hashes[(i >> 33) % hashes.len()])
+        };
+        let t = Instant::now();
+        match agent.get(&url).call() {
+            // A block the syncing node does not have yet is a fine 404.
+            Ok(mut r) if r.status().as_u16() < 500 => {
+                let _ = r.body_mut().read_to_vec();
+                load.latencies.push(t.elapsed());
+            }
+            _ => load.errors += 1,
+        }
+    }
+    load
 }

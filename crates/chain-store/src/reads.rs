@@ -226,7 +226,10 @@ impl StoreReader {
 
     /// The coins a best-chain block's inputs spent, in input order (its
     /// undo data; `None` for a block not connected).
-    pub fn spent_coins(&self, hash: &BlockHash) -> Result<Option<Vec<(OutPoint, Coin)>>, StoreError> {
+    pub fn spent_coins(
+        &self,
+        hash: &BlockHash,
+    ) -> Result<Option<Vec<(OutPoint, Coin)>>, StoreError> {
         match self.get(UNDO_BY_HASH, &hash.0)? {
             None => Ok(None),
             Some(u) => decode_undo(&u)

@@ -154,16 +154,28 @@ pub fn describe_history_key(k: &[u8]) -> String {
 
 /// The address-history entries of a connected block: for each transaction,
 /// one per address it pays or spends from (`spent` is the block's undo
-/// data, the coins its inputs spent). Sorted, without duplicates.
+/// data, the coins its inputs spent from before the block; a coin created
+/// and spent within the block is found among the block's own outputs).
+/// Sorted, without duplicates.
 pub fn history_entries(
     block: &chain_core::block::Block,
     txids: &[chain_core::Txid],
     spent: &[(OutPoint, Coin)],
 ) -> Vec<([u8; 28], chain_core::Txid)> {
-    let spent: std::collections::HashMap<&OutPoint, &PubkeyHash> = spent
+    let mut owners: std::collections::HashMap<OutPoint, PubkeyHash> = spent
         .iter()
-        .map(|(op, c)| (op, &c.output.pubkey_hash))
+        .map(|(op, c)| (*op, c.output.pubkey_hash))
         .collect();
+    for (tx, txid) in block.transactions.iter().zip(txids) {
+        for (i, o) in tx.outputs.iter().enumerate() {
+            // Output counts are bounded by the block size limit.
+            let op = OutPoint {
+                txid: *txid,
+                vout: i as u32,
+            };
+            owners.entry(op).or_insert(o.pubkey_hash);
+        }
+    }
     let height = block.header.height;
     let mut out = Vec::new();
     for (i, (tx, txid)) in block.transactions.iter().zip(txids).enumerate() {
@@ -173,7 +185,7 @@ pub fn history_entries(
             out.push((history_key(&o.pubkey_hash, height, pos), *txid));
         }
         for input in &tx.inputs {
-            if let Some(pkh) = spent.get(&input.prevout) {
+            if let Some(pkh) = owners.get(&input.prevout) {
                 out.push((history_key(pkh, height, pos), *txid));
             }
         }

@@ -81,6 +81,46 @@ fn history_pages_newest_first_and_follows_reorganisations() {
 }
 
 #[test]
+fn a_coin_paid_and_spent_in_one_block_is_in_both_histories() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = easy_params();
+    let alice = PrivateKey::generate();
+    let bob = PrivateKey::generate();
+    let carol = PrivateKey::generate().public_key().pubkey_hash();
+    let (a, b) = (
+        alice.public_key().pubkey_hash(),
+        bob.public_key().pubkey_hash(),
+    );
+    let g = genesis(&p, a);
+    let mut s = ChainStore::create(&dir.path().join("blocks"), &g).unwrap();
+    let to_bob = spend(
+        &alice,
+        &outputs_of(&g.transactions[0]),
+        b,
+        Amount(5),
+        Amount(0),
+    );
+    let bob_coin: Vec<_> = outputs_of(&to_bob)
+        .into_iter()
+        .filter(|c| c.1.pubkey_hash == b)
+        .collect();
+    let to_carol = spend(&bob, &bob_coin, carol, Amount(5), Amount(0));
+    let miner = PrivateKey::generate().public_key().pubkey_hash();
+    let b1 = child(
+        &p,
+        &g.header,
+        vec![to_bob.clone(), to_carol.clone()],
+        Amount(0),
+        miner,
+    );
+    s.accept_block(&b1, NOW).unwrap();
+    assert_eq!(s.tip().hash, b1.hash());
+    assert_eq!(txids(&s, &b), vec![to_carol.txid(), to_bob.txid()]);
+    assert_eq!(txids(&s, &carol), vec![to_carol.txid()]);
+    assert!(s.check_db().unwrap().problems.is_empty());
+}
+
+#[test]
 fn a_format_2_store_is_upgraded_when_opened_for_writing() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("blocks");

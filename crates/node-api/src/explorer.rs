@@ -13,7 +13,10 @@ const SCRIPT: &str = include_str!("explorer/explorer.js");
 /// The page's routes; its own navigation happens after `#`.
 pub(crate) fn routes<S: Clone + Send + Sync + 'static>() -> Router<S> {
     Router::new()
-        .route("/", get(|| async { page("text/html; charset=utf-8", INDEX) }))
+        .route(
+            "/",
+            get(|| async { page("text/html; charset=utf-8", INDEX) }),
+        )
         .route(
             "/explorer.css",
             get(|| async { page("text/css; charset=utf-8", STYLE) }),

@@ -62,7 +62,10 @@ pub(crate) fn router<N: Network, V: NetView>(app: Arc<App<N, V>>) -> Router {
         .route("/api/events", get(events::<N, V>))
         .merge(explorer::routes())
         .fallback(not_found)
-        .layer(axum::middleware::from_fn_with_state(app.clone(), count::<N, V>))
+        .layer(axum::middleware::from_fn_with_state(
+            app.clone(),
+            count::<N, V>,
+        ))
         .with_state(app)
 }
 
@@ -243,7 +246,9 @@ async fn block<N: Network, V: NetView>(
     let r = reader(&app)?;
     blocking(r, move |r| {
         let (Some(entry), Some(block)) = (r.header_entry(&hash)?, r.checked_block(&hash)?) else {
-            return Err(ApiError::NotFound(format!("block {hash} is not known to this node")));
+            return Err(ApiError::NotFound(format!(
+                "block {hash} is not known to this node"
+            )));
         };
         let best = r.hash_at(entry.header.height)? == Some(hash);
         Ok(Json(BlockJson {
@@ -324,12 +329,23 @@ fn confirmed_tx(r: &StoreReader, txid: &Txid, tip_height: u32) -> ApiResult<Opti
     let entry = r
         .header_entry(&hash)?
         .ok_or_else(|| ApiError::Internal(format!("block {hash} has no header entry")))?;
-    let values: HashMap<OutPoint, Amount> = r
+    let mut values: HashMap<OutPoint, Amount> = r
         .spent_coins(&hash)?
         .unwrap_or_default()
         .into_iter()
         .map(|(op, c)| (op, c.output.value))
         .collect();
+    // A coin created earlier in the same block is not in its undo data.
+    for i in &tx.inputs {
+        if values.contains_key(&i.prevout) || tx.is_coinbase() {
+            continue;
+        }
+        if let Some((_, _, _, parent)) = r.find_transaction(&i.prevout.txid)? {
+            if let Some(o) = parent.outputs.get(i.prevout.vout as usize) {
+                values.insert(i.prevout, o.value);
+            }
+        }
+    }
     Ok(Some(TxJson::new(
         &tx,
         &values,
@@ -350,7 +366,11 @@ async fn tx<N: Network, V: NetView>(
     blocking(r, move |r| confirmed_tx(r, &txid, tip.height))
         .await?
         .map(Json)
-        .ok_or_else(|| ApiError::NotFound(format!("transaction {txid} is neither in the best chain nor in the mempool")))
+        .ok_or_else(|| {
+            ApiError::NotFound(format!(
+                "transaction {txid} is neither in the best chain nor in the mempool"
+            ))
+        })
 }
 
 async fn tx_raw<N: Network, V: NetView>(
@@ -365,10 +385,17 @@ async fn tx_raw<N: Network, V: NetView>(
     blocking(r, move |r| Ok(r.find_transaction(&txid)?))
         .await?
         .map(|(_, _, _, tx)| octets(tx.encode()))
-        .ok_or_else(|| ApiError::NotFound(format!("transaction {txid} is neither in the best chain nor in the mempool")))
+        .ok_or_else(|| {
+            ApiError::NotFound(format!(
+                "transaction {txid} is neither in the best chain nor in the mempool"
+            ))
+        })
 }
 
-async fn post_tx<N: Network, V: NetView>(State(app): Shared<N, V>, body: Body) -> ApiResult<Response> {
+async fn post_tx<N: Network, V: NetView>(
+    State(app): Shared<N, V>,
+    body: Body,
+) -> ApiResult<Response> {
     let bytes = axum::body::to_bytes(body, MAX_TX_BODY).await.map_err(|_| {
         ApiError::TooLarge(format!(
             "the body is over {MAX_TX_BODY} bytes: a transaction is at most {} bytes, so {MAX_TX_BODY} hex digits",
@@ -472,13 +499,12 @@ async fn address_info<N: Network, V: NetView>(
     let r = reader(&app)?;
     let tx_count = blocking(r, move |r| Ok(r.history_len(&pkh)?)).await?;
     let confirmed = sum(v.confirmed.iter().map(|c| c.1.output.value));
-    let unconfirmed = sum(
-        v.confirmed
-            .iter()
-            .filter(|c| !v.spent.contains(&c.0))
-            .map(|c| c.1.output.value)
-            .chain(v.pending.iter().map(|p| p.1)),
-    );
+    let unconfirmed = sum(v
+        .confirmed
+        .iter()
+        .filter(|c| !v.spent.contains(&c.0))
+        .map(|c| c.1.output.value)
+        .chain(v.pending.iter().map(|p| p.1)));
     Ok(Json(json!({
         "address": address(pkh),
         "confirmed_balance": confirmed,
@@ -512,7 +538,11 @@ async fn address_utxo<N: Network, V: NetView>(
         .filter(|c| !v.spent.contains(&c.0))
         .collect();
     confirmed.sort_by_key(|c| std::cmp::Reverse(c.1.height));
-    list.extend(confirmed.into_iter().map(|(op, c)| UtxoJson::confirmed(op, c)));
+    list.extend(
+        confirmed
+            .into_iter()
+            .map(|(op, c)| UtxoJson::confirmed(op, c)),
+    );
     list.truncate(MAX_UTXOS);
     Ok(Json(list))
 }
@@ -667,7 +697,10 @@ async fn metrics<N: Network, V: NetView>(
             .into_response()
     } else {
         (
-            [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+            [(
+                header::CONTENT_TYPE,
+                "text/plain; version=0.0.4; charset=utf-8",
+            )],
             crate::metrics::to_prometheus_text(&page),
         )
             .into_response()
