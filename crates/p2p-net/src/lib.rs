@@ -1317,10 +1317,8 @@ impl Host {
                 peer,
                 result: Ok(rtt),
                 ..
-            }) => {
-                if self.connected.contains(&peer) {
-                    self.rtt.insert(peer, rtt);
-                }
+            }) if self.connected.contains(&peer) => {
+                self.rtt.insert(peer, rtt);
             }
             BehaviourEvent::Identify(identify::Event::Received { peer_id, info, .. }) => {
                 for a in info.listen_addrs {
