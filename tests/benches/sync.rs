@@ -361,7 +361,7 @@ fn hammer(http: &str, hashes: &[String], seed: usize, stop: &AtomicBool) -> Load
         i = i
             .wrapping_mul(6364136223846793005)
             .wrapping_add(1442695040888963407);
-        let url = if i % 2 == 0 {
+        let url = if i.is_multiple_of(2) {
             format!("{http}/api/status")
         } else {
             format!("{http}/api/block/{}", hashes[(i >> 33) % hashes.len()])

@@ -239,6 +239,32 @@ fn every_endpoint_answers_good_input_and_refuses_bad() {
     // Unknown paths.
     error(&format!("{api}/nothing"), 404, "no such endpoint");
 
+    // A client that never finishes its request's headers is cut off.
+    let host = node_a
+        .http
+        .clone()
+        .unwrap()
+        .trim_start_matches("http://")
+        .to_string();
+    let mut slow = std::net::TcpStream::connect(&host).unwrap();
+    use std::io::{Read, Write};
+    slow.write_all(b"GET /api/status HTTP/1.1\r\nHost: x\r\n")
+        .unwrap();
+    slow.set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let started = std::time::Instant::now();
+    let mut buf = Vec::new();
+    let _ = slow.read_to_end(&mut buf);
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "a stalled request held its connection for {:?}",
+        started.elapsed()
+    );
+    assert!(
+        !String::from_utf8_lossy(&buf).contains("\"tip\""),
+        "it was answered"
+    );
+
     // Metrics: libp2p's, the chain's and the server's, in a form promtool accepts.
     let base = node_a.http.clone().unwrap();
     let (st, text) = get(&format!("{base}/metrics"));
@@ -261,7 +287,6 @@ fn every_endpoint_answers_good_input_and_refuses_bad() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .expect("promtool (from Debian's prometheus package; scripts/setup.sh installs it)");
-    use std::io::Write;
     promtool
         .stdin
         .take()
