@@ -20,6 +20,9 @@ pub enum StoreError {
     /// opened read-only, so it cannot be upgraded.
     #[error("the chain in {0} is in storage format 2; this program upgrades it to format 3 the first time a command that writes opens it (for example `node startp2p` or `node reindexutxo`); run one, then this again")]
     NeedsUpgrade(PathBuf),
+    /// A [`crate::StoreReader`] was used after its store was closed.
+    #[error("the chain is closed (the node is stopping)")]
+    Closed,
     /// The stored format is not one this program understands.
     #[error("the chain in {path} has storage format {found}, this program reads format {expected}; use a matching version of the program, or move the directory aside and sync the chain again (format 1 chains used an older transaction encoding and cannot be converted; wallets are not affected)")]
     UnknownFormat {

@@ -466,7 +466,7 @@ impl ChainStore {
     /// A reader of what this store has written, for other threads: see
     /// [`StoreReader`].
     pub fn reader(&self) -> StoreReader {
-        StoreReader::new(self.db.clone())
+        StoreReader::new(&self.db)
     }
 
     /// Writes a batch atomically. It goes to the write-ahead log without an

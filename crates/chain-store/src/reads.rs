@@ -171,28 +171,38 @@ pub(crate) fn history_len(db: &DB, pkh: &PubkeyHash) -> Result<usize, StoreError
 /// behind shows once its write lands, and a read spanning several keys
 /// while a block is connected may see the chain just before or just after
 /// it.
+///
+/// It does not keep the store open: once the store is closed, every read
+/// is [`StoreError::Closed`], and the database's lock is free to reopen.
 #[derive(Clone)]
 pub struct StoreReader {
-    db: Arc<DB>,
+    db: std::sync::Weak<DB>,
 }
 
 impl std::fmt::Debug for StoreReader {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("StoreReader")
-            .field("path", &self.db.path())
+            .field("open", &(self.db.strong_count() > 0))
             .finish()
     }
 }
 
 impl Get for StoreReader {
     fn get(&self, name: &'static str, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
-        Ok(self.db.get_cf(cf(&self.db, name), key)?)
+        let db = self.db()?;
+        Ok(db.get_cf(cf(&db, name), key)?)
     }
 }
 
 impl StoreReader {
-    pub(crate) fn new(db: Arc<DB>) -> Self {
-        StoreReader { db }
+    pub(crate) fn new(db: &Arc<DB>) -> Self {
+        StoreReader {
+            db: Arc::downgrade(db),
+        }
+    }
+
+    fn db(&self) -> Result<Arc<DB>, StoreError> {
+        self.db.upgrade().ok_or(StoreError::Closed)
     }
 
     /// A stored block with its hash, txids and encoding.
@@ -250,7 +260,8 @@ impl StoreReader {
 
     /// The unspent outputs paying `pkh`.
     pub fn utxos_for(&self, pkh: &PubkeyHash) -> Result<Vec<(OutPoint, Coin)>, StoreError> {
-        utxos_for(&self.db, pkh)
+        let db = self.db()?;
+        utxos_for(&db, pkh)
     }
 
     /// See [`crate::ChainStore::history`].
@@ -260,11 +271,13 @@ impl StoreReader {
         before: Option<(u32, u32)>,
         limit: usize,
     ) -> Result<Vec<(u32, u32, Txid)>, StoreError> {
-        history(&self.db, pkh, before, limit)
+        let db = self.db()?;
+        history(&db, pkh, before, limit)
     }
 
     /// See [`crate::ChainStore::history_len`].
     pub fn history_len(&self, pkh: &PubkeyHash) -> Result<usize, StoreError> {
-        history_len(&self.db, pkh)
+        let db = self.db()?;
+        history_len(&db, pkh)
     }
 }

@@ -37,6 +37,9 @@ impl ApiError {
 
 impl From<chain_store::StoreError> for ApiError {
     fn from(e: chain_store::StoreError) -> Self {
+        if matches!(e, chain_store::StoreError::Closed) {
+            return ApiError::Unavailable(e.to_string());
+        }
         tracing::warn!("the HTTP API could not read the chain: {e}");
         ApiError::Internal(format!("reading the chain failed: {e}"))
     }
