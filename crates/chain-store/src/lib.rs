@@ -571,12 +571,7 @@ impl ChainStore {
 
     /// An unspent output.
     pub fn coin(&self, op: &OutPoint) -> Result<Option<Coin>, StoreError> {
-        match self.get(UTXO_BY_OUTPOINT, &op.to_key())? {
-            None => Ok(None),
-            Some(b) => decode_coin(&b)
-                .map(Some)
-                .ok_or_else(|| StoreError::Corrupt(format!("coin {op}"))),
-        }
+        reads::coin(self, op)
     }
 
     /// The unspent outputs paying `pkh`, from the address index.

@@ -58,6 +58,15 @@ pub(crate) fn header_entry(
     }
 }
 
+pub(crate) fn coin(r: &impl Get, op: &OutPoint) -> Result<Option<Coin>, StoreError> {
+    match r.get(UTXO_BY_OUTPOINT, &op.to_key())? {
+        None => Ok(None),
+        Some(b) => decode_coin(&b)
+            .map(Some)
+            .ok_or_else(|| StoreError::Corrupt(format!("coin {op}"))),
+    }
+}
+
 pub(crate) fn hash_at(r: &impl Get, height: u32) -> Result<Option<BlockHash>, StoreError> {
     match r.get(HASH_BY_HEIGHT, &height_key(height))? {
         None => Ok(None),
@@ -250,12 +259,7 @@ impl StoreReader {
 
     /// An unspent output.
     pub fn coin(&self, op: &OutPoint) -> Result<Option<Coin>, StoreError> {
-        match self.get(UTXO_BY_OUTPOINT, &op.to_key())? {
-            None => Ok(None),
-            Some(b) => decode_coin(&b)
-                .map(Some)
-                .ok_or_else(|| StoreError::Corrupt(format!("coin {op}"))),
-        }
+        coin(self, op)
     }
 
     /// The unspent outputs paying `pkh`.
