@@ -202,10 +202,10 @@ function follow() {
   es.addEventListener("error", () => { $("live").textContent = "reconnecting…"; });
   es.addEventListener("tip", async (ev) => {
     const t = JSON.parse(ev.data);
-    await refreshStatus();
     const kind = location.hash.split("/")[1] || "";
-    if (kind === "") addLatestBlock(t.hash).catch(() => home());
+    if (kind === "") await addLatestBlock(t.hash).catch(() => home());
     else if (kind === "address" || kind === "tx") route();
+    refreshStatus();
   });
   es.addEventListener("tx", () => {
     refreshStatus();
