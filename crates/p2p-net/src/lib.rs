@@ -23,6 +23,7 @@ pub use p2p_proto::{Announcement, Request, Response};
 use codec::SyncCodec;
 use futures::StreamExt;
 use libp2p::swarm::behaviour::toggle::Toggle;
+use libp2p::swarm::dial_opts::DialOpts;
 use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
 use libp2p::{
     allow_block_list, connection_limits, gossipsub, identify, kad, mdns, noise, ping,
@@ -86,6 +87,12 @@ pub const SHORT_LIVED_FOR: Duration = Duration::from_secs(20);
 pub const BOOTSTRAP_RELEASE_PEERS: usize = 8;
 /// How long a bootstrap peer is kept once the node has other peers.
 pub const BOOTSTRAP_RELEASE_AFTER: Duration = Duration::from_secs(60);
+/// The first wait before a bootstrap (`--dest`) or LAN peer that could not
+/// be reached is dialled again; each further attempt waits twice as long,
+/// up to [`REDIAL_CHOSEN_MAX`]. Nodes may be started in any order.
+pub const REDIAL_CHOSEN_FIRST: Duration = Duration::from_secs(2);
+/// The longest wait between attempts to reach a bootstrap or LAN peer.
+pub const REDIAL_CHOSEN_MAX: Duration = Duration::from_secs(60);
 /// Inbound connections from one IP address (loopback exempt, so local
 /// multi-node set-ups and wallets keep working).
 pub const MAX_INBOUND_PER_IP: usize = 4;
@@ -645,11 +652,14 @@ pub async fn start(
         bootstrap.insert(peer);
         to_dial.push((peer, base));
     }
+    let mut redial = HashMap::new();
     for (peer, base) in &to_dial {
         swarm.behaviour_mut().kad.add_address(peer, base.clone());
-        let full = peer_address(base, *peer);
-        if let Err(e) = swarm.dial(full.clone()) {
-            tracing::debug!(%full, "dial failed: {e}");
+        if bootstrap.contains(peer) {
+            redial.insert(*peer, Redial::new(base.clone()));
+        }
+        if let Err(e) = swarm.dial(dial_opts(*peer, base)) {
+            tracing::debug!(%peer, %base, "dial failed: {e}");
         }
     }
     let (cmd_tx, cmd_rx) = mpsc::channel(CHANNEL);
@@ -678,6 +688,7 @@ pub async fn start(
         short_lived: HashMap::new(),
         unconfirmed: HashMap::new(),
         bootstrap,
+        redial,
         connected_since: HashMap::new(),
         peer_addr: HashMap::new(),
         rtt: HashMap::new(),
@@ -725,12 +736,45 @@ struct Host {
     unconfirmed: HashMap<PeerId, (Multiaddr, bool, Instant)>,
     /// The bootstrap (`--dest`) peers.
     bootstrap: HashSet<PeerId>,
+    /// Peers dialled again while unreachable: the bootstrap peers and
+    /// those found on the LAN.
+    redial: HashMap<PeerId, Redial>,
     /// When each peer connected.
     connected_since: HashMap<PeerId, Instant>,
     /// Each peer's connection address and whether it came in.
     peer_addr: HashMap<PeerId, (Multiaddr, bool)>,
     /// Each peer's last ping round trip.
     rtt: HashMap<PeerId, Duration>,
+}
+
+/// Where and when to dial a bootstrap or LAN peer again.
+#[derive(Debug)]
+struct Redial {
+    addr: Multiaddr,
+    at: Instant,
+    wait: Duration,
+}
+
+impl Redial {
+    fn new(addr: Multiaddr) -> Redial {
+        Redial {
+            addr,
+            at: Instant::now() + REDIAL_CHOSEN_FIRST,
+            wait: REDIAL_CHOSEN_FIRST,
+        }
+    }
+}
+
+/// Options for a dial this node chooses to make, from a fresh local port.
+/// libp2p's default dials from the listening port; two nodes dialling each
+/// other at the same moment (as two that find each other on a LAN do) then
+/// meet in one TCP connection by simultaneous open, on which both act as
+/// the dialer and protocol negotiation fails.
+fn dial_opts(peer: PeerId, addr: &Multiaddr) -> DialOpts {
+    DialOpts::peer_id(peer)
+        .addresses(vec![peer_address(addr, peer)])
+        .allocate_new_port()
+        .build()
 }
 
 /// Inbound connections that may be peers: the rest of the slots are for
@@ -802,6 +846,7 @@ impl Host {
             let _ = self.swarm.disconnect_peer_id(p);
         }
         self.release_bootstrap(now);
+        self.redial_due(now);
         self.trim_unconfirmed(now);
     }
 
@@ -1073,6 +1118,17 @@ impl Host {
                 if num_established == 0 {
                     self.closed_at.insert(peer_id, Instant::now());
                 }
+                if num_established == 0 {
+                    // A peer that stayed a while is tried again soon.
+                    let stayed = self
+                        .connected_since
+                        .get(&peer_id)
+                        .is_some_and(|t| t.elapsed() >= BOOTSTRAP_RELEASE_AFTER);
+                    if let (true, Some(r)) = (stayed, self.redial.get_mut(&peer_id)) {
+                        r.at = Instant::now() + REDIAL_CHOSEN_FIRST;
+                        r.wait = REDIAL_CHOSEN_FIRST;
+                    }
+                }
                 if num_established == 0 && self.connected.remove(&peer_id) {
                     self.inbound_peers.remove(&peer_id);
                     self.outbound_peers.remove(&peer_id);
@@ -1204,7 +1260,28 @@ impl Host {
         }
         self.chosen.insert(peer);
         tracing::debug!(%peer, "dialling a peer");
-        let _ = self.swarm.dial(peer_address(&addr, peer));
+        let _ = self.swarm.dial(dial_opts(peer, &addr));
+    }
+
+    /// Dials the bootstrap and LAN peers that are due, each attempt waiting
+    /// twice as long as the one before.
+    fn redial_due(&mut self, now: Instant) {
+        let due: Vec<(PeerId, Multiaddr)> = self
+            .redial
+            .iter_mut()
+            .filter(|(p, r)| r.at <= now && !self.connected.contains(p))
+            .map(|(p, r)| {
+                r.at = now + r.wait;
+                r.wait = (r.wait * 2).min(REDIAL_CHOSEN_MAX);
+                (*p, r.addr.clone())
+            })
+            .collect();
+        for (peer, addr) in due {
+            if !self.swarm.is_connected(&peer) {
+                tracing::debug!(%peer, "dialling an unreachable bootstrap or LAN peer again");
+                self.dial_if_new(peer, addr);
+            }
+        }
     }
 
     fn on_behaviour_event(&mut self, ev: BehaviourEvent) {
@@ -1370,7 +1447,17 @@ impl Host {
                 for (peer, addr) in list {
                     tracing::info!(%peer, %addr, "found a peer on the LAN");
                     self.learn_address(peer, addr.clone());
+                    self.redial
+                        .entry(peer)
+                        .or_insert_with(|| Redial::new(addr.clone()));
                     self.dial_if_new(peer, addr);
+                }
+            }
+            BehaviourEvent::Mdns(mdns::Event::Expired(list)) => {
+                for (peer, _) in list {
+                    if !self.bootstrap.contains(&peer) {
+                        self.redial.remove(&peer);
+                    }
                 }
             }
             _ => {}
