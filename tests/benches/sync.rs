@@ -3,14 +3,18 @@
 //! holds it and a fresh node that syncs it over loopback, and prints both
 //! rates and their ratio. It measures; it asserts nothing.
 //!
-//! It then syncs twice more while CLIENTS threads (default 16) hammer the
-//! syncing node's HTTP API with `/api/status` and `/api/block/:hash`, and
-//! prints the requests per second, their p99 latency and how much the
-//! sync slowed. The first time the client threads run at normal priority,
-//! competing with the nodes for this machine's cores; the second time at
-//! nice 19, as clients on other machines would take no CPU from the node.
+//! It then syncs while CLIENTS threads (default 16) hammer the syncing
+//! node's HTTP API with `/api/status` and `/api/block/:hash`, and prints
+//! the requests per second, their p99 latency and how much the sync
+//! slowed. The client threads run at three priorities in turn: as the
+//! nodes' (competing with them for this machine's cores), at nice 19, and
+//! in Linux's idle class (taking only CPU time the nodes leave, as clients
+//! on other machines would).
 //!
-//! `cargo run -p e2e-tests --bin sync-bench -- [BLOCKS] [TXS_PER_BLOCK] [CLIENTS]`
+//! The plain sync and the syncs under nice-19 and idle clients run REPEAT times each
+//! (default 3), and their medians are compared.
+//!
+//! `cargo run -p e2e-tests --bin sync-bench -- [BLOCKS] [TXS_PER_BLOCK] [CLIENTS] [REPEAT]`
 
 use anyhow::{bail, Context, Result};
 use chain_core::block::ChainParams;
@@ -33,6 +37,12 @@ fn main() -> Result<()> {
     let n_blocks: u32 = args.next().map(|a| a.parse()).transpose()?.unwrap_or(2000);
     let per_block: usize = args.next().map(|a| a.parse()).transpose()?.unwrap_or(50);
     let clients: usize = args.next().map(|a| a.parse()).transpose()?.unwrap_or(16);
+    let repeat: usize = args
+        .next()
+        .map(|a| a.parse())
+        .transpose()?
+        .unwrap_or(3)
+        .max(1);
     let params = ChainParams {
         reward: Amount(1_000_000),
         ..ChainParams::default()
@@ -166,7 +176,7 @@ fn main() -> Result<()> {
     // node's status over the protocol, which costs the node next to nothing
     // (opening its store read-only would replay its write-ahead log).
     let hashes: Vec<String> = chain.iter().map(|b| b.hash().to_string()).collect();
-    let sync_once = |name: &str, clients: usize, nice: i32| -> Result<(f64, u64, Load)> {
+    let sync_once = |name: &str, clients: usize, nice: Priority| -> Result<(f64, u64, Load)> {
         let port = std::net::TcpListener::bind("127.0.0.1:0")?
             .local_addr()?
             .port();
@@ -185,8 +195,7 @@ fn main() -> Result<()> {
             .map(|i| {
                 let (stop, http, hashes) = (stop.clone(), http.clone(), hashes.clone());
                 std::thread::spawn(move || {
-                    // Linux: the calling thread's own priority.
-                    let _ = rustix::process::nice(nice);
+                    client_priority(nice);
                     hammer(&http, &hashes, i, &stop)
                 })
             })
@@ -203,11 +212,10 @@ fn main() -> Result<()> {
         stop.store(true, std::sync::atomic::Ordering::Relaxed);
         let mut load = Load::default();
         for h in hammers {
-            let l = h
-                .join()
-                .map_err(|_| anyhow::anyhow!("client thread panicked"))?;
-            load.latencies.extend(l.latencies);
-            load.errors += l.errors;
+            load.merge(
+                h.join()
+                    .map_err(|_| anyhow::anyhow!("client thread panicked"))?,
+            );
         }
         let peak = peak_rss_kib(child.id());
         drop(watcher);
@@ -215,9 +223,29 @@ fn main() -> Result<()> {
         let _ = child.wait();
         Ok((took, peak, load))
     };
-    let (sync, sync_peak, _) = sync_once(&b_id, 0, 0)?;
-    let (loaded, _, load) = sync_once(&format!("{port}h"), clients, 0)?;
-    let (loaded_niced, _, load_niced) = sync_once(&format!("{port}n"), clients, 19)?;
+    // The plain sync and the sync under niced clients are each run REPEAT
+    // times, in turn, and their medians compared: one run varies by several
+    // per cent on a busy 2-core machine.
+    let (mut plain, mut niced, mut idle) = (Vec::new(), Vec::new(), Vec::new());
+    let mut sync_peak = 0;
+    let (mut load_niced, mut load_idle) = (Load::default(), Load::default());
+    for i in 0..repeat {
+        let (took, peak, _) = sync_once(&format!("{b_id}{i}"), 0, Priority::Normal)?;
+        plain.push(took);
+        sync_peak = sync_peak.max(peak);
+        let (took, _, load) = sync_once(&format!("{port}n{i}"), clients, Priority::Nice19)?;
+        niced.push(took);
+        load_niced.merge(load);
+        let (took, _, load) = sync_once(&format!("{port}i{i}"), clients, Priority::Idle)?;
+        idle.push(took);
+        load_idle.merge(load);
+    }
+    let sync = median(&mut plain);
+    let loaded_niced = median(&mut niced);
+    let niced_total: f64 = niced.iter().sum();
+    let loaded_idle = median(&mut idle);
+    let idle_total: f64 = idle.iter().sum();
+    let (loaded, _, load) = sync_once(&format!("{port}h"), clients, Priority::Normal)?;
 
     // The same sync while a peer floods the source with junk frames and
     // blocks that fail proof of work, from a new identity each time.
@@ -247,7 +275,7 @@ fn main() -> Result<()> {
             rounds
         })
     };
-    let (flooded, _, _) = sync_once(&format!("{port}c"), 0, 0)?;
+    let (flooded, _, _) = sync_once(&format!("{port}c"), 0, Priority::Normal)?;
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let rounds = flood
         .join()
@@ -266,18 +294,33 @@ fn main() -> Result<()> {
         txs / import
     );
     println!(
-        "network sync: {sync:.2} s, {:.0} blocks/s, {:.0} tx/s (fresh node, from process start)",
+        "network sync: {sync:.2} s, {:.0} blocks/s, {:.0} tx/s (fresh node, from process start; median of {repeat} runs: {})",
         blocks / sync,
-        txs / sync
+        txs / sync,
+        runs(&plain)
     );
     println!("sync/import time ratio: {:.2}", sync / import);
     println!(
         "network sync under a flood: {flooded:.2} s ({rounds} flood rounds of 2 junk frames and 1 invalid block); flooded/plain ratio: {:.2}",
         flooded / sync
     );
-    for (took, load, how) in [
-        (loaded, load, "at normal priority"),
-        (loaded_niced, load_niced, "at nice 19"),
+    for (took, load, busy, how) in [
+        (loaded, load, loaded, "at normal priority, once".to_string()),
+        (
+            loaded_niced,
+            load_niced,
+            niced_total,
+            format!("at nice 19, median of {repeat} (runs: {})", runs(&niced)),
+        ),
+        (
+            loaded_idle,
+            load_idle,
+            idle_total,
+            format!(
+                "in the idle scheduling class, median of {repeat} (runs: {})",
+                runs(&idle)
+            ),
+        ),
     ] {
         let mut lat = load.latencies;
         lat.sort_unstable();
@@ -286,17 +329,20 @@ fn main() -> Result<()> {
             .copied()
             .unwrap_or_default();
         println!(
-            "network sync while {clients} clients {how} hammer its HTTP API: {took:.2} s; loaded/plain ratio: {:.2} ({:+.1}%)",
+            "network sync while {clients} clients hammer its HTTP API, the clients {how}: {took:.2} s; loaded/plain ratio: {:.2} ({:+.1}%)",
             took / sync,
             (took / sync - 1.0) * 100.0
         );
         println!(
             "  API during that sync: {} requests ({:.0}/s), p99 latency {:.1} ms, {} errors (half /api/status, half /api/block/:hash)",
             lat.len(),
-            lat.len() as f64 / took,
+            lat.len() as f64 / busy,
             p99.as_secs_f64() * 1000.0,
             load.errors
         );
+        for (kind, n) in &load.kinds {
+            println!("    {n} x {kind}");
+        }
     }
     let sig_rate = signature_rate(&chain);
     println!(
@@ -352,11 +398,69 @@ fn peak_rss_kib(pid: u32) -> u64 {
         .unwrap_or(0)
 }
 
+/// The client threads' scheduling priority.
+#[derive(Clone, Copy)]
+enum Priority {
+    /// As the nodes': the clients compete with them for the cores.
+    Normal,
+    /// Nice 19: the clients take little of what the nodes want.
+    Nice19,
+    /// Linux's SCHED_IDLE: the clients run only on CPU time the nodes leave,
+    /// as clients on other machines would.
+    Idle,
+}
+
+fn client_priority(p: Priority) {
+    use thread_priority::{
+        set_thread_priority_and_policy, thread_native_id, NormalThreadSchedulePolicy,
+        ThreadPriority, ThreadSchedulePolicy,
+    };
+    match p {
+        Priority::Normal => {}
+        // Linux: the calling thread's own priority.
+        Priority::Nice19 => {
+            let _ = rustix::process::nice(19);
+        }
+        Priority::Idle => {
+            let _ = set_thread_priority_and_policy(
+                thread_native_id(),
+                ThreadPriority::Min,
+                ThreadSchedulePolicy::Normal(NormalThreadSchedulePolicy::Idle),
+            );
+        }
+    }
+}
+
+/// The median of `v` (sorted in place).
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+fn runs(v: &[f64]) -> String {
+    v.iter()
+        .map(|t| format!("{t:.2}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// What a client thread measured.
 #[derive(Default)]
 struct Load {
     latencies: Vec<Duration>,
     errors: usize,
+    /// Errors by kind: an HTTP status, or the client's error.
+    kinds: std::collections::BTreeMap<String, usize>,
+}
+
+impl Load {
+    fn merge(&mut self, other: Load) {
+        self.latencies.extend(other.latencies);
+        self.errors += other.errors;
+        for (k, n) in other.kinds {
+            *self.kinds.entry(k).or_default() += n;
+        }
+    }
 }
 
 /// Asks `http` (a node's API) for its status and for blocks of the chain,
@@ -385,7 +489,16 @@ fn hammer(http: &str, hashes: &[String], seed: usize, stop: &AtomicBool) -> Load
                 let _ = r.body_mut().read_to_vec();
                 load.latencies.push(t.elapsed());
             }
-            _ => load.errors += 1,
+            Ok(mut r) => {
+                load.errors += 1;
+                let body = r.body_mut().read_to_string().unwrap_or_default();
+                let kind = format!("{} {}", r.status(), body.trim());
+                *load.kinds.entry(kind).or_default() += 1;
+            }
+            Err(e) => {
+                load.errors += 1;
+                *load.kinds.entry(e.to_string()).or_default() += 1;
+            }
         }
     }
     load

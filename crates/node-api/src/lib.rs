@@ -14,6 +14,7 @@
 //! It knows nothing of libp2p: the network's view comes through
 //! [`NetView`], which the node host implements.
 
+mod cache;
 mod error;
 mod explorer;
 mod json;

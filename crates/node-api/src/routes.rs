@@ -150,7 +150,7 @@ fn octets(body: Vec<u8>) -> Response {
 
 async fn status<N: Network, V: NetView>(State(app): Shared<N, V>) -> ApiResult<Json<Value>> {
     let view = app.node.chain().view();
-    let net = app.net.info().await.unwrap_or_default();
+    let net = app.net_info().await.unwrap_or_default();
     let sync = app.node.sync_progress();
     let (state, height, target) = match (view, sync) {
         (None, _) => ("waiting for a chain", 0, 0),
@@ -646,7 +646,7 @@ async fn mempool_txids<N: Network, V: NetView>(
 }
 
 async fn peers<N: Network, V: NetView>(State(app): Shared<N, V>) -> ApiResult<Json<Value>> {
-    let net = app.net.info().await.ok_or_else(stopping)?;
+    let net = app.net_info().await.ok_or_else(stopping)?;
     let statuses: HashMap<String, p2p_proto::Status> = app
         .node
         .peer_statuses()
@@ -679,7 +679,7 @@ async fn metrics<N: Network, V: NetView>(
     State(app): Shared<N, V>,
     headers: axum::http::HeaderMap,
 ) -> Response {
-    let net = app.net.metrics().await;
+    let net = app.net_metrics.get(|| app.net.metrics()).await;
     let page = app.metrics.render(app.node.chain().view(), net);
     let open = headers
         .get_all(header::ACCEPT)

@@ -1,8 +1,9 @@
 //! The server: its own runtime and thread, a bounded number of
 //! connections, a deadline for a request's headers and for its answer.
 
+use crate::cache::{Cached, NET_FRESH_FOR};
 use crate::error::json_error;
-use crate::{metrics::ApiMetrics, routes, NetView};
+use crate::{metrics::ApiMetrics, routes, NetSummary, NetView};
 use anyhow::Context;
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::StatusCode;
@@ -50,6 +51,16 @@ pub(crate) struct App<N: Network, V: NetView> {
     pub node_rt: tokio::runtime::Handle,
     pub metrics: ApiMetrics,
     pub request_timeout: Duration,
+    /// The network host's summary and metrics, asked at most once a second.
+    pub net_info: Cached<NetSummary>,
+    pub net_metrics: Cached<String>,
+}
+
+impl<N: Network, V: NetView> App<N, V> {
+    /// The network host's summary, at most [`NET_FRESH_FOR`] old.
+    pub async fn net_info(&self) -> Option<NetSummary> {
+        self.net_info.get(|| self.net.info()).await
+    }
 }
 
 /// The running server. Dropping it stops it.
@@ -106,11 +117,14 @@ where
         net,
         node_rt: tokio::runtime::Handle::current(),
         request_timeout: settings.request_timeout,
+        net_info: Cached::new(NET_FRESH_FOR),
+        net_metrics: Cached::new(NET_FRESH_FOR),
     });
     let (stop, stopped) = watch::channel(false);
     let thread = std::thread::Builder::new()
         .name("http".into())
         .spawn(move || {
+            lower_priority();
             let rt = match tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(1)
                 .max_blocking_threads(2)
@@ -135,12 +149,26 @@ where
     })
 }
 
-/// Lowers the calling thread's scheduling priority (Linux's nice 10), so
-/// the server yields the CPU to the node when both want it.
+/// Puts the calling thread in Linux's idle scheduling class (SCHED_IDLE),
+/// or at nice 19 where that is refused. An idle-class thread runs on CPU
+/// time the node leaves over and gives a core up at once when a node
+/// thread wakes; at any nice level a waking node thread may still wait out
+/// the server's time slice, and a sync is a chain of such wake-ups.
 fn lower_priority() {
     #[cfg(target_os = "linux")]
     {
-        let _ = rustix::process::nice(10);
+        use thread_priority::{
+            set_thread_priority_and_policy, thread_native_id, NormalThreadSchedulePolicy,
+            ThreadPriority, ThreadSchedulePolicy,
+        };
+        let idle = set_thread_priority_and_policy(
+            thread_native_id(),
+            ThreadPriority::Min,
+            ThreadSchedulePolicy::Normal(NormalThreadSchedulePolicy::Idle),
+        );
+        if idle.is_err() {
+            let _ = rustix::process::nice(19);
+        }
     }
 }
 

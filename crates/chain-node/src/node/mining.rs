@@ -41,16 +41,24 @@ impl<N: Network> Node<N> {
         );
         let tx = self.mined_tx.clone();
         let threads = self.minting.threads;
-        tokio::task::spawn_blocking(move || {
-            let found = solve(&mut block, threads, &cancel, &mut |p| {
-                tracing::debug!(
-                    hashes = p.hashes,
-                    rate = format!("{:.0}/s", p.rate()),
-                    "mining"
-                );
+        let on_error = tx.clone();
+        let search = std::thread::Builder::new()
+            .name("miner".into())
+            .spawn(move || {
+                lower_priority();
+                let found = solve(&mut block, threads, &cancel, &mut |p| {
+                    tracing::debug!(
+                        hashes = p.hashes,
+                        rate = format!("{:.0}/s", p.rate()),
+                        "mining"
+                    );
+                });
+                let _ = tx.blocking_send(found.then_some(block));
             });
-            let _ = tx.blocking_send(found.then_some(block));
-        });
+        if let Err(e) = search {
+            tracing::error!("cannot start the mining thread: {e}");
+            let _ = on_error.send(None).await;
+        }
     }
 
     /// A search ended: connect and announce what it found, then maybe mine again.
@@ -60,5 +68,17 @@ impl<N: Network> Node<N> {
             let _ = self.clone().on_block(block, None, None, false).await;
         }
         self.maybe_mine().await;
+    }
+}
+
+/// Puts the mining thread, and the search threads it starts (Linux threads
+/// inherit it), at nice 19: the node's own work (validating and relaying
+/// blocks, serving peers) comes first, and the HTTP API, which runs in the
+/// idle scheduling class, still gets a share of a core while a search
+/// keeps every core busy.
+fn lower_priority() {
+    #[cfg(target_os = "linux")]
+    {
+        let _ = rustix::process::nice(19);
     }
 }
