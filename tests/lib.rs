@@ -523,17 +523,24 @@ impl TestPeer {
         }
     }
 
-    /// Sends `n` status requests at once; returns how many were refused by
-    /// the node's rate limit.
+    /// Sends `n` status requests as fast as one connection carries them;
+    /// returns how many were refused by the node's rate limit.
     pub fn rate_limited_count(&self, n: usize) -> usize {
         let peer: p2p_net::PeerId = self.node.parse().expect("peer id");
         let status = no_chain_status();
+        // At most 48 in flight: a connection carries 64 streams at once, and
+        // a request past that fails here without reaching the node.
+        let in_flight = std::sync::Arc::new(tokio::sync::Semaphore::new(48));
         self.rt.block_on(async {
             let mut tasks = Vec::with_capacity(n);
             for _ in 0..n {
                 let net = self.net.clone();
                 let r = status.clone();
-                tasks.push(tokio::spawn(async move { net.request(peer, r).await }));
+                let in_flight = in_flight.clone();
+                tasks.push(tokio::spawn(async move {
+                    let _slot = in_flight.acquire_owned().await;
+                    net.request(peer, r).await
+                }));
             }
             let mut limited = 0;
             for t in tasks {
