@@ -79,6 +79,16 @@ pub const REDIAL_BACKOFF: Duration = Duration::from_secs(60);
 /// and go (wallets, a node looking for peers): such a connection is not
 /// made a peer, and is closed after [`SHORT_LIVED_FOR`].
 pub const SHORT_LIVED_SLOTS: u32 = 16;
+/// Slots kept free for clients (a wallet's one request): past the limits
+/// less these, connections that never became a peer's (other nodes'
+/// Kademlia lookups) are closed, oldest first, once [`IDLE_GUEST_AFTER`]
+/// old, so a popular node still takes a wallet's connection.
+pub const CLIENT_RESERVE: usize = 4;
+/// How long a connection that has not become a peer's is left alone
+/// before it may be closed to keep [`CLIENT_RESERVE`] slots free: a node
+/// that dials speaks the sync protocol at once, and a lookup is done well
+/// within it.
+pub const IDLE_GUEST_AFTER: Duration = Duration::from_secs(2);
 /// How long a connection in a short-lived slot is kept.
 pub const SHORT_LIVED_FOR: Duration = Duration::from_secs(20);
 /// Peers that, once connected, let this node close its connections to the
@@ -790,6 +800,7 @@ const HELD_EVENTS: usize = 4096;
 impl Host {
     async fn run(mut self, mut commands: mpsc::Receiver<Command>) {
         let mut tick = tokio::time::interval(Duration::from_secs(5));
+        let mut reserve_tick = tokio::time::interval(Duration::from_secs(1));
         let events = self.events.clone();
         loop {
             tokio::select! {
@@ -804,6 +815,7 @@ impl Host {
                     Some(c) => self.on_command(c),
                 },
                 _ = tick.tick() => self.housekeeping(),
+                _ = reserve_tick.tick() => self.keep_client_reserve(Instant::now()),
             }
         }
         if let Err(e) = self.peers.save() {
@@ -1093,6 +1105,7 @@ impl Host {
                     // outside: a peer only once it speaks the sync protocol.
                     self.unconfirmed
                         .insert(peer_id, (address, !endpoint.is_dialer(), Instant::now()));
+                    self.keep_client_reserve(Instant::now());
                 }
             }
             SwarmEvent::ConnectionClosed {
@@ -1206,6 +1219,46 @@ impl Host {
         stale.sort_unstable();
         for (_, p) in stale.into_iter().take(excess) {
             let _ = self.swarm.disconnect_peer_id(p);
+        }
+    }
+
+    /// Keeps [`CLIENT_RESERVE`] connection slots free, inbound and in all,
+    /// by closing the oldest connections that never became a peer's and
+    /// are at least [`IDLE_GUEST_AFTER`] old.
+    fn keep_client_reserve(&mut self, now: Instant) {
+        let info = self.swarm.network_info();
+        let counters = info.connection_counters();
+        let inbound_limit = self.inbound_peer_slots + SHORT_LIVED_SLOTS as usize;
+        let total_limit = self.max_connections + SHORT_LIVED_SLOTS as usize;
+        let over_in = (counters.num_established_incoming() as usize + CLIENT_RESERVE)
+            .saturating_sub(inbound_limit);
+        let over_all =
+            (counters.num_established() as usize + CLIENT_RESERVE).saturating_sub(total_limit);
+        if over_in == 0 && over_all == 0 {
+            return;
+        }
+        let mut idle: Vec<(Instant, bool, PeerId)> = self
+            .unconfirmed
+            .iter()
+            .filter(|(_, (_, _, since))| now.duration_since(*since) >= IDLE_GUEST_AFTER)
+            .map(|(p, (_, inbound, since))| (*since, *inbound, *p))
+            .collect();
+        idle.sort_unstable();
+        let (mut in_left, mut all_left) = (over_in, over_all);
+        for (_, inbound, p) in idle {
+            if in_left == 0 && all_left == 0 {
+                break;
+            }
+            // An outbound connection frees no inbound slot.
+            if all_left == 0 && !inbound {
+                continue;
+            }
+            tracing::debug!(peer = %p, "closing a connection that is not a peer's: keeping slots free for clients");
+            let _ = self.swarm.disconnect_peer_id(p);
+            all_left = all_left.saturating_sub(1);
+            if inbound {
+                in_left = in_left.saturating_sub(1);
+            }
         }
     }
 

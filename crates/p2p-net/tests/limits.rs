@@ -1,13 +1,15 @@
 //! Connection limits as a wallet meets them: a node whose slots are taken
-//! refuses a new connection, and the wallet's one-shot request says so in
-//! plain words instead of "the connection closed".
+//! by peers and clients refuses a new connection, and the wallet's one-shot
+//! request says so in plain words instead of "the connection closed"; a
+//! node whose slots are taken by connections that never became a peer's
+//! (other nodes' lookups) makes room for the wallet.
 
 #![allow(clippy::unwrap_used)]
 
 mod common;
 
 use common::config;
-use p2p_net::{NetEvent, SHORT_LIVED_SLOTS};
+use p2p_net::{NetEvent, SHORT_LIVED_SLOTS, UNCONFIRMED_FOR};
 use p2p_proto::{Request, Response};
 use std::time::Duration;
 
@@ -52,8 +54,9 @@ async fn a_node_at_its_connection_limit_is_reported_as_such_to_a_wallet() {
         }
     );
 
-    // Hosts that dial it take every slot it has: the peer slot and the
-    // short-lived ones.
+    // Hosts that dial it and ask it something take every slot it has: the
+    // peer slot and the short-lived ones.
+    let a_id = _a.local_peer_id();
     let mut dirs = Vec::new();
     let mut hosts = Vec::new();
     for _ in 0..=SHORT_LIVED_SLOTS {
@@ -61,6 +64,13 @@ async fn a_node_at_its_connection_limit_is_reported_as_such_to_a_wallet() {
         let (h, _events, _task) = p2p_net::start(config(&d, &[], vec![addr.clone()], 9))
             .await
             .unwrap();
+        tokio::time::timeout(Duration::from_secs(10), async {
+            while h.request(a_id, ask()).await.is_err() {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        })
+        .await
+        .unwrap();
         hosts.push((h, _events));
         dirs.push(d);
     }
@@ -83,4 +93,57 @@ async fn a_node_at_its_connection_limit_is_reported_as_such_to_a_wallet() {
         "{err}"
     );
     assert!(err.contains(&addr.to_string()), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_that_never_became_peers_make_room_for_a_wallet() {
+    let da = tempfile::tempdir().unwrap();
+    let (a, mut a_events, _a_task) =
+        p2p_net::start(config(&da, &["/ip4/127.0.0.1/tcp/0"], vec![], 9))
+            .await
+            .unwrap();
+    let addr = loop {
+        if let Some(NetEvent::Listening(addr)) = a_events.recv().await {
+            break addr;
+        }
+    };
+    let responder = a.clone();
+    tokio::spawn(async move {
+        while let Some(ev) = a_events.recv().await {
+            if let NetEvent::Request { reply, .. } = ev {
+                let reason = "served".to_string();
+                let _ = responder.respond(reply, Response::Error { reason }).await;
+            }
+        }
+    });
+    // Hosts that dial it and never ask anything, as a lookup's connection
+    // does: every inbound slot, the peer slot and the short-lived ones.
+    let mut dirs = Vec::new();
+    let mut hosts = Vec::new();
+    for _ in 0..=SHORT_LIVED_SLOTS {
+        let d = tempfile::tempdir().unwrap();
+        let (h, events, _task) = p2p_net::start(config(&d, &[], vec![addr.clone()], 9))
+            .await
+            .unwrap();
+        hosts.push((h, events));
+        dirs.push(d);
+    }
+    let all_in = tokio::time::Instant::now();
+    // The wallet gets in before such connections would be closed merely
+    // for being past the peer limit (UNCONFIRMED_FOR).
+    let mut last = String::new();
+    while all_in.elapsed() < UNCONFIRMED_FOR {
+        match p2p_net::request_once(
+            &addr,
+            Request::GetData { hashes: vec![] },
+            Duration::from_secs(5),
+        )
+        .await
+        {
+            Ok(Response::Error { reason }) if reason == "served" => return,
+            other => last = format!("{other:?}"),
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    panic!("the wallet was not let in: {last}");
 }
