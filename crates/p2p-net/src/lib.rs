@@ -800,7 +800,8 @@ const HELD_EVENTS: usize = 4096;
 impl Host {
     async fn run(mut self, mut commands: mpsc::Receiver<Command>) {
         let mut tick = tokio::time::interval(Duration::from_secs(5));
-        let mut reserve_tick = tokio::time::interval(Duration::from_secs(1));
+        // Redials and the client reserve are timed to the second.
+        let mut second = tokio::time::interval(Duration::from_secs(1));
         let events = self.events.clone();
         loop {
             tokio::select! {
@@ -815,7 +816,11 @@ impl Host {
                     Some(c) => self.on_command(c),
                 },
                 _ = tick.tick() => self.housekeeping(),
-                _ = reserve_tick.tick() => self.keep_client_reserve(Instant::now()),
+                _ = second.tick() => {
+                    let now = Instant::now();
+                    self.redial_due(now);
+                    self.keep_client_reserve(now);
+                }
             }
         }
         if let Err(e) = self.peers.save() {
@@ -858,7 +863,6 @@ impl Host {
             let _ = self.swarm.disconnect_peer_id(p);
         }
         self.release_bootstrap(now);
-        self.redial_due(now);
         self.trim_unconfirmed(now);
     }
 
@@ -1132,14 +1136,19 @@ impl Host {
                     self.closed_at.insert(peer_id, Instant::now());
                 }
                 if num_established == 0 {
-                    // A peer that stayed a while is tried again soon.
+                    // Not dialled again at once: a node at its limits that
+                    // closed the connection is not asked again in the same
+                    // second. A peer that stayed a while starts again from
+                    // the shortest wait.
                     let stayed = self
                         .connected_since
                         .get(&peer_id)
                         .is_some_and(|t| t.elapsed() >= BOOTSTRAP_RELEASE_AFTER);
-                    if let (true, Some(r)) = (stayed, self.redial.get_mut(&peer_id)) {
-                        r.at = Instant::now() + REDIAL_CHOSEN_FIRST;
-                        r.wait = REDIAL_CHOSEN_FIRST;
+                    if let Some(r) = self.redial.get_mut(&peer_id) {
+                        if stayed {
+                            r.wait = REDIAL_CHOSEN_FIRST;
+                        }
+                        r.at = Instant::now() + r.wait;
                     }
                 }
                 if num_established == 0 && self.connected.remove(&peer_id) {
