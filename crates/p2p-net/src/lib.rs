@@ -1339,10 +1339,8 @@ impl Host {
             })
             .collect();
         for (peer, addr) in due {
-            if !self.swarm.is_connected(&peer) {
-                tracing::debug!(%peer, "dialling an unreachable bootstrap or LAN peer again");
-                self.dial_if_new(peer, addr);
-            }
+            tracing::debug!(%peer, "a bootstrap or LAN peer is due to be dialled again");
+            self.dial_if_new(peer, addr);
         }
     }
 

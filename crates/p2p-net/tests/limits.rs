@@ -8,40 +8,38 @@
 
 mod common;
 
-use common::config;
+use common::{config, listening};
 use p2p_net::{NetEvent, SHORT_LIVED_SLOTS, UNCONFIRMED_FOR};
 use p2p_proto::{Request, Response};
 use std::time::Duration;
+
+/// A host with one inbound peer slot (9 less the 8 kept for its own
+/// dials) and the short-lived slots beyond it, that answers every request
+/// with an error saying "served".
+async fn serving_host(dir: &tempfile::TempDir) -> (p2p_net::NetHandle, p2p_net::Multiaddr) {
+    let (host, mut events, _task) =
+        p2p_net::start(config(dir, &["/ip4/127.0.0.1/tcp/0"], vec![], 9))
+            .await
+            .unwrap();
+    let addr = listening(&mut events).await;
+    let responder = host.clone();
+    tokio::spawn(async move {
+        while let Some(ev) = events.recv().await {
+            if let NetEvent::Request { reply, .. } = ev {
+                let reason = "served".to_string();
+                let _ = responder.respond(reply, Response::Error { reason }).await;
+            }
+        }
+    });
+    (host, addr)
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_at_its_connection_limit_is_reported_as_such_to_a_wallet() {
     let da = tempfile::tempdir().unwrap();
     // One inbound peer slot (9 less the 8 kept for its own dials), and the
     // short-lived slots beyond it.
-    let (_a, mut a_events, _a_task) =
-        p2p_net::start(config(&da, &["/ip4/127.0.0.1/tcp/0"], vec![], 9))
-            .await
-            .unwrap();
-    let addr = loop {
-        if let Some(NetEvent::Listening(addr)) = a_events.recv().await {
-            break addr;
-        }
-    };
-    let a = _a.clone();
-    tokio::spawn(async move {
-        while let Some(ev) = a_events.recv().await {
-            if let NetEvent::Request { reply, .. } = ev {
-                let _ = a
-                    .respond(
-                        reply,
-                        Response::Error {
-                            reason: "served".into(),
-                        },
-                    )
-                    .await;
-            }
-        }
-    });
+    let (a, addr) = serving_host(&da).await;
     let ask = || Request::GetData { hashes: vec![] };
     // With room, a wallet's request is answered.
     let answer = p2p_net::request_once(&addr, ask(), Duration::from_secs(5))
@@ -56,7 +54,7 @@ async fn a_node_at_its_connection_limit_is_reported_as_such_to_a_wallet() {
 
     // Hosts that dial it and ask it something take every slot it has: the
     // peer slot and the short-lived ones.
-    let a_id = _a.local_peer_id();
+    let a_id = a.local_peer_id();
     let mut dirs = Vec::new();
     let mut hosts = Vec::new();
     for _ in 0..=SHORT_LIVED_SLOTS {
@@ -98,24 +96,7 @@ async fn a_node_at_its_connection_limit_is_reported_as_such_to_a_wallet() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connections_that_never_became_peers_make_room_for_a_wallet() {
     let da = tempfile::tempdir().unwrap();
-    let (a, mut a_events, _a_task) =
-        p2p_net::start(config(&da, &["/ip4/127.0.0.1/tcp/0"], vec![], 9))
-            .await
-            .unwrap();
-    let addr = loop {
-        if let Some(NetEvent::Listening(addr)) = a_events.recv().await {
-            break addr;
-        }
-    };
-    let responder = a.clone();
-    tokio::spawn(async move {
-        while let Some(ev) = a_events.recv().await {
-            if let NetEvent::Request { reply, .. } = ev {
-                let reason = "served".to_string();
-                let _ = responder.respond(reply, Response::Error { reason }).await;
-            }
-        }
-    });
+    let (_a, addr) = serving_host(&da).await;
     // Hosts that dial it and never ask anything, as a lookup's connection
     // does: every inbound slot, the peer slot and the short-lived ones.
     let mut dirs = Vec::new();

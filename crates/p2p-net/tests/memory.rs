@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::config;
+use common::{config, listening};
 use p2p_net::NetEvent;
 use p2p_proto::{Request, Response};
 use std::time::Duration;
@@ -17,15 +17,7 @@ async fn two_hosts_talk_over_the_memory_transport() {
     let (a, mut a_events, _a_task) = p2p_net::start(config(&da, &["/memory/0"], vec![], 8))
         .await
         .unwrap();
-    let addr = tokio::time::timeout(Duration::from_secs(10), async {
-        loop {
-            if let Some(NetEvent::Listening(addr)) = a_events.recv().await {
-                return addr;
-            }
-        }
-    })
-    .await
-    .unwrap();
+    let addr = listening(&mut a_events).await;
     assert!(addr.to_string().starts_with("/memory/"), "{addr}");
     let a_id = a.local_peer_id();
     let (b, _b_events, _b_task) = p2p_net::start(config(&db, &[], vec![addr], 8))
@@ -69,11 +61,7 @@ async fn a_dialling_host_can_publish_before_any_request() {
     let (_a, mut a_events, _a_task) = p2p_net::start(config(&da, &["/memory/0"], vec![], 8))
         .await
         .unwrap();
-    let addr = loop {
-        if let Some(NetEvent::Listening(addr)) = a_events.recv().await {
-            break addr;
-        }
-    };
+    let addr = listening(&mut a_events).await;
     let (b, _b_events, _b_task) = p2p_net::start(config(&db, &[], vec![addr], 8))
         .await
         .unwrap();
@@ -110,22 +98,17 @@ async fn a_dialling_host_can_publish_before_any_request() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hosts_that_dial_each_other_at_once_are_peers() {
     let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let mut listening = Vec::new();
+    let mut addrs = Vec::new();
     let mut hosts = Vec::new();
     for d in [&da, &db] {
         let (h, mut events, _task) = p2p_net::start(config(d, &["/memory/0"], vec![], 8))
             .await
             .unwrap();
-        let addr = loop {
-            if let Some(NetEvent::Listening(addr)) = events.recv().await {
-                break addr;
-            }
-        };
-        listening.push(addr);
+        addrs.push(listening(&mut events).await);
         hosts.push((h, events));
     }
     let (a, b) = (hosts[0].0.clone(), hosts[1].0.clone());
-    let (ra, rb) = tokio::join!(a.dial(listening[1].clone()), b.dial(listening[0].clone()));
+    let (ra, rb) = tokio::join!(a.dial(addrs[1].clone()), b.dial(addrs[0].clone()));
     ra.unwrap();
     rb.unwrap();
     let both = tokio::time::timeout(Duration::from_secs(10), async {

@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::config;
+use common::{config, listening};
 use p2p_net::NetEvent;
 use std::time::Duration;
 
@@ -25,11 +25,7 @@ async fn a_bootstrap_peer_that_starts_later_is_reached() {
     let (a, mut a_events, a_task) = p2p_net::start(config(&da, &[listen], vec![], 8))
         .await
         .unwrap();
-    let addr = loop {
-        if let Some(NetEvent::Listening(addr)) = a_events.recv().await {
-            break addr;
-        }
-    };
+    let addr = listening(&mut a_events).await;
     let a_id = a.local_peer_id();
     a.shutdown().await;
     a_task.await.unwrap();
