@@ -314,6 +314,21 @@ impl ChainParams {
                 "header bits differ from the parameters".into(),
             ));
         }
+        // `cb` is Some: `data` came from it.
+        let paid = cb.and_then(|t| t.output_value());
+        if paid != Some(params.reward) {
+            return Err(GenesisError::BadParams(
+                hash,
+                format!(
+                    "the coinbase pays {}, not the reward {}",
+                    paid.map_or_else(
+                        || "more than the money supply".to_string(),
+                        |a| a.0.to_string()
+                    ),
+                    params.reward.0
+                ),
+            ));
+        }
         Ok(params)
     }
 
@@ -430,5 +445,14 @@ mod tests {
             transactions: vec![cb],
         };
         assert_eq!(ChainParams::from_genesis(&block).unwrap(), p);
+
+        // A genesis coinbase paying other than the reward is refused.
+        let mut more = block.clone();
+        more.transactions[0].outputs[0].value = Amount(p.reward.0 + 1);
+        let err = ChainParams::from_genesis(&more).unwrap_err();
+        assert!(err.to_string().contains("not the reward"), "{err}");
+        let mut less = block;
+        less.transactions[0].outputs[0].value = Amount(p.reward.0 - 1);
+        assert!(ChainParams::from_genesis(&less).is_err());
     }
 }

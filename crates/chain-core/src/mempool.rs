@@ -241,6 +241,39 @@ pub enum MempoolError {
 }
 
 impl MempoolError {
+    /// The rule's stable name, as `docs/consensus.md` lists it: the
+    /// variant's name, or the inner rule's for [`MempoolError::Tx`] and
+    /// [`MempoolError::Input`]. Names never change meaning; a client may
+    /// match on them.
+    pub fn code(&self) -> &'static str {
+        match self {
+            MempoolError::AlreadyKnown(_) => "AlreadyKnown",
+            MempoolError::Coinbase(_) => "Coinbase",
+            MempoolError::Tx(e) => e.code(),
+            MempoolError::Input(e) => e.code(),
+            MempoolError::ReplacementTooCheap { .. } => "ReplacementTooCheap",
+            MempoolError::TooManyReplaced { .. } => "TooManyReplaced",
+            MempoolError::SpendsConflict(_) => "SpendsConflict",
+            MempoolError::TooManyAncestors { .. } => "TooManyAncestors",
+            MempoolError::AncestorsTooLarge { .. } => "AncestorsTooLarge",
+            MempoolError::TooManyDescendants { .. } => "TooManyDescendants",
+            MempoolError::DescendantsTooLarge { .. } => "DescendantsTooLarge",
+            MempoolError::FreeRelayLimit { .. } => "FreeRelayLimit",
+            MempoolError::PoolFull { .. } => "PoolFull",
+            MempoolError::Replaced { .. } => "Replaced",
+            MempoolError::Evicted(_) => "Evicted",
+            MempoolError::Expired(_) => "Expired",
+            MempoolError::ConflictsWithBlock { .. } => "ConflictsWithBlock",
+            MempoolError::TooLarge { .. } => "TooLarge",
+        }
+    }
+
+    /// The refusal as `TxRejected` carries it: the rule's name, a colon
+    /// and a space, then the description.
+    pub fn reason(&self) -> String {
+        format!("{}: {self}", self.code())
+    }
+
     /// Whether a peer that relayed the transaction is to blame. Honest
     /// peers check before they relay, so an invalid transaction is an
     /// offence. Policy (fees, limits, a full pool, a losing replacement) is

@@ -23,8 +23,11 @@ use sha2::{Digest, Sha256};
 pub const MAX_TX_SIZE: usize = 100_000;
 /// Largest coinbase data, in bytes.
 pub const MAX_COINBASE_DATA: usize = 100;
-/// Largest DER signature (with a little slack for the longest legal form).
-pub const MAX_SIGNATURE_LEN: usize = 73;
+/// Longest signature field: the longest strict-DER ECDSA signature over
+/// secp256k1 (`30 44 02 21 <r: 33> 02 21 <s: 33>`, 72 bytes). There is no
+/// sighash-type byte. A low-S signature is at most 71 bytes; the parser and
+/// the low-S rule refuse the rest.
+pub const MAX_SIGNATURE_LEN: usize = 72;
 /// A compressed SEC1 public key's length.
 pub const PUBKEY_LEN: usize = 33;
 
@@ -163,6 +166,24 @@ pub enum TxError {
         /// The version found.
         version: u32,
     },
+}
+
+impl TxError {
+    /// The rule's stable name: the variant's name, as `docs/consensus.md`
+    /// lists it. A refusal's text on the wire starts with it.
+    pub fn code(&self) -> &'static str {
+        match self {
+            TxError::NoInputs(_) => "NoInputs",
+            TxError::NoOutputs(_) => "NoOutputs",
+            TxError::ZeroOutput { .. } => "ZeroOutput",
+            TxError::OutputOverflow(_) => "OutputOverflow",
+            TxError::DuplicateInput { .. } => "DuplicateInput",
+            TxError::Oversized { .. } => "Oversized",
+            TxError::BadCoinbase(_) => "BadCoinbase",
+            TxError::MalformedInput { .. } => "MalformedInput",
+            TxError::BadVersion { .. } => "BadVersion",
+        }
+    }
 }
 
 /// Error decoding bytes into a transaction or block.

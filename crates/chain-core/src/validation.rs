@@ -101,6 +101,20 @@ pub enum InputError {
     InputOverflow(Txid),
 }
 
+impl InputError {
+    /// The rule's stable name: the variant's name, as `docs/consensus.md`
+    /// lists it. A refusal's text on the wire starts with it.
+    pub fn code(&self) -> &'static str {
+        match self {
+            InputError::Missing { .. } => "Missing",
+            InputError::PubkeyMismatch { .. } => "PubkeyMismatch",
+            InputError::BadSignature { .. } => "BadSignature",
+            InputError::ValueCreated { .. } => "ValueCreated",
+            InputError::InputOverflow(_) => "InputOverflow",
+        }
+    }
+}
+
 /// Why a block is invalid.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]

@@ -155,7 +155,7 @@ enum Command<P> {
     DropBranch(P),
     Tx(Transaction, oneshot::Sender<TxOutcome>),
     Answer(Request, oneshot::Sender<Response>),
-    CreateFromGenesis(Block, oneshot::Sender<Result<(), String>>),
+    CreateFromGenesis(Block, oneshot::Sender<Result<bool, String>>),
     Template(PubkeyHash, usize, oneshot::Sender<Option<Block>>),
     ForgetPeer(P),
     Read(ReadFn),
@@ -376,7 +376,9 @@ impl<P: Copy + Send + 'static> ChainHandle<P> {
     }
 
     /// Creates the chain from a genesis a trusted peer served.
-    pub async fn create_from_genesis(&self, genesis: Block) -> Result<(), String> {
+    /// Creates the store from `genesis`; `Ok(false)` when a store was
+    /// already there (another peer's handshake created it first).
+    pub async fn create_from_genesis(&self, genesis: Block) -> Result<bool, String> {
         self.ask(|r| Command::CreateFromGenesis(genesis, r))
             .await
             .unwrap_or_else(|| Err("the node is stopping".into()))
@@ -592,15 +594,15 @@ impl<P: Copy + Eq + Hash + std::fmt::Display> Actor<P> {
         });
     }
 
-    fn create(&mut self, g: Block) -> Result<(), String> {
+    fn create(&mut self, g: Block) -> Result<bool, String> {
         if self.store.is_some() {
-            return Ok(());
+            return Ok(false);
         }
         let s = ChainStore::create(&self.chain_dir, &g).map_err(|e| e.to_string())?;
         let _ = self.reader.set(s.reader());
         self.store = Some(s);
         self.publish_view();
-        Ok(())
+        Ok(true)
     }
 
     /// Checks `headers` from `peer` and adds them to its branch.
@@ -829,7 +831,7 @@ impl<P: Copy + Eq + Hash + std::fmt::Display> Actor<P> {
         let Some(store) = self.store.as_ref() else {
             return TxOutcome {
                 verdict: Verdict::Ignore,
-                refused: Some("this node has no chain yet".into()),
+                refused: Some("NoChain: this node has no chain yet".into()),
             };
         };
         let out = match self.mempool.accept(tx, store, unix_now()) {
@@ -846,7 +848,7 @@ impl<P: Copy + Eq + Hash + std::fmt::Display> Actor<P> {
             }
             Err(e @ MempoolError::AlreadyKnown(_)) => TxOutcome {
                 verdict: Verdict::Ignore,
-                refused: Some(e.to_string()),
+                refused: Some(e.reason()),
             },
             Err(e) => {
                 tracing::info!(%txid, "transaction not taken: {e}");
@@ -856,7 +858,7 @@ impl<P: Copy + Eq + Hash + std::fmt::Display> Actor<P> {
                     } else {
                         Verdict::Ignore
                     },
-                    refused: Some(e.to_string()),
+                    refused: Some(e.reason()),
                 }
             }
         };

@@ -135,3 +135,23 @@ fn block_announcement_round_trips() {
     assert_eq!(b.hash().unwrap(), g.hash());
     assert_eq!(b.decode().unwrap(), g);
 }
+
+/// The chainless `Status` request of `docs/protocol.md`, byte by byte.
+#[test]
+fn the_documented_chainless_status_bytes() {
+    let status = Request::Status(Status {
+        protocol_version: PROTOCOL_VERSION,
+        genesis: BlockHash([0; 32]),
+        best_height: 0,
+        best_hash: BlockHash([0; 32]),
+        total_work: [0; 32],
+        agent: "py".into(),
+    });
+    let mut expected = vec![0x00, 0x03];
+    expected.extend([0u8; 32]);
+    expected.push(0x00);
+    expected.extend([0u8; 64]);
+    expected.extend([0x02, b'p', b'y']);
+    assert_eq!(status.encode(), expected);
+    assert_eq!(Request::decode(&expected).unwrap(), status);
+}

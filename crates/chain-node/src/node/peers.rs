@@ -87,11 +87,14 @@ impl<N: Network> Node<N> {
             .context("the peer did not send its genesis")?
             .decode()
             .context("the peer's genesis does not decode")?;
-        self.chain
+        let created = self
+            .chain
             .create_from_genesis(g)
             .await
             .map_err(anyhow::Error::msg)?;
-        tracing::info!(genesis = %hash.short(), %peer, "created the chain from the peer's genesis");
+        if created {
+            tracing::info!(genesis = %hash.short(), %peer, "created the chain from the peer's genesis");
+        }
         Ok(())
     }
 
