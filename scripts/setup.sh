@@ -32,19 +32,23 @@ if ! have_libclang; then
 fi
 
 # The HTTP API's tests drive a real browser (Debian's chromium) and check
-# /metrics with promtool (Debian's prometheus package).
+# /metrics and the Prometheus configuration with promtool (Debian's
+# prometheus package); the operator's tests verify the systemd unit with
+# systemd-analyze (systemd) and render the manual pages with man (man-db).
 missing=()
 command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
 if ! command -v chromium >/dev/null 2>&1 && ! command -v chromium-browser >/dev/null 2>&1; then
   missing+=(chromium)
 fi
+command -v systemd-analyze >/dev/null 2>&1 || missing+=(systemd)
+command -v man >/dev/null 2>&1 || missing+=(man-db)
 if [ "${#missing[@]}" -gt 0 ]; then
   if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
-    echo "installing ${missing[*]} (for the HTTP API's browser and metrics tests)..." >&2
+    echo "installing ${missing[*]} (for the HTTP API's and the operator's tests)..." >&2
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
   else
-    echo "The HTTP API's tests need ${missing[*]}. Install them and run this again:" >&2
+    echo "The HTTP API's and the operator's tests need ${missing[*]}. Install them and run this again:" >&2
     echo "    sudo apt-get install -y ${missing[*]}" >&2
     exit 1
   fi

@@ -91,6 +91,41 @@ async fn screenshot(page: &Page, name: &str) {
     std::fs::write(dir.join(format!("{name}.png")), png).unwrap();
 }
 
+/// Waits until each chart (name, mark, count) says it drew `count` points
+/// and its SVG holds that many marks, each inside the drawing.
+async fn check_charts(page: &Page, want: &[(&str, &str, usize)], within: Duration) {
+    for (name, mark, count) in want {
+        let js = format!(
+            "(() => {{ const f = document.querySelector('[data-chart=\"{name}\"]');
+              if (!f) return -1;
+              const svg = f.querySelector('svg');
+              if (!svg) return -2;
+              const box = svg.getBoundingClientRect();
+              const marks = [...svg.querySelectorAll('{mark}')].filter((m) => {{
+                const r = m.getBoundingClientRect();
+                return r.width > 0 && r.height > 0 && r.left >= box.left - 1 && r.right <= box.right + 1
+                  && r.top >= box.top - 1 && r.bottom <= box.bottom + 1;
+              }});
+              return Number(f.dataset.points) === marks.length ? marks.length : -3; }})()"
+        );
+        let start = Instant::now();
+        let mut got = -9;
+        while start.elapsed() < within {
+            got = page
+                .evaluate(js.as_str())
+                .await
+                .ok()
+                .and_then(|v| v.into_value::<i64>().ok())
+                .unwrap_or(-9);
+            if got == *count as i64 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert_eq!(got, *count as i64, "chart {name}: drawn {mark}s");
+    }
+}
+
 fn first_coin(tx: &Transaction, pkh: chain_core::PubkeyHash) -> Vec<(OutPoint, chain_core::TxOut)> {
     outputs_of(tx)
         .into_iter()
@@ -182,6 +217,25 @@ fn the_explorer_follows_the_chain_live_in_a_real_browser() {
     let url = rt.block_on(home.url()).unwrap().unwrap_or_default();
     assert!(url.ends_with(&format!("#/tx/{txid}")), "{url}");
     rt.block_on(screenshot(&home, "explorer-tx"));
+
+    // 5. The charts: one more payment waits in the mempool (the minter
+    // needs two), so every chart has points to draw.
+    let p3 = spend(&key, &first_coin(&p2, me), w2_pkh, Amount(1), Amount(2));
+    let (st, body) = post(&format!("{api}/tx"), &hex::encode(p3.encode()));
+    assert_eq!(st, 200, "{body}");
+    let charts = rt
+        .block_on(wide.new_page(format!("{base}/#/charts")))
+        .unwrap();
+    // Blocks 0 and 1: one interval, two difficulties and transaction
+    // counts; one fee band.
+    let want = [
+        ("intervals", "circle", 1),
+        ("difficulty", "circle", 2),
+        ("transactions", "circle", 2),
+        ("fees", "rect", 1),
+    ];
+    rt.block_on(check_charts(&charts, &want, ten));
+    rt.block_on(screenshot(&charts, "explorer-charts"));
     rt.block_on(async { wide.close().await.ok() });
 
     // The same page at a phone's width: readable, no sideways scrolling.
@@ -197,5 +251,18 @@ fn the_explorer_follows_the_chain_live_in_a_real_browser() {
         .unwrap();
     assert!(!overflow, "the page scrolls sideways at a phone's width");
     rt.block_on(screenshot(&phone, "explorer-phone"));
+    let phone_charts = rt
+        .block_on(narrow.new_page(format!("{base}/#/charts")))
+        .unwrap();
+    rt.block_on(check_charts(&phone_charts, &want, ten));
+    let overflow = rt
+        .block_on(phone_charts.evaluate(
+            "document.documentElement.scrollWidth > document.documentElement.clientWidth",
+        ))
+        .unwrap()
+        .into_value::<bool>()
+        .unwrap();
+    assert!(!overflow, "the charts scroll sideways at a phone's width");
+    rt.block_on(screenshot(&phone_charts, "explorer-charts-phone"));
     rt.block_on(async { narrow.close().await.ok() });
 }

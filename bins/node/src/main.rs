@@ -4,7 +4,7 @@ mod chain_cmds;
 mod p2p;
 
 use anyhow::Result;
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 use std::path::PathBuf;
 
 /// A small proof-of-work blockchain node.
@@ -17,6 +17,9 @@ pub struct Cli {
     /// Directory holding chains, wallets and network identities.
     #[arg(long, default_value = "./tmp", global = true)]
     pub data_dir: PathBuf,
+    /// Config file (default: chain.toml in the data directory, when it exists).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
     /// The command.
     #[command(subcommand)]
     pub command: Command,
@@ -35,10 +38,43 @@ pub enum Command {
     Checkdb(chain_cmds::JsonFlag),
     /// Run a networked node: sync, relay, and mint with --minter.
     Startp2p(p2p::StartArgs),
+    /// The config file: `config show` prints the effective settings.
+    Config {
+        /// What to do.
+        #[command(subcommand)]
+        action: ConfigAction,
+    },
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions {
+        /// The shell.
+        shell: cli_support::docs::Shell,
+    },
+    /// Write the manual pages of `node` and its commands into DIR.
+    #[command(hide = true)]
+    Manpage {
+        /// The directory.
+        dir: PathBuf,
+    },
+}
+
+/// `config` actions.
+#[derive(Subcommand, Debug)]
+pub enum ConfigAction {
+    /// Print the effective settings of every command and where each came from.
+    Show(chain_cmds::JsonFlag),
 }
 
 fn main() {
     let args = cli_support::args::go_style_args(std::env::args());
+    let args = cli_support::config::with_config(
+        &Cli::command(),
+        args,
+        cli_support::config::WALLET_SECTIONS,
+    )
+    .unwrap_or_else(|e| {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    });
     let cli = Cli::parse_from(args);
     // startp2p installs its own, chattier, filter.
     if !matches!(cli.command, Command::Startp2p(_)) {
@@ -54,6 +90,30 @@ fn main() {
 }
 
 fn run(cli: Cli) -> Result<()> {
+    match &cli.command {
+        Command::Config {
+            action: ConfigAction::Show(a),
+        } => {
+            let args = cli_support::args::go_style_args(std::env::args());
+            let wallet = cli_support::config::WALLET_SECTIONS;
+            print!(
+                "{}",
+                cli_support::config::show(&Cli::command(), args, wallet, a.json)?
+            );
+            return Ok(());
+        }
+        Command::Completions { shell } => {
+            cli_support::docs::completions(Cli::command(), *shell, &mut std::io::stdout());
+            return Ok(());
+        }
+        Command::Manpage { dir } => {
+            for page in cli_support::docs::manpages(Cli::command(), dir)? {
+                println!("{}", page.display());
+            }
+            return Ok(());
+        }
+        _ => {}
+    }
     let node_id = cli_support::node_id(cli.node_id.clone())?;
     let ctx = chain_cmds::Ctx {
         data_dir: cli.data_dir.clone(),
@@ -65,5 +125,23 @@ fn run(cli: Cli) -> Result<()> {
         Command::Reindexutxo(a) => chain_cmds::reindexutxo(&ctx, a),
         Command::Checkdb(a) => chain_cmds::checkdb(&ctx, a),
         Command::Startp2p(a) => p2p::startp2p(&ctx, a),
+        Command::Config { .. } | Command::Completions { .. } | Command::Manpage { .. } => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_config_sections_are_the_commands() {
+        let names: Vec<String> = Cli::command()
+            .get_subcommands()
+            .filter(|c| !c.get_arguments().all(|a| a.get_long().is_none()))
+            .map(|c| c.get_name().to_string())
+            .filter(|n| !["config", "completions", "manpage"].contains(&n.as_str()))
+            .collect();
+        assert_eq!(names, cli_support::config::NODE_SECTIONS);
+        Cli::command().debug_assert();
     }
 }

@@ -4,7 +4,7 @@ mod net;
 
 use anyhow::{bail, Result};
 use chain_store::ChainStore;
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 use serde_json::json;
 use std::path::PathBuf;
 use wallet::{Spendable, Wallet};
@@ -19,6 +19,9 @@ struct Cli {
     /// Directory holding chains and wallets.
     #[arg(long, default_value = "./tmp", global = true)]
     data_dir: PathBuf,
+    /// Config file (default: chain.toml in the data directory, when it exists).
+    #[arg(long, global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -81,6 +84,17 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions {
+        /// The shell.
+        shell: cli_support::docs::Shell,
+    },
+    /// Write the manual pages of `wallet-cli` and its commands into DIR.
+    #[command(hide = true)]
+    Manpage {
+        /// The directory.
+        dir: PathBuf,
+    },
 }
 
 #[derive(clap::Args, Debug)]
@@ -129,7 +143,14 @@ impl Ctx {
 }
 
 fn main() {
-    let cli = Cli::parse_from(cli_support::args::go_style_args(std::env::args()));
+    let args = cli_support::args::go_style_args(std::env::args());
+    let args =
+        cli_support::config::with_config(&Cli::command(), args, cli_support::config::NODE_SECTIONS)
+            .unwrap_or_else(|e| {
+                eprintln!("error: {e:#}");
+                std::process::exit(1);
+            });
+    let cli = Cli::parse_from(args);
     cli_support::init_tracing("warn");
     if let Err(e) = run(cli) {
         match cli_support::advice(&e) {
@@ -141,6 +162,19 @@ fn main() {
 }
 
 fn run(cli: Cli) -> Result<()> {
+    match &cli.command {
+        Command::Completions { shell } => {
+            cli_support::docs::completions(Cli::command(), *shell, &mut std::io::stdout());
+            return Ok(());
+        }
+        Command::Manpage { dir } => {
+            for page in cli_support::docs::manpages(Cli::command(), dir)? {
+                println!("{}", page.display());
+            }
+            return Ok(());
+        }
+        _ => {}
+    }
     let node_id = cli_support::node_id(cli.node_id.clone())?;
     let ctx = Ctx {
         data_dir: cli.data_dir,
@@ -220,6 +254,7 @@ fn run(cli: Cli) -> Result<()> {
             }
         }
         Command::Send(a) => send(&ctx, a)?,
+        Command::Completions { .. } | Command::Manpage { .. } => {}
         Command::Importkey { wif, alias, json } => {
             let key = chain_core::PrivateKey::from_wif(&wif)?;
             let address = Wallet::update(&ctx.wallet_file(), |w| w.add_key(key, alias.as_deref()))?;
@@ -294,4 +329,20 @@ fn send(ctx: &Ctx, a: SendArgs) -> Result<()> {
         );
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_config_sections_are_the_commands() {
+        let names: Vec<String> = Cli::command()
+            .get_subcommands()
+            .filter(|c| c.get_arguments().any(|a| a.get_long().is_some()))
+            .map(|c| c.get_name().to_string())
+            .collect();
+        assert_eq!(names, cli_support::config::WALLET_SECTIONS);
+        Cli::command().debug_assert();
+    }
 }

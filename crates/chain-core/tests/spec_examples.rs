@@ -120,7 +120,7 @@ fn the_compact_form_is_normalised_when_the_top_bit_would_be_set() {
         CompactTarget(0x0400_8000)
     );
     assert_eq!(
-        Target(U256::from(0x12_3456_78u64)).to_compact(),
+        Target(U256::from(0x1234_5678_u64)).to_compact(),
         CompactTarget(0x0412_3456),
         "rounded down to three bytes"
     );

@@ -214,7 +214,9 @@ pub const MEMTABLE_BYTES: usize = 32 * 1024 * 1024;
 
 fn map_open_error(path: &Path, e: rocksdb::Error) -> StoreError {
     let msg = e.to_string();
-    if msg.contains("lock") || msg.contains("LOCK") {
+    // RocksDB's words for a LOCK file another process (or this one) holds.
+    // Not any message with "lock" in it: the directory is `blocks_<id>`.
+    if msg.contains("While lock file") || msg.contains("lock hold by current process") {
         StoreError::InUse(path.to_path_buf())
     } else {
         StoreError::Db(e)

@@ -7,6 +7,8 @@
 //! and scripts that read stderr see only errors and logs.
 
 pub mod args;
+pub mod config;
+pub mod docs;
 
 use chain_core::miner::MiningProgress;
 use std::io::IsTerminal;

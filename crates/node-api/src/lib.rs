@@ -17,6 +17,7 @@
 mod cache;
 mod error;
 mod explorer;
+mod health;
 mod json;
 mod metrics;
 mod routes;

@@ -6,6 +6,7 @@ use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -14,10 +15,25 @@ struct HttpLabels {
     status: u16,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RouteLabels {
+    route: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct DirectionLabels {
+    direction: String,
+}
+
+/// Buckets of the request latency histogram, in seconds: 1 ms to 10 s.
+const LATENCY_BUCKETS: [f64; 10] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1.0, 10.0];
+
 /// The served registry and the gauges read at each scrape.
 pub(crate) struct ApiMetrics {
     registry: Registry,
     http: Family<HttpLabels, Counter>,
+    latency: Family<RouteLabels, Histogram>,
+    peers: Family<DirectionLabels, Gauge>,
     tip_height: Gauge,
     tip_age: Gauge,
     mempool_txs: Gauge,
@@ -30,6 +46,10 @@ impl ApiMetrics {
         chain.register(&mut registry);
         let m = ApiMetrics {
             http: Family::default(),
+            latency: Family::new_with_constructor(|| {
+                Histogram::new(LATENCY_BUCKETS.iter().copied())
+            }),
+            peers: Family::default(),
             tip_height: Gauge::default(),
             tip_age: Gauge::default(),
             mempool_txs: Gauge::default(),
@@ -55,16 +75,51 @@ impl ApiMetrics {
                 m.mempool_bytes.clone(),
             );
         }
-        registry.sub_registry_with_prefix("http").register(
+        let http = registry.sub_registry_with_prefix("http");
+        http.register(
             "requests",
             "HTTP requests answered, by route and status",
             m.http.clone(),
         );
+        http.register(
+            "request_duration_seconds",
+            "Time to answer an HTTP request, by route (an event stream: until its headers)",
+            m.latency.clone(),
+        );
+        registry.sub_registry_with_prefix("node").register(
+            "peers",
+            "Connected peers, by direction (inbound: the peer dialled)",
+            m.peers.clone(),
+        );
         ApiMetrics { registry, ..m }
     }
 
-    pub fn on_request(&self, route: String, status: u16) {
+    pub fn on_request(&self, route: String, status: u16, seconds: f64) {
+        self.latency
+            .get_or_create(&RouteLabels {
+                route: route.clone(),
+            })
+            .observe(seconds);
         self.http.get_or_create(&HttpLabels { route, status }).inc();
+    }
+
+    /// Sets the peer gauges from the network's summary.
+    pub fn set_peers<'a>(&self, directions: impl Iterator<Item = &'a str>) {
+        let (mut inbound, mut outbound) = (0i64, 0i64);
+        for d in directions {
+            if d == "inbound" {
+                inbound += 1;
+            } else {
+                outbound += 1;
+            }
+        }
+        for (direction, n) in [("inbound", inbound), ("outbound", outbound)] {
+            self.peers
+                .get_or_create(&DirectionLabels {
+                    direction: direction.into(),
+                })
+                .set(n);
+        }
     }
 
     /// The page: `net` (already encoded, no `# EOF`) then the rest.

@@ -60,6 +60,8 @@ pub(crate) fn router<N: Network, V: NetView>(app: Arc<App<N, V>>) -> Router {
     Router::new()
         .merge(timed)
         .route("/api/events", get(events::<N, V>))
+        .route("/healthz", get(crate::health::healthz::<N, V>))
+        .route("/readyz", get(crate::health::readyz::<N, V>))
         .merge(explorer::routes())
         .fallback(not_found)
         .layer(axum::middleware::from_fn_with_state(
@@ -680,6 +682,10 @@ async fn metrics<N: Network, V: NetView>(
     headers: axum::http::HeaderMap,
 ) -> Response {
     let net = app.net_metrics.get(|| app.net.metrics()).await;
+    if let Some(info) = app.net_info().await {
+        app.metrics
+            .set_peers(info.peers.iter().map(|p| p.direction));
+    }
     let page = app.metrics.render(app.node.chain().view(), net);
     let open = headers
         .get_all(header::ACCEPT)

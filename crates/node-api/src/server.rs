@@ -252,7 +252,9 @@ pub(crate) async fn count<N: Network, V: NetView>(
         .get::<MatchedPath>()
         .map(|p| p.as_str().to_string())
         .unwrap_or_else(|| "unmatched".into());
+    let started = std::time::Instant::now();
     let r = next.run(req).await;
-    app.metrics.on_request(route, r.status().as_u16());
+    let seconds = started.elapsed().as_secs_f64();
+    app.metrics.on_request(route, r.status().as_u16(), seconds);
     r
 }

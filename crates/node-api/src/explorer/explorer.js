@@ -1,6 +1,6 @@
 // The explorer: reads the node's own API and follows its event stream.
 // Views live after '#': #/, #/block/HASH, #/tx/TXID, #/address/ADDR,
-// #/mempool, #/peers.
+// #/mempool, #/peers, #/charts.
 "use strict";
 
 const $ = (id) => document.getElementById(id);
@@ -162,6 +162,92 @@ async function peers() {
       || '<tr><td class="muted">none</td></tr>'}</tbody></table>`;
 }
 
+// Charts, drawn here as inline SVG (nothing is loaded from elsewhere):
+// the last blocks' intervals, difficulty and transactions, and the
+// mempool by fee rate. Each chart says how many points it drew in
+// data-points.
+const CHART_BLOCKS = 100;
+const SVG_W = 640, SVG_H = 200, PAD_L = 52, PAD_R = 12, PAD_T = 12, PAD_B = 30;
+
+// log2 of the target that compact bits (8 hex digits) encode.
+function log2Target(bitsHex) {
+  const bits = parseInt(bitsHex, 16);
+  const exponent = bits >>> 24, mantissa = bits & 0x7fffff;
+  return Math.log2(mantissa) + 8 * (exponent - 3);
+}
+
+const compact = new Intl.NumberFormat("en", { notation: "compact", maximumFractionDigits: 1 });
+const fmt = (v) => (Math.abs(v) >= 10000 ? compact.format(v) : Number.isInteger(v) ? String(v) : v.toFixed(2));
+
+function frame(name, title, count, body) {
+  return `<figure class="chart" data-chart="${name}" data-points="${count}">
+    <figcaption>${esc(title)}</figcaption>${body}</figure>`;
+}
+
+function axes(x0, x1, y0, y1, xLabel) {
+  const bottom = SVG_H - PAD_B;
+  return `<line class="axis" x1="${PAD_L}" y1="${bottom}" x2="${SVG_W - PAD_R}" y2="${bottom}"/>
+    <line class="axis" x1="${PAD_L}" y1="${PAD_T}" x2="${PAD_L}" y2="${bottom}"/>
+    <text class="tick" x="${PAD_L - 6}" y="${bottom}" text-anchor="end">${fmt(y0)}</text>
+    <text class="tick" x="${PAD_L - 6}" y="${PAD_T + 8}" text-anchor="end">${fmt(y1)}</text>
+    <text class="tick" x="${PAD_L}" y="${SVG_H - 10}">${esc(x0)}</text>
+    <text class="tick" x="${SVG_W - PAD_R}" y="${SVG_H - 10}" text-anchor="end">${esc(x1)}</text>
+    <text class="tick" x="${(PAD_L + SVG_W - PAD_R) / 2}" y="${SVG_H - 10}" text-anchor="middle">${esc(xLabel)}</text>`;
+}
+
+// points: [{x: height, y: value}], oldest first.
+function lineChart(name, title, unit, points) {
+  if (points.length === 0) return frame(name, title, 0, '<p class="muted">not enough blocks yet</p>');
+  const xs = points.map((p) => p.x), ys = points.map((p) => p.y);
+  // One point alone sits in the middle.
+  const lone = Math.min(...xs) === Math.max(...xs);
+  const x0 = Math.min(...xs) - (lone ? 1 : 0), x1 = Math.max(...xs) + (lone ? 1 : 0);
+  const y0 = Math.min(0, ...ys), y1 = Math.max(...ys, y0 + 1);
+  const sx = (x) => PAD_L + ((x - x0) / (x1 - x0)) * (SVG_W - PAD_L - PAD_R);
+  const sy = (y) => SVG_H - PAD_B - ((y - y0) / (y1 - y0)) * (SVG_H - PAD_T - PAD_B);
+  const line = points.map((p, i) => `${i ? "L" : "M"}${sx(p.x).toFixed(1)} ${sy(p.y).toFixed(1)}`).join(" ");
+  const dots = points.map((p) => `<circle class="point" cx="${sx(p.x).toFixed(1)}" cy="${sy(p.y).toFixed(1)}" r="2.5">
+    <title>block ${p.x}: ${fmt(p.y)} ${esc(unit)}</title></circle>`).join("");
+  return frame(name, title, points.length, `<svg viewBox="0 0 ${SVG_W} ${SVG_H}" role="img" aria-label="${esc(title)}">
+    ${axes(x0, x1, y0, y1, "height")}<path class="line" d="${line}"/>${dots}</svg>`);
+}
+
+// bars: [{label, value, note}], left to right.
+function barChart(name, title, bars) {
+  if (bars.length === 0) return frame(name, title, 0, '<p class="muted">the mempool is empty</p>');
+  const top = Math.max(1, ...bars.map((b) => b.value));
+  const slot = (SVG_W - PAD_L - PAD_R) / bars.length;
+  const rects = bars.map((b, i) => {
+    const h = (b.value / top) * (SVG_H - PAD_T - PAD_B);
+    const x = PAD_L + i * slot + slot * 0.15;
+    return `<rect class="bar" x="${x.toFixed(1)}" y="${(SVG_H - PAD_B - h).toFixed(1)}"
+      width="${(slot * 0.7).toFixed(1)}" height="${h.toFixed(1)}"><title>${esc(b.note)}</title></rect>
+      <text class="tick" x="${(x + slot * 0.35).toFixed(1)}" y="${SVG_H - PAD_B + 14}" text-anchor="middle">${esc(b.label)}</text>`;
+  }).join("");
+  return frame(name, title, bars.length, `<svg viewBox="0 0 ${SVG_W} ${SVG_H}" role="img" aria-label="${esc(title)}">
+    ${axes("", "", 0, top, "")}${rects}</svg>`);
+}
+
+async function charts() {
+  const [list, pool] = await Promise.all([api(`blocks?limit=${CHART_BLOCKS}`), api("mempool")]);
+  const blocks = list.slice().sort((a, b) => a.height - b.height);
+  const intervals = blocks.slice(1).map((b, i) => ({ x: b.height, y: b.timestamp - blocks[i].timestamp }));
+  // Difficulty as leading zero bits: 256 - log2(target + 1), about.
+  const difficulty = blocks.map((b) => ({ x: b.height, y: Math.round((256 - log2Target(b.bits)) * 100) / 100 }));
+  const txs = blocks.map((b) => ({ x: b.height, y: b.tx_count }));
+  const fees = pool.fee_histogram.slice().reverse().map((band) => ({
+    label: "≥" + band.min_fee_rate, value: band.count,
+    note: `${band.count} transactions (${band.bytes} bytes) paying at least ${band.min_fee_rate} per 1,000 bytes`,
+  }));
+  view.innerHTML = `<h2>Charts</h2><p class="muted">The last ${blocks.length} blocks, and the mempool now.</p>
+    <div class="charts">
+    ${lineChart("intervals", "Seconds between blocks", "s", intervals)}
+    ${lineChart("difficulty", "Difficulty (leading zero bits)", "bits", difficulty)}
+    ${lineChart("transactions", "Transactions per block", "transactions", txs)}
+    ${barChart("fees", "Mempool by fee rate (transactions; per 1,000 bytes)", fees)}
+    </div>`;
+}
+
 async function route() {
   const [, kind, arg] = location.hash.split("/");
   const id = arg ? decodeURIComponent(arg) : "";
@@ -171,6 +257,7 @@ async function route() {
     else if (kind === "address") await address(id);
     else if (kind === "mempool") await mempool();
     else if (kind === "peers") await peers();
+    else if (kind === "charts") await charts();
     else await home();
   } catch (e) {
     showError(e);
@@ -204,13 +291,13 @@ function follow() {
     const t = JSON.parse(ev.data);
     const kind = location.hash.split("/")[1] || "";
     if (kind === "") await addLatestBlock(t.hash).catch(() => home());
-    else if (kind === "address" || kind === "tx") route();
+    else if (kind === "address" || kind === "tx" || kind === "charts") route();
     refreshStatus();
   });
   es.addEventListener("tx", () => {
     refreshStatus();
     const kind = location.hash.split("/")[1] || "";
-    if (kind === "address" || kind === "mempool") route();
+    if (kind === "address" || kind === "mempool" || kind === "charts") route();
   });
 }
 
