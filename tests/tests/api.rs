@@ -163,6 +163,21 @@ fn every_endpoint_answers_good_input_and_refuses_bad() {
         json(&format!("{api}/mempool/txids"), 200),
         serde_json::json!([p1.txid().to_string()])
     );
+    // Paged: after the last txid, an empty page; after an unknown one, 404.
+    assert_eq!(
+        json(
+            &format!("{api}/mempool/txids?limit=1&after_txid={}", p1.txid()),
+            200
+        ),
+        serde_json::json!([])
+    );
+    error(
+        &format!("{api}/mempool/txids?after_txid={}", "0".repeat(64)),
+        404,
+        "no longer in the mempool",
+    );
+    error(&format!("{api}/mempool/txids?limit=0"), 400, "limit");
+    error(&format!("{api}/mempool/txids?limit=10001"), 400, "limit");
     let ad = json(&format!("{api}/address/{w2}"), 200);
     assert_eq!(ad["confirmed_balance"], 0);
     assert_eq!(ad["unconfirmed_balance"], 5);
@@ -331,4 +346,106 @@ fn no_http_serves_nothing_and_a_taken_address_is_a_clear_error() {
         ],
     );
     assert!(e.contains("cannot serve HTTP") && e.contains(&addr), "{e}");
+}
+
+/// Sends `request` as it is and returns what the server answered before it
+/// closed the connection or went quiet for a second.
+fn raw(addr: &str, request: &str) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(1))).unwrap();
+    s.write_all(request.as_bytes()).unwrap();
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    while let Ok(n) = s.read(&mut buf) {
+        if n == 0 {
+            break;
+        }
+        out.extend_from_slice(&buf[..n]);
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[test]
+fn event_streams_are_capped_and_a_foreign_host_is_refused() {
+    use std::io::{Read, Write};
+    let env = Env::new();
+    let a = free_id();
+    let key = PrivateKey::generate();
+    let g: Block = genesis(&easy_params(), key.public_key().pubkey_hash());
+    env.store_chain(&a, std::slice::from_ref(&g));
+    let node = env.start_node(&a, &[]);
+    let base = node.http.clone().unwrap();
+    let addr = base.trim_start_matches("http://").to_string();
+
+    // 300 event streams from one address: 4 are served and stay open, the
+    // rest are refused at once and their connections closed.
+    let mut open = Vec::new();
+    let (mut served, mut refused) = (0, 0);
+    for _ in 0..300 {
+        let mut s = std::net::TcpStream::connect(&addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        s.write_all(b"GET /api/events HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+            .unwrap();
+        let mut head = [0u8; 12];
+        s.read_exact(&mut head).unwrap();
+        match &head[9..12] {
+            b"200" => {
+                served += 1;
+                open.push(s);
+            }
+            b"503" => refused += 1,
+            other => panic!("{}", String::from_utf8_lossy(other)),
+        }
+    }
+    assert_eq!((served, refused), (4, 296));
+    // The API still answers at once.
+    let started = std::time::Instant::now();
+    let s = json(&format!("{base}/api/status"), 200);
+    assert_eq!(s["tip"]["height"], 0);
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "status took {:?} with 300 streams asked for",
+        started.elapsed()
+    );
+    // A closed stream frees its slot.
+    drop(open.pop());
+    eventually(WAIT, "a freed stream slot", || {
+        let head = raw(&addr, "GET /api/events HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n");
+        head.starts_with("HTTP/1.1 200").then_some(())
+    });
+
+    // A page reached through a name it controls (DNS rebinding) is refused;
+    // addresses and localhost are not.
+    let answer = raw(
+        &addr,
+        "GET /api/status HTTP/1.1\r\nHost: attacker.example:4000\r\nConnection: close\r\n\r\n",
+    );
+    assert!(answer.starts_with("HTTP/1.1 403"), "{answer}");
+    assert!(answer.contains("does not name this node"), "{answer}");
+    assert!(!answer
+        .to_ascii_lowercase()
+        .contains("access-control-allow-origin"));
+    for host in ["localhost:4000", "127.0.0.1", "[::1]:4000"] {
+        let answer = raw(
+            &addr,
+            &format!("GET /api/status HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"),
+        );
+        assert!(answer.starts_with("HTTP/1.1 200"), "{host}: {answer}");
+    }
+    // A name given with --http-host is served.
+    let b = free_id();
+    env.store_chain(&b, std::slice::from_ref(&g));
+    let named = env.start_node(&b, &["--http-host", "node.example"]);
+    let named_addr = named
+        .http
+        .clone()
+        .unwrap()
+        .trim_start_matches("http://")
+        .to_string();
+    let answer = raw(
+        &named_addr,
+        "GET /api/status HTTP/1.1\r\nHost: node.example:4000\r\nConnection: close\r\n\r\n",
+    );
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
 }

@@ -49,6 +49,10 @@ pub struct StartArgs {
     /// Do not serve the HTTP API.
     #[arg(long)]
     pub no_http: bool,
+    /// A host name the HTTP API answers to besides IP addresses and
+    /// localhost (its Host header is checked, against DNS rebinding). Repeatable.
+    #[arg(long, value_name = "NAME")]
+    pub http_host: Vec<String>,
     /// Hours a transaction may wait in the mempool.
     #[arg(long, value_name = "HOURS", default_value_t = 336,
           value_parser = clap::value_parser!(u64).range(1..))]
@@ -146,7 +150,10 @@ pub fn startp2p(ctx: &Ctx, a: StartArgs) -> Result<()> {
         chain_dir,
         pool,
         node: node_cfg,
-        http,
+        http: http.map(|addr| node_host::ApiSettings {
+            host_names: a.http_host.clone(),
+            ..node_host::ApiSettings::new(addr)
+        }),
     };
     let mut printed_join = false;
     let listening = move |addr: &Multiaddr| {

@@ -441,6 +441,24 @@ impl Mempool {
             .filter_map(|t| self.entries.get(t).map(|e| &e.tx))
     }
 
+    /// Up to `limit` txids in the order they entered, from just after
+    /// `after` (from the first when `None`): a page, found in O(log n +
+    /// limit). `None` when `after` is no longer in the pool.
+    pub fn txids_after(&self, after: Option<&Txid>, limit: usize) -> Option<Vec<Txid>> {
+        use std::ops::Bound;
+        let start = match after {
+            Some(t) => Bound::Excluded(self.entries.get(t)?.seq),
+            None => Bound::Unbounded,
+        };
+        Some(
+            self.by_seq
+                .range((start, Bound::Unbounded))
+                .take(limit)
+                .map(|(_, t)| *t)
+                .collect(),
+        )
+    }
+
     /// All transactions in dependency order, each with its txid, fee and
     /// encoded size. No txid is computed.
     pub fn entries(&self) -> impl Iterator<Item = (&Txid, &Transaction, Amount, usize)> {

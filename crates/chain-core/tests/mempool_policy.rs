@@ -281,3 +281,23 @@ fn a_new_block_verifies_no_signature_again() {
         "only the rival is new"
     );
 }
+
+#[test]
+fn txids_come_in_pages_in_arrival_order() {
+    let (c, list) = coins(7, 1_000_000);
+    let mut pool = Mempool::default();
+    let mut order = Vec::new();
+    for coin in list {
+        let tx = pay(&c, coin, 1);
+        order.push(tx.txid());
+        pool.accept(tx, &c.utxo, 0).unwrap();
+    }
+    let first = pool.txids_after(None, 3).unwrap();
+    assert_eq!(first, order[..3]);
+    let second = pool.txids_after(Some(&first[2]), 3).unwrap();
+    assert_eq!(second, order[3..6]);
+    let last = pool.txids_after(Some(&second[2]), 3).unwrap();
+    assert_eq!(last, order[6..]);
+    assert!(pool.txids_after(Some(&last[0]), 3).unwrap().is_empty());
+    assert_eq!(pool.txids_after(Some(&Txid([7; 32])), 3), None);
+}

@@ -17,6 +17,7 @@
 mod cache;
 mod error;
 mod explorer;
+mod guard;
 mod health;
 mod json;
 mod metrics;

@@ -29,6 +29,10 @@ pub const MAX_BLOCKS_PAGE: u32 = 100;
 pub const TXS_PAGE: usize = 25;
 /// Mempool transactions on an address's first page at most.
 pub const MEMPOOL_TXS_PAGE: usize = 50;
+/// Txids one `/api/mempool/txids` page holds by default, and at most.
+pub const TXIDS_PAGE: usize = 1_000;
+/// The largest `/api/mempool/txids` page.
+pub const MAX_TXIDS_PAGE: usize = 10_000;
 /// Coins `/api/address/:addr/utxo` lists at most, newest first.
 pub const MAX_UTXOS: usize = 1000;
 /// The largest `POST /api/tx` body: a transaction of the largest size, in hex.
@@ -67,6 +71,10 @@ pub(crate) fn router<N: Network, V: NetView>(app: Arc<App<N, V>>) -> Router {
         .layer(axum::middleware::from_fn_with_state(
             app.clone(),
             count::<N, V>,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            app.clone(),
+            crate::guard::check_host::<N, V>,
         ))
         .with_state(app)
 }
@@ -637,13 +645,36 @@ async fn mempool<N: Network, V: NetView>(State(app): Shared<N, V>) -> ApiResult<
 
 async fn mempool_txids<N: Network, V: NetView>(
     State(app): Shared<N, V>,
+    Query(q): Query<HashMap<String, String>>,
 ) -> ApiResult<Json<Vec<String>>> {
+    let after: Option<Txid> = q
+        .get("after_txid")
+        .map(|t| parse_hash(t, "txid"))
+        .transpose()?;
+    let limit = match q.get("limit") {
+        None => TXIDS_PAGE,
+        Some(l) => match l.parse::<usize>() {
+            Ok(n) if (1..=MAX_TXIDS_PAGE).contains(&n) => n,
+            _ => {
+                return Err(ApiError::BadRequest(format!(
+                    "limit '{}' must be a whole number from 1 to {MAX_TXIDS_PAGE}",
+                    clip(l)
+                )))
+            }
+        },
+    };
     let list = app
         .node
         .chain()
-        .read(|_, pool| pool.entries().map(|(t, ..)| *t).collect::<Vec<Txid>>())
+        .read(move |_, pool| pool.txids_after(after.as_ref(), limit))
         .await
-        .ok_or_else(stopping)?;
+        .ok_or_else(stopping)?
+        .ok_or_else(|| {
+            ApiError::NotFound(format!(
+                "transaction {} is no longer in the mempool; start again without after_txid",
+                after.map(|t| t.to_string()).unwrap_or_default()
+            ))
+        })?;
     Ok(Json(list.iter().map(|t| t.to_string()).collect()))
 }
 
@@ -717,7 +748,23 @@ async fn metrics<N: Network, V: NetView>(
 /// of the reorganisation, 0 when none), `reorg` besides when blocks were
 /// disconnected, `tx` for each transaction the mempool takes, `lagged`
 /// when this client fell behind and missed some.
-async fn events<N: Network, V: NetView>(State(app): Shared<N, V>) -> impl IntoResponse {
+async fn events<N: Network, V: NetView>(
+    State(app): Shared<N, V>,
+    peer: Option<axum::Extension<crate::guard::PeerIp>>,
+) -> Response {
+    let ip = peer.map_or(std::net::IpAddr::from([0, 0, 0, 0]), |p| p.0 .0);
+    let slot = match app.streams.take(ip) {
+        Ok(s) => s,
+        Err(why) => {
+            let mut r = json_error(StatusCode::SERVICE_UNAVAILABLE, &why);
+            // The connection goes too: it is not kept idle for another try.
+            r.headers_mut().insert(
+                header::CONNECTION,
+                header::HeaderValue::from_static("close"),
+            );
+            return r;
+        }
+    };
     let rx = app.node.chain().events();
     let stream = futures::stream::unfold(rx, |mut rx| async move {
         let events: Vec<Event> = match rx.recv().await {
@@ -748,5 +795,15 @@ async fn events<N: Network, V: NetView>(State(app): Shared<N, V>) -> impl IntoRe
         ))
     });
     use futures::StreamExt;
-    Sse::new(stream.flatten()).keep_alive(KeepAlive::default())
+    // The slot is held as long as the stream, which ends after its lifetime.
+    let stream = stream
+        .flatten()
+        .take_until(tokio::time::sleep(app.stream_lifetime))
+        .map(move |e| {
+            let _held = &slot;
+            e
+        });
+    Sse::new(stream)
+        .keep_alive(KeepAlive::default())
+        .into_response()
 }

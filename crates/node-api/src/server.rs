@@ -3,6 +3,7 @@
 
 use crate::cache::{Cached, NET_FRESH_FOR};
 use crate::error::json_error;
+use crate::guard::{PeerIp, StreamSlots};
 use crate::{metrics::ApiMetrics, routes, NetSummary, NetView};
 use anyhow::Context;
 use axum::extract::{MatchedPath, Request, State};
@@ -28,6 +29,16 @@ pub struct ApiSettings {
     /// A request not answered within this gets a 503 (the event stream
     /// excepted).
     pub request_timeout: Duration,
+    /// Host names the server answers to besides IP addresses and
+    /// `localhost` (the `Host` header is checked).
+    pub host_names: Vec<String>,
+    /// Event streams open at once, from all clients.
+    pub max_event_streams: usize,
+    /// Event streams open at once from one client address.
+    pub max_event_streams_per_ip: usize,
+    /// An event stream is closed after this; the client reconnects
+    /// (`EventSource` does by itself).
+    pub event_stream_lifetime: Duration,
 }
 
 impl ApiSettings {
@@ -38,6 +49,10 @@ impl ApiSettings {
             max_connections: 256,
             header_timeout: Duration::from_secs(10),
             request_timeout: Duration::from_secs(10),
+            host_names: Vec::new(),
+            max_event_streams: 32,
+            max_event_streams_per_ip: 4,
+            event_stream_lifetime: Duration::from_secs(600),
         }
     }
 }
@@ -54,6 +69,11 @@ pub(crate) struct App<N: Network, V: NetView> {
     /// The network host's summary and metrics, asked at most once a second.
     pub net_info: Cached<NetSummary>,
     pub net_metrics: Cached<String>,
+    /// Names the `Host` header may carry besides addresses and localhost.
+    pub host_names: Vec<String>,
+    /// The event streams' slots, and how long a stream lives.
+    pub streams: Arc<StreamSlots>,
+    pub stream_lifetime: Duration,
 }
 
 impl<N: Network, V: NetView> App<N, V> {
@@ -119,6 +139,12 @@ where
         request_timeout: settings.request_timeout,
         net_info: Cached::new(NET_FRESH_FOR),
         net_metrics: Cached::new(NET_FRESH_FOR),
+        host_names: settings.host_names.clone(),
+        streams: StreamSlots::new(
+            settings.max_event_streams,
+            settings.max_event_streams_per_ip,
+        ),
+        stream_lifetime: settings.event_stream_lifetime,
     });
     let (stop, stopped) = watch::channel(false);
     let thread = std::thread::Builder::new()
@@ -195,7 +221,7 @@ async fn serve<N: Network, V: NetView>(
             _ = stopped.changed() => break,
         };
         let Ok(slot) = slot else { break };
-        let (stream, _) = tokio::select! {
+        let (stream, from) = tokio::select! {
             a = listener.accept() => match a {
                 Ok(a) => a,
                 Err(e) => {
@@ -206,7 +232,10 @@ async fn serve<N: Network, V: NetView>(
             },
             _ = stopped.changed() => break,
         };
-        let service = hyper_util::service::TowerToHyperService::new(router.clone());
+        let service = hyper_util::service::TowerToHyperService::new(tower::Layer::layer(
+            &axum::Extension(PeerIp(from.ip())),
+            router.clone(),
+        ));
         let header_timeout = settings.header_timeout;
         conns.spawn(async move {
             let mut http = hyper::server::conn::http1::Builder::new();

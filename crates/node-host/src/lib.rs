@@ -16,6 +16,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+pub use node_api::ApiSettings;
+
 /// p2p-net's handle as the node's network.
 #[derive(Clone)]
 pub struct Net(pub NetHandle);
@@ -98,8 +100,8 @@ pub struct NodeSetup {
     pub pool: PoolSettings,
     /// The node's behaviour.
     pub node: NodeConfig<PeerId>,
-    /// Where to serve the HTTP API and explorer (`None`: not served).
-    pub http: Option<std::net::SocketAddr>,
+    /// Where and how to serve the HTTP API and explorer (`None`: not served).
+    pub http: Option<node_api::ApiSettings>,
 }
 
 /// The node's view of one host event; `None` for what only the caller
@@ -195,21 +197,18 @@ pub async fn run_with(
     let (node, mut mined) = Node::new(chain, Net(net.clone()), setup.node);
     let api = match setup.http {
         None => None,
-        Some(addr) => {
-            let settings = node_api::ApiSettings::new(addr);
-            match node_api::start(settings, node.clone(), Net(net.clone())) {
-                Ok(api) => {
-                    tracing::info!(address = %api.local_addr(), "serving the HTTP API and explorer");
-                    Some(api)
-                }
-                Err(e) => {
-                    net.shutdown().await;
-                    let _ = tokio::time::timeout(Duration::from_secs(5), net_task).await;
-                    node.shutdown().await;
-                    return Err(e);
-                }
+        Some(settings) => match node_api::start(settings, node.clone(), Net(net.clone())) {
+            Ok(api) => {
+                tracing::info!(address = %api.local_addr(), "serving the HTTP API and explorer");
+                Some(api)
             }
-        }
+            Err(e) => {
+                net.shutdown().await;
+                let _ = tokio::time::timeout(Duration::from_secs(5), net_task).await;
+                node.shutdown().await;
+                return Err(e);
+            }
+        },
     };
     started(Running {
         node: node.clone(),
