@@ -48,6 +48,12 @@ pub const MAX_PACKAGE_BYTES: usize = 101_000;
 pub const MIN_FEE_RATE: FeeRate = FeeRate(1);
 /// Most transactions one replacement may evict.
 pub const MAX_REPLACED: usize = 100;
+/// What a replacement pays for its own relay, on top of the fees of what it
+/// replaces (BIP125's rule 4; Bitcoin Core's `incrementalrelayfee`): each
+/// replacement costs its sender at least its size at this rate, so a
+/// sender cannot make every node verify and relay a large transaction
+/// again and again for one unit more each time.
+pub const INCREMENTAL_RELAY_FEE: FeeRate = MIN_FEE_RATE;
 /// Entries of the signature cache. Counted: a hash set of 131,072 buckets
 /// of 32-byte keys and the keys again in eviction order, about 8.5 MB.
 pub const SIGCACHE_ENTRIES: usize = 100_000;
@@ -679,12 +685,14 @@ impl Mempool {
                     beats_each &= higher_rate(fee.0, size, e.fee.0, e.size);
                 }
             }
-            if fee.0 <= old_fees || !beats_each {
+            // At least the old fees plus its own relay at the incremental rate.
+            let floor = old_fees.saturating_add(INCREMENTAL_RELAY_FEE.fee_for(size).0);
+            if fee.0 < floor || !beats_each {
                 return Err(MempoolError::ReplacementTooCheap {
                     txid,
                     conflict,
                     replaced: replaced.len() - 1,
-                    needed: Amount(old_fees.max(best_rate.fee_for(size).0)),
+                    needed: Amount((floor - 1).max(best_rate.fee_for(size).0)),
                     offered: fee,
                     rate: best_rate,
                 });

@@ -301,3 +301,32 @@ fn txids_come_in_pages_in_arrival_order() {
     assert!(pool.txids_after(Some(&last[0]), 3).unwrap().is_empty());
     assert_eq!(pool.txids_after(Some(&Txid([7; 32])), 3), None);
 }
+
+#[test]
+fn a_replacement_pays_for_its_own_relay() {
+    // A large payment: 100 inputs, about 14 kB.
+    let (c, list) = coins(100, 1_000);
+    let mut pool = Mempool::default();
+    let pay_all = |fee: u64| spend(&c.key, &list, PAYEE, Amount(1_000), Amount(fee));
+    let first = pay_all(1_000);
+    let size = first.size();
+    assert!(size > 10_000, "{size}");
+    pool.accept(first, &c.utxo, 0).unwrap();
+    let extra = (size as u64).div_ceil(1000);
+    // One unit more in total than it replaces: refused, naming the fee.
+    match pool.accept(pay_all(1_001), &c.utxo, 0) {
+        Err(e @ MempoolError::ReplacementTooCheap { needed, .. }) => {
+            assert_eq!(needed, Amount(1_000 + extra - 1));
+            assert!(
+                e.to_string()
+                    .contains(&format!("pay a fee above {}", 1_000 + extra - 1)),
+                "{e}"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    // One short of its relay: refused; exactly its relay: accepted.
+    assert!(pool.accept(pay_all(1_000 + extra - 1), &c.utxo, 0).is_err());
+    pool.accept(pay_all(1_000 + extra), &c.utxo, 0).unwrap();
+    assert_eq!(pool.len(), 1);
+}
