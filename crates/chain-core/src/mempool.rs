@@ -647,28 +647,15 @@ impl Mempool {
         if tx.inputs.iter().any(|i| replaced.contains(&i.prevout.txid)) {
             return Err(MempoolError::SpendsConflict(txid));
         }
-        // Inputs and signatures (cached).
+        // Inputs first, signatures last: every policy check below needs
+        // only the inputs' values and the pool, so a transaction refused for
+        // policy costs no signature verification.
         let view = PoolView {
             chain,
             pool: self,
             without: &replaced,
         };
-        let cache = &self.sigcache;
-        let mut key = None;
-        let mut checked = 0usize;
-        let fee = check_transaction_inputs_with(&tx, &view, |coins, jobs| {
-            let k = Self::sig_key(&txid, coins);
-            key = Some(k);
-            if cache.contains(&k) {
-                return false;
-            }
-            checked = jobs;
-            true
-        })?;
-        self.signatures_verified += checked as u64;
-        if let Some(k) = key {
-            self.remember_signatures(k);
-        }
+        let fee = check_transaction_inputs_with(&tx, &view, |_, _| false)?;
         let rate = FeeRate::of(fee, size);
         // Replacement: more in total, and a higher rate than each conflict.
         if let Some((_, conflict)) = direct.first().copied() {
@@ -791,6 +778,28 @@ impl Mempool {
                 }
             }
             evict.push(package);
+        }
+        // Signatures (cached), the one costly check, once policy would take it.
+        let view = PoolView {
+            chain,
+            pool: self,
+            without: &replaced,
+        };
+        let cache = &self.sigcache;
+        let mut key = None;
+        let mut checked = 0usize;
+        check_transaction_inputs_with(&tx, &view, |coins, jobs| {
+            let k = Self::sig_key(&txid, coins);
+            key = Some(k);
+            if cache.contains(&k) {
+                return false;
+            }
+            checked = jobs;
+            true
+        })?;
+        self.signatures_verified += checked as u64;
+        if let Some(k) = key {
+            self.remember_signatures(k);
         }
         // Every check passed: change the pool.
         let mut dropped = Vec::new();

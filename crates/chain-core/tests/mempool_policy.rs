@@ -111,11 +111,14 @@ fn a_full_pool_takes_a_paying_transaction_by_evicting_the_cheapest_package() {
         i += 1;
     }
     let before = pool.len();
-    // Another free one would be the first evicted: refused, with the fee to pay.
+    // Another free one would be the first evicted: refused, with the fee to
+    // pay, and before any signature of it is verified.
+    let verified = pool.signatures_verified();
     let free = pay(&c, list[i], 0);
     let e = pool.accept(free, &c.utxo, 0).unwrap_err();
     assert!(matches!(e, MempoolError::PoolFull { .. }), "{e}");
     assert!(e.to_string().contains("pay a fee above"), "{e}");
+    assert_eq!(pool.signatures_verified(), verified, "policy first");
     // A paying one gets in; the free parent goes, and its child with it.
     let rich = pay(&c, list[i + 1], 50);
     let (_, dropped) = pool.accept(rich.clone(), &c.utxo, 0).unwrap();
@@ -325,6 +328,10 @@ fn a_replacement_pays_for_its_own_relay() {
         }
         other => panic!("{other:?}"),
     }
+    // A refused replacement costs no signature verification.
+    let verified = pool.signatures_verified();
+    assert!(pool.accept(pay_all(999), &c.utxo, 0).is_err());
+    assert_eq!(pool.signatures_verified(), verified);
     // One short of its relay: refused; exactly its relay: accepted.
     assert!(pool.accept(pay_all(1_000 + extra - 1), &c.utxo, 0).is_err());
     pool.accept(pay_all(1_000 + extra), &c.utxo, 0).unwrap();
