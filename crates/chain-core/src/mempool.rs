@@ -34,7 +34,7 @@ use crate::hash::Txid;
 use crate::transaction::{OutPoint, Transaction, TxError, TxOut};
 use crate::validation::{check_transaction_inputs_with, CheckedBlock, Coin, InputError, UtxoView};
 use sha2::{Digest, Sha256};
-use std::collections::{BTreeMap, BinaryHeap, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap, HashSet, VecDeque};
 
 /// The height recorded for a coin that only exists in the mempool.
 pub const UNCONFIRMED_HEIGHT: u32 = u32::MAX;
@@ -325,6 +325,9 @@ pub struct Mempool {
     cfg: MempoolConfig,
     entries: HashMap<Txid, Entry>,
     by_seq: BTreeMap<u64, Txid>,
+    /// For each address, the transactions that pay it or spend from it
+    /// (by arrival), so one address's view costs its own entries.
+    by_address: HashMap<PubkeyHash, BTreeSet<u64>>,
     spends: HashMap<OutPoint, Txid>,
     next_seq: u64,
     bytes: usize,
@@ -384,6 +387,7 @@ impl Mempool {
             cfg,
             entries: HashMap::new(),
             by_seq: BTreeMap::new(),
+            by_address: HashMap::new(),
             spends: HashMap::new(),
             next_seq: 0,
             bytes: 0,
@@ -490,11 +494,7 @@ impl Mempool {
         chain: &impl UtxoView,
     ) -> Vec<(OutPoint, TxOut, bool)> {
         let mut out = Vec::new();
-        for (txid, e) in self
-            .by_seq
-            .values()
-            .filter_map(|t| self.entries.get_key_value(t))
-        {
+        for (txid, e) in self.address_entries(owner) {
             let mut change = None;
             for (i, o) in e.tx.outputs.iter().enumerate() {
                 // Output counts are bounded by the transaction size limit.
@@ -518,6 +518,40 @@ impl Mempool {
             }
         }
         out
+    }
+
+    /// The pool's transactions that pay `owner` or spend from it, in the
+    /// order they entered; the cost is theirs, not the pool's.
+    fn address_entries<'a>(
+        &'a self,
+        owner: &PubkeyHash,
+    ) -> impl Iterator<Item = (&'a Txid, &'a Entry)> + 'a {
+        self.by_address
+            .get(owner)
+            .into_iter()
+            .flatten()
+            .filter_map(|seq| self.by_seq.get(seq))
+            .filter_map(|t| self.entries.get_key_value(t))
+    }
+
+    /// The txids of the pool's transactions that pay `owner` or spend from
+    /// it, in the order they entered.
+    pub fn txids_for(&self, owner: &PubkeyHash) -> Vec<Txid> {
+        self.address_entries(owner).map(|(t, _)| *t).collect()
+    }
+
+    /// The addresses a transaction touches: its outputs' and its inputs'.
+    fn addresses_of(tx: &Transaction) -> HashSet<PubkeyHash> {
+        tx.outputs
+            .iter()
+            .map(|o| o.pubkey_hash)
+            .chain(
+                tx.inputs
+                    .iter()
+                    .filter(|i| !i.pubkey.is_empty())
+                    .map(|i| PubkeyHash::from_pubkey_bytes(&i.pubkey)),
+            )
+            .collect()
     }
 
     /// In-pool ancestors of a transaction with these parents (not itself).
@@ -853,6 +887,9 @@ impl Mempool {
         let seq = self.next_seq;
         self.next_seq += 1;
         self.by_seq.insert(seq, txid);
+        for a in Self::addresses_of(&tx) {
+            self.by_address.entry(a).or_default().insert(seq);
+        }
         self.bytes += size;
         self.entries.insert(
             txid,
@@ -900,6 +937,14 @@ impl Mempool {
             }
         }
         self.by_seq.remove(&e.seq);
+        for a in Self::addresses_of(&e.tx) {
+            if let Some(set) = self.by_address.get_mut(&a) {
+                set.remove(&e.seq);
+                if set.is_empty() {
+                    self.by_address.remove(&a);
+                }
+            }
+        }
         self.bytes -= e.size;
         Some(e)
     }
@@ -1066,6 +1111,7 @@ impl Mempool {
         let order: Vec<Txid> = self.by_seq.values().copied().collect();
         let mut entries = std::mem::take(&mut self.entries);
         self.by_seq.clear();
+        self.by_address.clear();
         self.spends.clear();
         self.bytes = 0;
         order

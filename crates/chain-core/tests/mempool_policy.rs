@@ -337,3 +337,53 @@ fn a_replacement_pays_for_its_own_relay() {
     pool.accept(pay_all(1_000 + extra), &c.utxo, 0).unwrap();
     assert_eq!(pool.len(), 1);
 }
+
+#[test]
+fn an_address_finds_its_pool_transactions_without_a_scan() {
+    let (c, list) = coins(4, 1_000_000);
+    let payer = c.key.public_key().pubkey_hash();
+    let mut pool = Mempool::default();
+    let a = pay(&c, list[0], 1);
+    let b = pay(&c, list[1], 1);
+    let a_child = pay(&c, change(&a), 1);
+    for t in [&a, &b, &a_child] {
+        pool.accept(t.clone(), &c.utxo, 0).unwrap();
+    }
+    // The payee is paid by all three, in arrival order; the payer spends
+    // in all three; a stranger has none.
+    assert_eq!(
+        pool.txids_for(&PAYEE),
+        vec![a.txid(), b.txid(), a_child.txid()]
+    );
+    assert_eq!(pool.txids_for(&payer).len(), 3);
+    assert!(pool.txids_for(&PubkeyHash([3; 20])).is_empty());
+    // The payee's unspent outputs: one per transaction, none of them change.
+    let coins_of_payee = pool.unspent_outputs_for(&PAYEE, &c.utxo);
+    assert_eq!(coins_of_payee.len(), 3);
+    assert!(coins_of_payee
+        .iter()
+        .all(|(_, o, change)| o.pubkey_hash == PAYEE && !change));
+    // The payer's: the change of b and of a_child (a's is spent in the pool).
+    let mine = pool.unspent_outputs_for(&payer, &c.utxo);
+    assert_eq!(mine.len(), 2);
+    assert!(mine.iter().all(|(_, _, change)| *change));
+    // A replacement of `b` takes it out of the index, and its own goes in.
+    let (_, dropped) = pool
+        .accept(
+            spend(
+                &c.key,
+                &[list[1]],
+                PubkeyHash([3; 20]),
+                Amount(1),
+                Amount(50),
+            ),
+            &c.utxo,
+            0,
+        )
+        .unwrap();
+    assert_eq!(dropped.len(), 1, "b replaced");
+    assert_eq!(pool.txids_for(&PAYEE), vec![a.txid(), a_child.txid()]);
+    assert_eq!(pool.txids_for(&PubkeyHash([3; 20])).len(), 1);
+    pool.drain();
+    assert!(pool.txids_for(&PAYEE).is_empty());
+}

@@ -473,17 +473,7 @@ async fn address_view<N: Network, V: NetView>(
                     .collect(),
                 None => Vec::new(),
             };
-            let mut pool_txids: Vec<Txid> = pool
-                .entries()
-                .filter(|(_, tx, _, _)| {
-                    tx.outputs.iter().any(|o| o.pubkey_hash == pkh)
-                        || tx
-                            .inputs
-                            .iter()
-                            .any(|i| PubkeyHash::from_pubkey_bytes(&i.pubkey) == pkh)
-                })
-                .map(|(t, ..)| *t)
-                .collect();
+            let mut pool_txids: Vec<Txid> = pool.txids_for(&pkh);
             pool_txids.reverse();
             AddressView {
                 confirmed,
