@@ -44,17 +44,9 @@ pub enum Command {
         #[command(subcommand)]
         action: ConfigAction,
     },
-    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
-    Completions {
-        /// The shell.
-        shell: cli_support::docs::Shell,
-    },
-    /// Write the manual pages of `node` and its commands into DIR.
-    #[command(hide = true)]
-    Manpage {
-        /// The directory.
-        dir: PathBuf,
-    },
+    /// Completions and manual pages.
+    #[command(flatten)]
+    Docs(cli_support::docs::DocCommand),
 }
 
 /// `config` actions.
@@ -102,16 +94,7 @@ fn run(cli: Cli) -> Result<()> {
             );
             return Ok(());
         }
-        Command::Completions { shell } => {
-            cli_support::docs::completions(Cli::command(), *shell, &mut std::io::stdout());
-            return Ok(());
-        }
-        Command::Manpage { dir } => {
-            for page in cli_support::docs::manpages(Cli::command(), dir)? {
-                println!("{}", page.display());
-            }
-            return Ok(());
-        }
+        Command::Docs(d) => return d.run(Cli::command()),
         _ => {}
     }
     let node_id = cli_support::node_id(cli.node_id.clone())?;
@@ -125,7 +108,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Reindexutxo(a) => chain_cmds::reindexutxo(&ctx, a),
         Command::Checkdb(a) => chain_cmds::checkdb(&ctx, a),
         Command::Startp2p(a) => p2p::startp2p(&ctx, a),
-        Command::Config { .. } | Command::Completions { .. } | Command::Manpage { .. } => Ok(()),
+        Command::Config { .. } | Command::Docs(_) => Ok(()),
     }
 }
 

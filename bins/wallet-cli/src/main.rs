@@ -84,17 +84,9 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
-    Completions {
-        /// The shell.
-        shell: cli_support::docs::Shell,
-    },
-    /// Write the manual pages of `wallet-cli` and its commands into DIR.
-    #[command(hide = true)]
-    Manpage {
-        /// The directory.
-        dir: PathBuf,
-    },
+    /// Completions and manual pages.
+    #[command(flatten)]
+    Docs(cli_support::docs::DocCommand),
 }
 
 #[derive(clap::Args, Debug)]
@@ -162,18 +154,8 @@ fn main() {
 }
 
 fn run(cli: Cli) -> Result<()> {
-    match &cli.command {
-        Command::Completions { shell } => {
-            cli_support::docs::completions(Cli::command(), *shell, &mut std::io::stdout());
-            return Ok(());
-        }
-        Command::Manpage { dir } => {
-            for page in cli_support::docs::manpages(Cli::command(), dir)? {
-                println!("{}", page.display());
-            }
-            return Ok(());
-        }
-        _ => {}
+    if let Command::Docs(d) = &cli.command {
+        return d.run(Cli::command());
     }
     let node_id = cli_support::node_id(cli.node_id.clone())?;
     let ctx = Ctx {
@@ -254,7 +236,7 @@ fn run(cli: Cli) -> Result<()> {
             }
         }
         Command::Send(a) => send(&ctx, a)?,
-        Command::Completions { .. } | Command::Manpage { .. } => {}
+        Command::Docs(_) => {}
         Command::Importkey { wif, alias, json } => {
             let key = chain_core::PrivateKey::from_wif(&wif)?;
             let address = Wallet::update(&ctx.wallet_file(), |w| w.add_key(key, alias.as_deref()))?;

@@ -33,3 +33,36 @@ pub fn manpages(cmd: clap::Command, dir: &Path) -> anyhow::Result<Vec<PathBuf>> 
     }
     Ok(written)
 }
+
+/// The commands both binaries have for their documentation; a binary
+/// flattens them into its own commands and runs them with its parser.
+#[derive(clap::Subcommand, Debug)]
+pub enum DocCommand {
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions {
+        /// The shell.
+        shell: Shell,
+    },
+    /// Write the manual pages of this program and its commands into DIR.
+    #[command(hide = true)]
+    Manpage {
+        /// The directory.
+        dir: PathBuf,
+    },
+}
+
+impl DocCommand {
+    /// Prints the completion script, or writes the pages and prints their
+    /// paths, for the program whose parser is `cmd`.
+    pub fn run(&self, cmd: clap::Command) -> anyhow::Result<()> {
+        match self {
+            DocCommand::Completions { shell } => completions(cmd, *shell, &mut std::io::stdout()),
+            DocCommand::Manpage { dir } => {
+                for page in manpages(cmd, dir)? {
+                    println!("{}", page.display());
+                }
+            }
+        }
+        Ok(())
+    }
+}

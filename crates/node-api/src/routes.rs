@@ -113,6 +113,23 @@ fn parse_address(text: &str) -> ApiResult<PubkeyHash> {
         .map_err(|e| ApiError::BadRequest(format!("'{}' is not an address: {e}", clip(text))))
 }
 
+/// A page's `limit` parameter: `default` when absent, else 1 to `max`.
+fn page_limit<T>(q: &HashMap<String, String>, default: T, max: T) -> ApiResult<T>
+where
+    T: std::str::FromStr + PartialOrd + From<u8> + std::fmt::Display + Copy,
+{
+    let Some(l) = q.get("limit") else {
+        return Ok(default);
+    };
+    match l.parse::<T>() {
+        Ok(n) if n >= T::from(1) && n <= max => Ok(n),
+        _ => Err(ApiError::BadRequest(format!(
+            "limit '{}' must be a whole number from 1 to {max}",
+            clip(l)
+        ))),
+    }
+}
+
 /// Echoes at most 100 characters of a client's input.
 fn clip(text: &str) -> String {
     match text.char_indices().nth(100) {
@@ -218,18 +235,7 @@ async fn blocks<N: Network, V: NetView>(
         Some(h) => parse_height(h)?.min(tip.height),
         None => tip.height,
     };
-    let limit = match q.get("limit") {
-        None => 10,
-        Some(l) => match l.parse::<u32>() {
-            Ok(n) if (1..=MAX_BLOCKS_PAGE).contains(&n) => n,
-            _ => {
-                return Err(ApiError::BadRequest(format!(
-                    "limit '{}' must be a whole number from 1 to {MAX_BLOCKS_PAGE}",
-                    clip(l)
-                )))
-            }
-        },
-    };
+    let limit = page_limit(&q, 10, MAX_BLOCKS_PAGE)?;
     let r = reader(&app)?;
     let list = blocking(r, move |r| {
         let mut out = Vec::new();
@@ -641,18 +647,7 @@ async fn mempool_txids<N: Network, V: NetView>(
         .get("after_txid")
         .map(|t| parse_hash(t, "txid"))
         .transpose()?;
-    let limit = match q.get("limit") {
-        None => TXIDS_PAGE,
-        Some(l) => match l.parse::<usize>() {
-            Ok(n) if (1..=MAX_TXIDS_PAGE).contains(&n) => n,
-            _ => {
-                return Err(ApiError::BadRequest(format!(
-                    "limit '{}' must be a whole number from 1 to {MAX_TXIDS_PAGE}",
-                    clip(l)
-                )))
-            }
-        },
-    };
+    let limit = page_limit(&q, TXIDS_PAGE, MAX_TXIDS_PAGE)?;
     let list = app
         .node
         .chain()
