@@ -7,7 +7,7 @@ use chain_store::ChainStore;
 use clap::{CommandFactory, Parser, Subcommand};
 use serde_json::json;
 use std::path::PathBuf;
-use wallet::{Spendable, Wallet};
+use wallet::Wallet;
 
 /// Wallets with aliases, balances and payments.
 #[derive(Parser, Debug)]
@@ -165,29 +165,17 @@ fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Createwallet { alias, json } => {
             let address = Wallet::update(&ctx.wallet_file(), |w| w.create_key(alias.as_deref()))?;
-            if json {
-                println!(
-                    "{}",
-                    json!({"address": address.to_string(), "alias": alias})
-                );
-            } else {
-                println!(
-                    "New address is: {address}{}",
-                    alias.map(|a| format!(" (alias {a})")).unwrap_or_default()
-                );
-            }
+            let value = json!({"address": address.to_string(), "alias": alias});
+            cli_support::print_result(json, value, || {
+                let named = alias.map(|a| format!(" (alias {a})"));
+                format!("New address is: {address}{}", named.unwrap_or_default())
+            });
         }
         Command::Encryptwallet { json } => {
             let file = ctx.wallet_file();
             Wallet::encrypt_file(&file)?;
-            if json {
-                println!(
-                    "{}",
-                    json!({"encrypted": true, "file": file.display().to_string()})
-                );
-            } else {
-                println!("Encrypted {}", file.display());
-            }
+            let value = json!({"encrypted": true, "file": file.display().to_string()});
+            cli_support::print_result(json, value, || format!("Encrypted {}", file.display()));
         }
         Command::Listaddresses { json } => {
             let w = Wallet::load(&ctx.wallet_file())?;
@@ -240,26 +228,14 @@ fn run(cli: Cli) -> Result<()> {
         Command::Importkey { wif, alias, json } => {
             let key = chain_core::PrivateKey::from_wif(&wif)?;
             let address = Wallet::update(&ctx.wallet_file(), |w| w.add_key(key, alias.as_deref()))?;
-            if json {
-                println!(
-                    "{}",
-                    json!({"address": address.to_string(), "alias": alias})
-                );
-            } else {
-                println!("Imported {address}");
-            }
+            let value = json!({"address": address.to_string(), "alias": alias});
+            cli_support::print_result(json, value, || format!("Imported {address}"));
         }
         Command::Exportkey { address, json } => {
             let w = Wallet::load(&ctx.wallet_file())?;
             let k = w.key_for(&address)?;
-            if json {
-                println!(
-                    "{}",
-                    json!({"address": k.address.to_string(), "wif": k.key.to_wif()})
-                );
-            } else {
-                println!("{}", k.key.to_wif());
-            }
+            let value = json!({"address": k.address.to_string(), "wif": k.key.to_wif()});
+            cli_support::print_result(json, value, || k.key.to_wif());
         }
     }
     Ok(())
@@ -280,24 +256,9 @@ fn send(ctx: &Ctx, a: SendArgs) -> Result<()> {
     if !a.mint {
         bail!("say how to deliver the payment: --mint to mint it into the local chain, or --peer MULTIADDR to submit it to a node");
     }
-    let mut store = ChainStore::open(&ctx.chain_dir())?;
-    let coins: Vec<Spendable> = store
-        .utxos_for(&from.address.pubkey_hash())?
-        .into_iter()
-        .map(|(outpoint, c)| Spendable {
-            outpoint,
-            output: c.output,
-        })
-        .collect();
-    let (tx, fee) = wallet::build_payment(&from, coins, vec![], &to, amount, fee)?;
-    let txid = tx.txid();
-    let now = chain_store::unix_now();
-    let mut block = store.template(from.address.pubkey_hash(), vec![tx], fee, now)?;
-    let what = format!("minting block {} with the payment", block.header.height);
-    if !cli_support::mine_shown(&mut block, cli_support::threads(a.threads), what) {
-        bail!("mining was cancelled");
-    }
-    store.accept_block(&block, now)?;
+    let threads = cli_support::threads(a.threads);
+    let m = cli_support::mint::mint_payment(&ctx.chain_dir(), &from, &to, amount, fee, threads)?;
+    let (txid, fee, block) = (m.txid, m.fee, m.block);
     if a.json {
         println!(
             "{}",

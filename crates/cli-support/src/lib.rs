@@ -9,6 +9,7 @@
 pub mod args;
 pub mod config;
 pub mod docs;
+pub mod mint;
 
 use chain_core::miner::MiningProgress;
 use std::io::IsTerminal;
@@ -218,6 +219,16 @@ pub fn http_address(
             )
         })?;
     Ok(Some(std::net::SocketAddr::from(([127, 0, 0, 1], port))))
+}
+
+/// Prints a command's result on stdout: `value` as one JSON object with
+/// `--json`, otherwise the line `text` makes for a person.
+pub fn print_result(json: bool, value: serde_json::Value, text: impl FnOnce() -> String) {
+    if json {
+        println!("{value}");
+    } else {
+        println!("{}", text());
+    }
 }
 
 #[cfg(test)]
