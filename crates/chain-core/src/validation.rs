@@ -54,6 +54,24 @@ impl UtxoView for HashMap<OutPoint, Coin> {
     }
 }
 
+/// Signatures already verified: a transaction found here, spending the
+/// same coins, is not verified again (the mempool's cache is one).
+pub trait SignatureCache {
+    /// True when the signatures of `txid` spending `coins` (in input
+    /// order) were verified.
+    fn verified(&self, txid: &Txid, coins: &[Coin]) -> bool;
+}
+
+/// No cache: every signature is verified.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct NoCache;
+
+impl SignatureCache for NoCache {
+    fn verified(&self, _: &Txid, _: &[Coin]) -> bool {
+        false
+    }
+}
+
 /// Why a transaction's inputs do not hold up against a UTXO set.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -602,6 +620,8 @@ pub struct BlockChanges {
     pub created: Vec<(OutPoint, Coin)>,
     /// Total fees.
     pub fees: Amount,
+    /// Signatures verified (those the cache held are not).
+    pub signatures_verified: usize,
 }
 
 /// Full contextual validation of a block's transactions against the UTXO set
@@ -611,14 +631,29 @@ pub fn connect_block(
     params: &ChainParams,
     view: &impl UtxoView,
 ) -> Result<BlockChanges, BlockError> {
+    connect_block_with(block, params, view, &NoCache)
+}
+
+/// [`connect_block`], verifying no signature of a transaction `cache`
+/// holds for the same coins: a block whose payments the mempool already
+/// took checks none of their signatures again.
+pub fn connect_block_with(
+    block: &CheckedBlock,
+    params: &ChainParams,
+    view: &impl UtxoView,
+    cache: &(impl SignatureCache + ?Sized),
+) -> Result<BlockChanges, BlockError> {
     let height = block.header.height;
     let mut created: HashMap<OutPoint, Coin> = HashMap::new();
     let mut spent_here: HashSet<OutPoint> = HashSet::new();
     let mut changes = BlockChanges::default();
     let mut jobs = Vec::new();
     let mut order: Vec<OutPoint> = Vec::new();
+    let mut coins: Vec<Coin> = Vec::new();
     for (i, (tx, &txid)) in block.transactions.iter().zip(block.txids()).enumerate() {
         if i > 0 {
+            let first_job = jobs.len();
+            coins.clear();
             let fee = check_inputs(
                 tx,
                 txid,
@@ -631,6 +666,7 @@ pub fn connect_block(
                         });
                     }
                     if let Some(c) = created.remove(op) {
+                        coins.push(c);
                         return Ok(c);
                     }
                     let c = view.coin(op).ok_or(InputError::Missing {
@@ -639,6 +675,7 @@ pub fn connect_block(
                         outpoint: *op,
                     })?;
                     changes.spent.push((*op, c));
+                    coins.push(c);
                     Ok(c)
                 },
                 &mut jobs,
@@ -649,6 +686,9 @@ pub fn connect_block(
                 }
                 e => BlockError::Input(e),
             })?;
+            if cache.verified(&txid, &coins) {
+                jobs.truncate(first_job);
+            }
             changes.fees = changes
                 .fees
                 .checked_add(fee)
@@ -682,6 +722,7 @@ pub fn connect_block(
         return Err(BlockError::CoinbaseTooLarge { claimed, allowed });
     }
     verify_jobs(&jobs)?;
+    changes.signatures_verified = jobs.len();
     changes.created = order
         .into_iter()
         .filter_map(|op| created.get(&op).map(|c| (op, *c)))

@@ -14,6 +14,7 @@
 use crate::metrics::ChainMetrics;
 use crate::orphans::{check_orphan_header, OrphanPool};
 use chain_core::block::{Block, BlockHeader};
+use chain_core::mempool::Source;
 use chain_core::pow::Work;
 use chain_core::{
     BlockError, BlockHash, Mempool, MempoolConfig, MempoolError, PubkeyHash, Transaction,
@@ -153,7 +154,7 @@ enum Command<P> {
     ),
     BranchLocator(P, oneshot::Sender<Option<Vec<BlockHash>>>),
     DropBranch(P),
-    Tx(Transaction, oneshot::Sender<TxOutcome>),
+    Tx(Transaction, Option<P>, oneshot::Sender<TxOutcome>),
     Answer(Request, oneshot::Sender<Response>),
     CreateFromGenesis(Block, oneshot::Sender<Result<bool, String>>),
     Template(PubkeyHash, usize, oneshot::Sender<Option<Block>>),
@@ -223,6 +224,7 @@ where
         view: view_tx,
         held: Vec::new(),
         held_lines: Vec::new(),
+        sources: std::hash::RandomState::new(),
     };
     actor.load_pool();
     actor.publish_view();
@@ -358,12 +360,16 @@ impl<P: Copy + Send + 'static> ChainHandle<P> {
         let _ = self.tx.send(Command::DropBranch(peer)).await;
     }
 
-    /// Offers a transaction to the mempool.
-    pub async fn accept_tx(&self, tx: Transaction) -> TxOutcome {
-        self.ask(|r| Command::Tx(tx, r)).await.unwrap_or(TxOutcome {
-            verdict: Verdict::Ignore,
-            refused: Some("the node is stopping".into()),
-        })
+    /// Offers a transaction to the mempool, from `from` (`None`: this
+    /// node or its local clients), whose own free allowance it is charged
+    /// to when free.
+    pub async fn accept_tx(&self, tx: Transaction, from: Option<P>) -> TxOutcome {
+        self.ask(|r| Command::Tx(tx, from, r))
+            .await
+            .unwrap_or(TxOutcome {
+                verdict: Verdict::Ignore,
+                refused: Some("the node is stopping".into()),
+            })
     }
 
     /// Answers a peer's chain request (blocks, hashes, coins, a payment).
@@ -420,6 +426,8 @@ struct Actor<P> {
     held: Vec<(oneshot::Sender<BlockOutcome<P>>, BlockOutcome<P>)>,
     /// Log lines of blocks connected or disconnected, held with them.
     held_lines: Vec<Connected>,
+    /// A keyed hash of a peer, the mempool's name for it.
+    sources: std::hash::RandomState,
 }
 
 /// A block connected or disconnected, for the log.
@@ -470,8 +478,8 @@ impl<P: Copy + Eq + Hash + std::fmt::Display> Actor<P> {
                 Command::DropBranch(peer) => {
                     self.branches.retain(|(p, _)| *p != peer);
                 }
-                Command::Tx(tx, r) => {
-                    let _ = r.send(self.on_tx(tx));
+                Command::Tx(tx, from, r) => {
+                    let _ = r.send(self.on_tx(tx, from));
                 }
                 Command::Answer(req, r) => {
                     let _ = r.send(self.answer(req));
@@ -698,11 +706,10 @@ impl<P: Copy + Eq + Hash + std::fmt::Display> Actor<P> {
                 .map(|p| p.to_string())
                 .unwrap_or_else(|| "this node".into());
             let started = std::time::Instant::now();
-            let accepted = if first && requested {
-                store.accept_block(&b, unix_now())
-            } else {
-                store.accept_unrequested_block(&b, unix_now())
-            };
+            // The pool's signature cache spares the signatures of payments
+            // it already took.
+            let accepted =
+                store.accept_block_with(&b, unix_now(), first && requested, &self.mempool);
             self.metrics.observe_validation(started.elapsed());
             let verdict = match accepted {
                 Ok(Accepted::NewTip(update)) => {
@@ -826,7 +833,7 @@ impl<P: Copy + Eq + Hash + std::fmt::Display> Actor<P> {
         out
     }
 
-    fn on_tx(&mut self, tx: Transaction) -> TxOutcome {
+    fn on_tx(&mut self, tx: Transaction, from: Option<P>) -> TxOutcome {
         let txid = tx.txid();
         let Some(store) = self.store.as_ref() else {
             return TxOutcome {
@@ -834,7 +841,8 @@ impl<P: Copy + Eq + Hash + std::fmt::Display> Actor<P> {
                 refused: Some("NoChain: this node has no chain yet".into()),
             };
         };
-        let out = match self.mempool.accept(tx, store, unix_now()) {
+        let source = from.map(|p| Source(std::hash::BuildHasher::hash_one(&self.sources, p)));
+        let out = match self.mempool.accept_from(tx, store, unix_now(), source) {
             Ok((_, dropped)) => {
                 for (t, why) in dropped {
                     tracing::info!(txid = %t, "left the mempool: {why}");
@@ -881,7 +889,7 @@ impl<P: Copy + Eq + Hash + std::fmt::Display> Actor<P> {
         };
         if let Request::SubmitTx(tx) = request {
             let txid = tx.txid();
-            return match self.on_tx(tx).refused {
+            return match self.on_tx(tx, None).refused {
                 None => Response::TxAccepted { txid },
                 Some(reason) => Response::TxRejected {
                     txid,
@@ -1143,7 +1151,7 @@ mod tests {
                 Amount(5),
                 Amount(0),
             );
-            let out = chain.accept_tx(pay.clone()).await;
+            let out = chain.accept_tx(pay.clone(), None).await;
             assert_eq!(
                 out,
                 TxOutcome {

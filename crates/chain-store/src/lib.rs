@@ -49,8 +49,9 @@ use behind::{Staged, Writer};
 use chain_core::block::{Block, BlockHeader, ChainParams};
 use chain_core::pow::Work;
 use chain_core::validation::{
-    self, check_block, check_body, check_header, check_header_context, connect_block, BlockChanges,
-    BlockError, CheckedBlock, Coin, HeaderContext, UtxoView,
+    self, check_block, check_body, check_header, check_header_context, connect_block,
+    connect_block_with, BlockChanges, BlockError, CheckedBlock, Coin, HeaderContext, NoCache,
+    SignatureCache, UtxoView,
 };
 use chain_core::{Amount, BlockHash, OutPoint, PubkeyHash, Transaction, Txid};
 use rocksdb::{ColumnFamilyDescriptor, IteratorMode, Options, WriteBatch, WriteOptions, DB};
@@ -752,7 +753,20 @@ impl ChainStore {
     /// branch whose headers showed more work. A block nobody asked for goes
     /// to [`ChainStore::accept_unrequested_block`].
     pub fn accept_block(&mut self, block: &Block, now: u64) -> Result<Accepted, StoreError> {
-        self.accept(block, now, true)
+        self.accept(block, now, true, &NoCache)
+    }
+
+    /// [`ChainStore::accept_block`], verifying no signature `cache` holds
+    /// (the mempool's: a block of payments the pool took checks none of
+    /// their signatures again). `requested` as the two methods above.
+    pub fn accept_block_with(
+        &mut self,
+        block: &Block,
+        now: u64,
+        requested: bool,
+        cache: &dyn SignatureCache,
+    ) -> Result<Accepted, StoreError> {
+        self.accept(block, now, requested, cache)
     }
 
     /// Like [`ChainStore::accept_block`], for a block nobody asked for (one
@@ -765,10 +779,16 @@ impl ChainStore {
         block: &Block,
         now: u64,
     ) -> Result<Accepted, StoreError> {
-        self.accept(block, now, false)
+        self.accept(block, now, false, &NoCache)
     }
 
-    fn accept(&mut self, block: &Block, now: u64, requested: bool) -> Result<Accepted, StoreError> {
+    fn accept(
+        &mut self,
+        block: &Block,
+        now: u64,
+        requested: bool,
+        cache: &dyn SignatureCache,
+    ) -> Result<Accepted, StoreError> {
         if self.read_only {
             return Err(StoreError::ReadOnly);
         }
@@ -819,7 +839,7 @@ impl ChainStore {
         };
         if prev == self.tip.hash {
             // The common case: one batch stores and connects it.
-            return self.extend_tip(block, entry).map(Accepted::NewTip);
+            return self.extend_tip(block, entry, cache).map(Accepted::NewTip);
         }
         let mut batch = WriteBatch::default();
         batch.put_cf(self.cf(BLOCK_BY_HASH), hash.0, block.bytes());
@@ -828,7 +848,7 @@ impl ChainStore {
         if entry.chain_work <= self.tip.work {
             return Ok(Accepted::SideChain);
         }
-        let result = self.reorganize_to(hash, entry, Some(block));
+        let result = self.reorganize_to(hash, entry, Some(block), cache);
         if let Err(StoreError::InvalidBlock { .. }) = &result {
             // The target's branch failed; another stored branch may now be
             // the best valid one.
@@ -882,7 +902,7 @@ impl ChainStore {
                 break;
             }
             tracing::info!(%hash, height = entry.header.height, "activating the stored branch with the most work");
-            match self.reorganize_to(hash, entry, None) {
+            match self.reorganize_to(hash, entry, None, &NoCache) {
                 Ok(update) => {
                     let all = changed.get_or_insert_with(ChainUpdate::default);
                     all.disconnected.extend(update.disconnected);
@@ -943,6 +963,7 @@ impl ChainStore {
         target: BlockHash,
         target_entry: HeaderEntry,
         mut target_block: Option<CheckedBlock>,
+        cache: &dyn SignatureCache,
     ) -> Result<ChainUpdate, StoreError> {
         // Walk the new branch back to a best-chain block: the fork point.
         let mut branch = vec![(target, target_entry)];
@@ -981,7 +1002,7 @@ impl ChainStore {
                 Some(b) => b,
                 None => self.stored_block(hash)?,
             };
-            match self.connect(&block, *entry) {
+            match self.connect(&block, *entry, cache) {
                 Ok(()) => update.connected.push(block),
                 Err(StoreError::InvalidBlock { hash: bad, error }) => {
                     // The failed block and every block after it on this branch.
@@ -994,7 +1015,7 @@ impl ChainStore {
                         let entry = self.header_entry(&old.hash())?.ok_or_else(|| {
                             StoreError::Corrupt("a disconnected block's header is missing".into())
                         })?;
-                        self.connect(old, entry)?;
+                        self.connect(old, entry, &NoCache)?;
                     }
                     return Err(StoreError::InvalidBlock { hash: bad, error });
                 }
@@ -1011,10 +1032,11 @@ impl ChainStore {
         &mut self,
         block: CheckedBlock,
         entry: HeaderEntry,
+        cache: &dyn SignatureCache,
     ) -> Result<ChainUpdate, StoreError> {
         let hash = block.hash();
         let view = self.prefetch_inputs(&block)?;
-        match connect_block(&block, &self.params, &view) {
+        match connect_block_with(&block, &self.params, &view, cache) {
             Ok(changes) => {
                 self.commit_connect(true, &block, entry, &changes)?;
                 Ok(ChainUpdate {
@@ -1038,9 +1060,14 @@ impl ChainStore {
 
     /// Connects a stored `block`, whose header entry is `entry`, on top of
     /// the tip in one batch.
-    fn connect(&mut self, block: &CheckedBlock, entry: HeaderEntry) -> Result<(), StoreError> {
+    fn connect(
+        &mut self,
+        block: &CheckedBlock,
+        entry: HeaderEntry,
+        cache: &dyn SignatureCache,
+    ) -> Result<(), StoreError> {
         let view = self.prefetch_inputs(block)?;
-        let changes = connect_block(block, &self.params, &view).map_err(|error| {
+        let changes = connect_block_with(block, &self.params, &view, cache).map_err(|error| {
             StoreError::InvalidBlock {
                 hash: block.hash(),
                 error,

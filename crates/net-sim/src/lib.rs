@@ -452,11 +452,7 @@ impl Sim {
             let at = self.rng.gen_range(0..n);
             let txid = tx.txid();
             let sent_at = Instant::now();
-            let answer = self.nodes[at]
-                .running
-                .node
-                .submit_tx(tx, "simulation")
-                .await;
+            let answer = self.nodes[at].running.node.submit_tx(tx, None).await;
             if !matches!(answer, p2p_proto::Response::TxAccepted { .. }) {
                 bail!("node {at} refused a simulated payment: {answer:?}");
             }

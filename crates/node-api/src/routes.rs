@@ -351,14 +351,25 @@ fn confirmed_tx(r: &StoreReader, txid: &Txid, tip_height: u32) -> ApiResult<Opti
         .into_iter()
         .map(|(op, c)| (op, c.output.value))
         .collect();
-    // A coin created earlier in the same block is not in its undo data.
-    for i in &tx.inputs {
-        if values.contains_key(&i.prevout) || tx.is_coinbase() {
-            continue;
-        }
-        if let Some((_, _, _, parent)) = r.find_transaction(&i.prevout.txid)? {
-            if let Some(o) = parent.outputs.get(i.prevout.vout as usize) {
-                values.insert(i.prevout, o.value);
+    // A coin created earlier in the same block is not in its undo data:
+    // the block is read once for all such inputs.
+    let missing: Vec<OutPoint> = tx
+        .inputs
+        .iter()
+        .map(|i| i.prevout)
+        .filter(|op| !values.contains_key(op) && !tx.is_coinbase())
+        .collect();
+    if !missing.is_empty() {
+        if let Some(block) = r.checked_block(&hash)? {
+            let by_txid: HashMap<&Txid, &chain_core::Transaction> =
+                block.txids().iter().zip(&block.transactions).collect();
+            for op in missing {
+                let out = by_txid
+                    .get(&op.txid)
+                    .and_then(|p| p.outputs.get(op.vout as usize));
+                if let Some(o) = out {
+                    values.insert(op, o.value);
+                }
             }
         }
     }
@@ -433,7 +444,7 @@ async fn post_tx<N: Network, V: NetView>(
     let node = app.node.clone();
     let answer = app
         .node_rt
-        .spawn(async move { node.submit_tx(tx, "the HTTP API").await })
+        .spawn(async move { node.submit_tx(tx, None).await })
         .await
         .map_err(|_| stopping())?;
     match answer {
@@ -599,37 +610,25 @@ async fn address_txs<N: Network, V: NetView>(
     Ok(Json(out))
 }
 
-/// Fee-rate bands of the histogram, in amount per 1,000 bytes: each band
-/// holds the transactions paying at least its rate and less than the next.
-pub const FEE_BANDS: [u64; 12] = [
-    0, 1_000, 2_000, 5_000, 10_000, 20_000, 50_000, 100_000, 200_000, 500_000, 1_000_000,
-    10_000_000,
-];
-
 async fn mempool<N: Network, V: NetView>(State(app): Shared<N, V>) -> ApiResult<Json<Value>> {
     let (count, bytes, fees, bands) = app
         .node
         .chain()
         .read(|_, pool| {
-            let mut bands = [(0usize, 0usize); FEE_BANDS.len()];
-            let mut fees = 0u64;
-            for (_, _, fee, size) in pool.entries() {
-                fees = fees.saturating_add(fee.0);
-                let rate = chain_core::FeeRate::of(fee, size).0;
-                let i = FEE_BANDS.partition_point(|b| *b <= rate).saturating_sub(1);
-                bands[i].0 += 1;
-                bands[i].1 += size;
-            }
-            (pool.len(), pool.bytes(), fees, bands)
+            (
+                pool.len(),
+                pool.bytes(),
+                pool.total_fee().0,
+                pool.fee_histogram().to_vec(),
+            )
         })
         .await
         .ok_or_else(stopping)?;
-    let histogram: Vec<Value> = FEE_BANDS
+    let histogram: Vec<Value> = bands
         .iter()
-        .zip(bands)
         .rev()
-        .filter(|(_, (n, _))| *n > 0)
-        .map(|(rate, (n, b))| json!({ "min_fee_rate": rate, "count": n, "bytes": b }))
+        .filter(|b| b.count > 0)
+        .map(|b| json!({ "min_fee_rate": b.min_rate, "count": b.count, "bytes": b.bytes }))
         .collect();
     Ok(Json(json!({
         "count": count,

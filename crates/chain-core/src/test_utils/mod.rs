@@ -130,6 +130,54 @@ pub fn spend(
     tx
 }
 
+/// `n` coins of `value` each, paying `owner`, at made-up outpoints: the
+/// txid holds the number (from `from`) and `tag`, so sets with different
+/// tags never meet.
+pub fn made_up_coins(
+    owner: PubkeyHash,
+    from: u32,
+    n: u32,
+    value: u64,
+    tag: u8,
+) -> Vec<(OutPoint, TxOut)> {
+    (from..from.saturating_add(n))
+        .map(|i| {
+            let mut t = [0u8; 32];
+            t[..4].copy_from_slice(&i.to_le_bytes());
+            t[31] = tag;
+            (
+                OutPoint {
+                    txid: crate::hash::Txid(t),
+                    vout: 0,
+                },
+                TxOut {
+                    value: Amount(value),
+                    pubkey_hash: owner,
+                },
+            )
+        })
+        .collect()
+}
+
+/// A UTXO set holding `coins`, confirmed at height 1.
+pub fn utxo_of(
+    coins: &[(OutPoint, TxOut)],
+) -> std::collections::HashMap<OutPoint, crate::validation::Coin> {
+    coins
+        .iter()
+        .map(|(op, out)| {
+            (
+                *op,
+                crate::validation::Coin {
+                    output: *out,
+                    height: 1,
+                    is_coinbase: false,
+                },
+            )
+        })
+        .collect()
+}
+
 /// The outputs of `tx` as (outpoint, output) pairs.
 pub fn outputs_of(tx: &Transaction) -> Vec<(OutPoint, TxOut)> {
     let txid = tx.txid();

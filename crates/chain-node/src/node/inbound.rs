@@ -32,20 +32,30 @@ impl<N: Network> Node<N> {
                         reason: "this node has no chain yet".into(),
                     })
             }
-            Request::SubmitTx(tx) => self.submit_tx(tx, &peer.to_string()).await,
+            Request::SubmitTx(tx) => self.submit_tx(tx, Some(peer)).await,
             other => self.chain.answer(other).await,
         }
     }
 }
 
 impl<N: Network> Node<N> {
-    /// Offers a payment to the mempool, as a peer's `SubmitTx` does (`from`
-    /// names who submitted it, for the log): relayed and maybe mined when
-    /// taken. The answer says which.
-    pub async fn submit_tx(self: &Arc<Self>, tx: Transaction, from: &str) -> Response {
+    /// Offers a payment to the mempool, as a peer's `SubmitTx` does
+    /// (`from`: the peer, or `None` for this node's own clients, such as
+    /// the HTTP API): relayed and maybe mined when taken. The answer says
+    /// which.
+    pub async fn submit_tx(self: &Arc<Self>, tx: Transaction, from: Option<N::Peer>) -> Response {
         let txid = tx.txid();
         let relay = tx.clone();
-        let response = self.chain.answer(Request::SubmitTx(tx)).await;
+        let outcome = self.chain.accept_tx(tx, from).await;
+        let response = match outcome.refused {
+            None => Response::TxAccepted { txid },
+            Some(reason) => Response::TxRejected {
+                txid,
+                reason: p2p_proto::clip_reason(reason),
+            },
+        };
+        let from = from.map_or_else(|| "a local client".to_string(), |p| p.to_string());
+        let from = from.as_str();
         match &response {
             Response::TxAccepted { .. } => {
                 let pool = self.chain.view().map(|v| v.mempool_len).unwrap_or(0);

@@ -31,7 +31,7 @@ impl<N: Network> Node<N> {
                 },
                 Announcement::Tx(tx) => {
                     let txid = tx.txid();
-                    let out = self.chain.accept_tx(tx).await;
+                    let out = self.chain.accept_tx(tx, Some(peer)).await;
                     let verdict = out.verdict;
                     self.net.validate(id, verdict).await;
                     if verdict == Verdict::Accept {
