@@ -921,6 +921,8 @@ impl ChainStore {
     fn mark_invalid(&mut self, hashes: &[(BlockHash, HeaderEntry)]) -> Result<(), StoreError> {
         let mut batch = WriteBatch::default();
         for (h, e) in hashes {
+            // None of them was ever connected: their bodies go.
+            batch.delete_cf(self.cf(BLOCK_BY_HASH), h.0);
             batch.put_cf(
                 self.cf(HEADER_BY_HASH),
                 h.0,
@@ -1026,8 +1028,9 @@ impl ChainStore {
     }
 
     /// Stores and connects a block whose parent is the tip, in one batch.
-    /// A block that fails is stored marked invalid, so its descendants are
-    /// refused without being checked again.
+    /// A block that fails is remembered by its header, marked invalid (its
+    /// body is not kept), so its descendants are refused without being
+    /// checked again.
     fn extend_tip(
         &mut self,
         block: CheckedBlock,
@@ -1049,8 +1052,8 @@ impl ChainStore {
                     status: Status::Invalid,
                     ..entry
                 };
+                // Remembered by its header alone: its body is worth nothing.
                 let mut batch = WriteBatch::default();
-                batch.put_cf(self.cf(BLOCK_BY_HASH), hash.0, block.bytes());
                 batch.put_cf(self.cf(HEADER_BY_HASH), hash.0, invalid.encode());
                 self.write(batch)?;
                 Err(StoreError::InvalidBlock { hash, error })

@@ -239,6 +239,10 @@ fn invalid_block_changes_nothing_and_its_children_are_refused() {
     );
     assert_eq!(s.store.utxo_digest().unwrap(), before);
     assert_eq!(s.store.tip().hash, s.g.hash());
+    // Remembered by its header alone: no body on disk.
+    let entry = s.store.header_entry(&bad.hash()).unwrap().unwrap();
+    assert_eq!(entry.status, chain_store::Status::Invalid);
+    assert!(s.store.block(&bad.hash()).unwrap().is_none());
     let kid = child(&p, &bad.header, vec![], Amount(0), pkh);
     let err = s.store.accept_block(&kid, NOW).unwrap_err();
     assert!(
