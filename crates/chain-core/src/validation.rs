@@ -254,6 +254,23 @@ impl BlockError {
         !matches!(self, BlockError::TimeTooNew { .. })
     }
 
+    /// Whether the failure is one [`check_body`] finds: the body does not
+    /// match its header, or is malformed. It says nothing about the header,
+    /// so a sync that checked the header asks another peer for the block.
+    pub fn is_body_fault(&self) -> bool {
+        matches!(
+            self,
+            BlockError::Oversized(_)
+                | BlockError::NoTransactions
+                | BlockError::FirstNotCoinbase
+                | BlockError::ExtraCoinbase { .. }
+                | BlockError::BadMerkleRoot { .. }
+                | BlockError::DuplicateTxid(_)
+                | BlockError::Tx(_)
+                | BlockError::CoinbaseHeight(_)
+        )
+    }
+
     /// Whether a peer that sent the block is to blame. Honest peers validate
     /// before they relay, so every final failure is an offence; a time ahead
     /// of this node's clock may be a difference of clocks.

@@ -12,7 +12,7 @@
 //! status) comes back in the outcome for the network layer to carry out.
 
 use crate::metrics::ChainMetrics;
-use crate::orphans::{check_orphan_header, OrphanPool};
+use crate::orphans::{check_orphan, OrphanPool};
 use chain_core::block::{Block, BlockHeader};
 use chain_core::mempool::Source;
 use chain_core::pow::Work;
@@ -86,6 +86,9 @@ pub struct BlockOutcome<P> {
     pub verdict: Verdict,
     /// False when the block itself was invalid.
     pub valid: bool,
+    /// The block's body did not match its header (or was malformed): the
+    /// header may still be good, and another peer's copy may be.
+    pub body_fault: bool,
     /// The peer to punish, if any.
     pub offender: Option<P>,
     /// A block this node produced that is now connected: announce it.
@@ -104,6 +107,7 @@ impl<P> BlockOutcome<P> {
         BlockOutcome {
             verdict: Verdict::Ignore,
             valid: true,
+            body_fault: false,
             offender: None,
             publish: None,
             ask_status: None,
@@ -125,6 +129,9 @@ pub struct BranchNews {
     pub work: Work,
     /// Height of the branch's last header.
     pub height: u32,
+    /// Headers of this batch new to the node (not already in the branch
+    /// or the store): what counts as progress.
+    pub new: usize,
 }
 
 /// Why a batch of headers was refused.
@@ -658,6 +665,7 @@ impl<P: Copy + Eq + Hash + std::fmt::Display> Actor<P> {
                     restarted,
                     work: b.map(HeaderBranch::work).unwrap_or_default(),
                     height: b.map(HeaderBranch::tip_height).unwrap_or(0),
+                    new: n,
                 })
             }
             Err(e) => {
@@ -760,8 +768,11 @@ impl<P: Copy + Eq + Hash + std::fmt::Display> Actor<P> {
                 Ok(Accepted::AlreadyHave) => Verdict::Ignore,
                 Ok(Accepted::Orphan { parent }) => {
                     let tip = store.tip();
+                    // A block a sync asked for is never held: the sync
+                    // hands blocks over in order, so its parent failed.
+                    let asked = first && requested;
                     let held = match (src, store.context_for_tip(unix_now())) {
-                        (Some(p), Ok(ctx)) => check_orphan_header(
+                        (Some(p), Ok(ctx)) if !asked => check_orphan(
                             &b,
                             store.params(),
                             ctx.expected_bits,
@@ -773,7 +784,7 @@ impl<P: Copy + Eq + Hash + std::fmt::Display> Actor<P> {
                         })
                         .map(|_| Some(p)),
                         // This node's own blocks are never orphans.
-                        (None, _) | (_, Err(_)) => Ok(None),
+                        _ => Ok(None),
                     };
                     match held {
                         Ok(None) => Verdict::Ignore,
@@ -807,6 +818,7 @@ impl<P: Copy + Eq + Hash + std::fmt::Display> Actor<P> {
                     } else {
                         if first {
                             out.valid = false;
+                            out.body_fault = error.is_body_fault();
                         }
                         Verdict::Reject
                     }

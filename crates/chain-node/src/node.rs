@@ -52,6 +52,16 @@ pub const DELIVERY_DEADLINE: Duration = Duration::from_secs(8);
 pub const SLOW_FOR: Duration = Duration::from_secs(60);
 /// How often every peer's status is asked.
 pub const STATUS_POLL: Duration = Duration::from_secs(3);
+/// How long a peer whose headers did not show the work its status claimed
+/// is not synced from, whatever it claims meanwhile.
+pub const DISPROVED_FOR: Duration = Duration::from_secs(10 * 60);
+/// Most peers remembered as disproved (the one whose time ends first is
+/// forgotten first).
+pub const MAX_DISPROVED: usize = 1_024;
+/// A minter waits for a running sync only while the sync progressed (a
+/// header round that added headers, or a block connected) within this
+/// long; a sync that does not progress never holds up minting.
+pub const MINT_PATIENCE: Duration = Duration::from_secs(5);
 
 /// What the node needs of the network.
 pub trait Network: Clone + Send + Sync + 'static {
@@ -181,6 +191,7 @@ impl<N: Network> Node<N> {
                 expected_genesis: cfg.expected_genesis,
                 mining: None,
                 syncing: false,
+                sync_progress_at: None,
                 slow: HashMap::new(),
                 disproved: HashMap::new(),
                 last_sync: None,
@@ -252,13 +263,27 @@ struct Local<P> {
     /// The running search's cancel flag.
     mining: Option<Arc<AtomicBool>>,
     syncing: bool,
+    /// When the running sync last progressed.
+    sync_progress_at: Option<Instant>,
     /// Peers that missed a delivery deadline, until when they are left out.
     slow: HashMap<P, Instant>,
-    /// Peers whose headers did not show the work their status claimed, with
-    /// the tip they claimed: not synced from again until it changes.
-    disproved: HashMap<P, BlockHash>,
+    /// Peers whose headers did not show the work their status claimed,
+    /// until when they are not synced from (a new claimed tip changes
+    /// nothing; a reconnection neither).
+    disproved: HashMap<P, Instant>,
     /// The last sync's progress, for the API.
     last_sync: Option<SyncProgress>,
+}
+
+impl<P> Local<P> {
+    /// Whether a running sync holds up minting: only while it progressed
+    /// within [`MINT_PATIENCE`].
+    fn sync_holds_minting(&self) -> bool {
+        self.syncing
+            && self
+                .sync_progress_at
+                .is_some_and(|t| t.elapsed() < MINT_PATIENCE)
+    }
 }
 
 /// What --minter and its options ask for.
@@ -309,9 +334,7 @@ impl<N: Network> Node<N> {
             }
             Inbound::Disconnected { peer } => {
                 tracing::info!(%peer, "peer disconnected");
-                let mut l = self.local();
-                l.peers.remove(&peer);
-                l.disproved.remove(&peer);
+                self.local().peers.remove(&peer);
             }
             Inbound::Request {
                 peer,

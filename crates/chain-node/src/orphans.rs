@@ -16,7 +16,7 @@
 
 use chain_core::block::{Block, ChainParams};
 use chain_core::pow::{CompactTarget, Target};
-use chain_core::validation::{check_header, BlockError};
+use chain_core::validation::{check_body, check_header, BlockError};
 use chain_core::BlockHash;
 use rand::Rng;
 use std::collections::HashMap;
@@ -31,7 +31,8 @@ pub const DEFAULT_MAX_PER_PEER: usize = 64;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum OrphanError {
-    /// The header fails on its own (version, bits, proof of work).
+    /// The block fails on its own: its header (version, bits, proof of
+    /// work) or its body against the header.
     #[error(transparent)]
     Header(#[from] BlockError),
     /// The header's target is easier than the chain allows at its height.
@@ -99,9 +100,11 @@ pub fn easiest_target_at(
     target
 }
 
-/// Checks an orphan's header before it takes any room: its own proof of
-/// work, and a target no easier than the chain allows at its height.
-pub fn check_orphan_header(
+/// Checks an orphan before it takes any room: its header's own proof of
+/// work, a target no easier than the chain allows at its height, and its
+/// body against its header, so a corrupt copy is never held (and never
+/// shuts out an honest copy with the same hash).
+pub fn check_orphan(
     block: &Block,
     params: &ChainParams,
     next_bits: CompactTarget,
@@ -111,13 +114,17 @@ pub fn check_orphan_header(
     check_header(h)?;
     let easiest = easiest_target_at(params, next_bits, next_height, h.height);
     match h.bits.to_target() {
-        Some(t) if t <= easiest => Ok(()),
-        _ => Err(OrphanError::TooEasy {
-            hash: h.hash(),
-            height: h.height,
-            bits: h.bits,
-        }),
+        Some(t) if t <= easiest => {}
+        _ => {
+            return Err(OrphanError::TooEasy {
+                hash: h.hash(),
+                height: h.height,
+                bits: h.bits,
+            })
+        }
     }
+    check_body(block)?;
+    Ok(())
 }
 
 struct Orphan<P> {
@@ -180,7 +187,7 @@ impl<P: Copy + Eq + Hash> OrphanPool<P> {
     }
 
     /// Holds `block` (whose header the caller has checked with
-    /// [`check_orphan_header`]) from `from`, `size` bytes encoded. Makes
+    /// [`check_orphan`]) from `from`, `size` bytes encoded. Makes
     /// room first: one of the sender's own orphans when it is at its share,
     /// then random orphans until the block fits. Returns how many were
     /// evicted.
@@ -330,13 +337,13 @@ mod tests {
         let mut easy = chain_of(1, &chain_core::test_utils::easy_params())[1].clone();
         // Easy bits meet their own target in a couple of hashes, but this
         // chain never allows them.
-        let err = check_orphan_header(&easy, &params, params.initial_bits, 5).unwrap_err();
+        let err = check_orphan(&easy, &params, params.initial_bits, 5).unwrap_err();
         assert!(matches!(err, OrphanError::TooEasy { .. }), "{err}");
         assert!(err.is_sender_fault());
         // The chain's own bits pass.
         easy.header.bits = params.initial_bits;
         chain_core::test_utils::remine(&mut easy);
-        check_orphan_header(&easy, &params, params.initial_bits, 5).unwrap();
+        check_orphan(&easy, &params, params.initial_bits, 5).unwrap();
         // A header that misses its own target fails as such.
         easy.header.nonce = easy.header.nonce.wrapping_add(1);
         while easy
@@ -348,7 +355,7 @@ mod tests {
         {
             easy.header.nonce = easy.header.nonce.wrapping_add(1);
         }
-        let err = check_orphan_header(&easy, &params, params.initial_bits, 5).unwrap_err();
+        let err = check_orphan(&easy, &params, params.initial_bits, 5).unwrap_err();
         assert!(
             matches!(err, OrphanError::Header(BlockError::BadProofOfWork { .. })),
             "{err}"

@@ -13,11 +13,12 @@ impl<N: Network> Node<N> {
     /// Starts mining when this node mints and the mempool holds enough transactions.
     pub(super) async fn maybe_mine(self: Arc<Self>) {
         let Some(to) = self.minting.to else { return };
-        {
+        let held = {
             let l = self.local();
-            if l.mining.is_some() || l.syncing {
-                return;
-            }
+            l.mining.is_some() || l.sync_holds_minting()
+        };
+        if held {
+            return;
         }
         if self.chain.view().map(|v| v.mempool_len).unwrap_or(0) < self.minting.min_txs {
             return;
@@ -29,7 +30,7 @@ impl<N: Network> Node<N> {
         {
             let mut l = self.local();
             // Another task may have started a search meanwhile.
-            if l.mining.is_some() || l.syncing {
+            if l.mining.is_some() || l.sync_holds_minting() {
                 return;
             }
             l.mining = Some(cancel.clone());

@@ -2,7 +2,7 @@
 //! peer, starting a sync from a peer with more work, and what the node
 //! remembers of each peer (slow, claims its headers did not show).
 
-use super::{Node, BAN, DELIVERY_DEADLINE, SLOW_FOR};
+use super::{Node, BAN, DELIVERY_DEADLINE, DISPROVED_FOR, MAX_DISPROVED, SLOW_FOR};
 use crate::Network;
 use anyhow::{bail, Context, Result};
 use chain_core::pow::Work;
@@ -66,7 +66,11 @@ impl<N: Network> Node<N> {
             .chain
             .view()
             .is_some_and(|v| work_of(&theirs) > v.tip.work);
-        let disproved = self.local().disproved.get(&peer) == Some(&theirs.best_hash);
+        let disproved = self
+            .local()
+            .disproved
+            .get(&peer)
+            .is_some_and(|until| *until > Instant::now());
         if better && !disproved && !self.is_slow(&peer) {
             self.clone().start_sync(peer);
         }
@@ -105,12 +109,17 @@ impl<N: Network> Node<N> {
                 return;
             }
             l.syncing = true;
+            l.sync_progress_at = Some(Instant::now());
         }
         tokio::spawn(async move {
             if let Err(e) = self.sync_from(peer).await {
                 tracing::warn!(%peer, "sync stopped: {e:#}");
             }
-            self.local().syncing = false;
+            {
+                let mut l = self.local();
+                l.syncing = false;
+                l.sync_progress_at = None;
+            }
             // Minting waits while a sync runs; the mempool may be ready now.
             self.maybe_mine().await;
         });
@@ -124,28 +133,24 @@ impl<N: Network> Node<N> {
         }
     }
 
-    /// The work `peer`'s last status claimed.
-    pub(super) fn status_work(&self, peer: N::Peer) -> Work {
-        self.local()
-            .peers
-            .get(&peer)
-            .and_then(|p| p.as_ref())
-            .map(work_of)
-            .unwrap_or_default()
-    }
-
     /// Remembers that `peer`'s headers did not show the work its status
-    /// claims: no sync is started from it again until its tip changes.
+    /// claims: no sync is started from it for [`DISPROVED_FOR`], whatever
+    /// tip it names meanwhile (a liar can name a new one each time).
     pub(super) fn disprove(&self, peer: N::Peer) {
         let mut l = self.local();
-        if let Some(best) = l
-            .peers
-            .get(&peer)
-            .and_then(|s| s.as_ref())
-            .map(|s| s.best_hash)
-        {
-            l.disproved.insert(peer, best);
+        let now = Instant::now();
+        l.disproved.retain(|_, until| *until > now);
+        if l.disproved.len() >= MAX_DISPROVED && !l.disproved.contains_key(&peer) {
+            if let Some(first) = l.disproved.iter().min_by_key(|(_, u)| **u).map(|(p, _)| *p) {
+                l.disproved.remove(&first);
+            }
         }
+        l.disproved.insert(peer, now + DISPROVED_FOR);
+    }
+
+    /// Notes that the running sync progressed, for the minter's patience.
+    pub(super) fn sync_progressed(&self) {
+        self.local().sync_progress_at = Some(Instant::now());
     }
 
     /// Whether `peer` missed a delivery deadline lately.

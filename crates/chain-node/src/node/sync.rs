@@ -50,6 +50,15 @@ pub const NO_PROGRESS: Duration = Duration::from_secs(30);
 /// [`DELIVERY_DEADLINE`], so slow links with large blocks are not starved.
 pub const STALL_TIMEOUT: Duration = Duration::from_secs(2);
 
+/// A header branch as its checked headers show it.
+#[derive(Clone, Copy, Debug, Default)]
+struct Target {
+    /// Its last header's height.
+    height: u32,
+    /// The work of the chain ending there.
+    work: Work,
+}
+
 impl<N: Network> Node<N> {
     /// Syncs from `peer`: header rounds, each followed by the download of
     /// the branch it showed, until the peer has no more headers.
@@ -104,13 +113,22 @@ impl<N: Network> Node<N> {
 
     /// Asks `peer` for headers until its branch shows more work than the
     /// best chain, or it has no more. Returns the hashes whose bodies to
-    /// fetch, the branch's height, and whether the last reply was full.
-    async fn learn_branch(self: &Arc<Self>, peer: N::Peer) -> Result<(Vec<BlockHash>, u32, bool)> {
+    /// fetch, the branch (its height and checked work), and whether the
+    /// last reply was full.
+    ///
+    /// Only headers new to the node count: a reply that adds none, or a
+    /// full reply that adds fewer than half its headers (an honest peer's
+    /// replies, asked with a locator, hold only headers past what the node
+    /// has), disproves the peer's claim and ends the sync.
+    async fn learn_branch(
+        self: &Arc<Self>,
+        peer: N::Peer,
+    ) -> Result<(Vec<BlockHash>, Target, bool)> {
         let mut hashes: Vec<BlockHash> = Vec::new();
         let mut last_height = None;
         loop {
             let Some(locator) = self.chain.branch_locator(peer).await else {
-                return Ok((Vec::new(), 0, false));
+                return Ok((Vec::new(), Target::default(), false));
             };
             let asked = self.net.request(
                 peer,
@@ -130,6 +148,7 @@ impl<N: Network> Node<N> {
                 bail!("unexpected answer to getheaders");
             };
             let full = headers.len() >= p2p_proto::MAX_HEADERS;
+            let sent = headers.len();
             let news = match self.chain.add_headers(peer, headers).await {
                 Ok(n) => n,
                 Err(fault) => {
@@ -140,21 +159,30 @@ impl<N: Network> Node<N> {
                     bail!("headers refused: {}", fault.reason);
                 }
             };
+            if news.new > 0 {
+                self.sync_progressed();
+            }
             if news.restarted {
                 hashes = news.added;
             } else {
                 hashes.extend(news.added);
             }
+            let branch = Target {
+                height: news.height,
+                work: news.work,
+            };
             let tip_work = self.chain.view().map(|v| v.tip.work).unwrap_or_default();
-            if news.work > tip_work {
-                return Ok((hashes, news.height, full));
+            if news.work > tip_work && news.new > 0 {
+                return Ok((hashes, branch, full));
             }
-            // Each round must take the branch further, so this loop ends
-            // (the chain actor also caps a branch's length).
-            if !full || last_height.is_some_and(|h| news.height <= h) {
+            // Each round must add headers the node did not have, so this
+            // loop ends (the chain actor also caps a branch's length), and
+            // replayed headers never pass for progress.
+            let replayed = full && news.new < sent / 2;
+            if !full || news.new == 0 || replayed || last_height.is_some_and(|h| news.height <= h) {
                 self.disprove(peer);
-                tracing::info!(%peer, "the peer's headers do not show more work than this chain");
-                return Ok((Vec::new(), news.height, false));
+                tracing::info!(%peer, new = news.new, sent, "the peer's headers do not show more work than this chain; not syncing from it for {} s", super::DISPROVED_FOR.as_secs());
+                return Ok((Vec::new(), branch, false));
             }
             last_height = Some(news.height);
         }
@@ -170,20 +198,25 @@ impl<N: Network> Node<N> {
         self: &Arc<Self>,
         peer: N::Peer,
         hashes: Vec<BlockHash>,
-        target: u32,
+        branch: Target,
         started: Instant,
     ) -> Result<u64> {
+        let target = branch.height;
         let mut dl = Download::new(hashes);
         let mut in_flight = FuturesUnordered::new();
-        let (to_connect, connect_rx) = mpsc::channel(PIPELINE);
+        let (mut to_connect, connect_rx) = mpsc::channel(PIPELINE);
         let (count_tx, mut connected) = watch::channel(0u64);
         let mut connector = AbortOnDrop(tokio::spawn(
             self.clone().connect_in_order(connect_rx, count_tx),
         ));
+        // Blocks connected by connecting tasks that ended on a bad copy.
+        let mut base = 0u64;
         let mut last_count = 0u64;
         let mut last_progress = Instant::now();
         let mut last_log = Instant::now();
-        let min_work = self.status_work(peer);
+        // Sources are judged by the work the branch's headers showed, never
+        // by what the sync peer claims.
+        let min_work = branch.work;
         self.report_sync(SyncProgress {
             height: self.chain.view().map(|v| v.tip.height).unwrap_or(0),
             target,
@@ -197,11 +230,43 @@ impl<N: Network> Node<N> {
                     break;
                 }
             }
-            if dl.done() || connector.0.is_finished() {
+            if connector.0.is_finished() {
+                // A copy whose body did not match its header: its sender is
+                // banned, the block is asked of others, the branch stays.
+                match (&mut connector.0).await {
+                    Ok(Err(Failed {
+                        from,
+                        body_fault: true,
+                        connected: n,
+                    })) => {
+                        tracing::warn!(peer = %from, "sent a block whose body does not match its header; asking another peer for it");
+                        base += n;
+                        dl.refused(from);
+                        dl.rewind(usize::try_from(base).unwrap_or(usize::MAX));
+                        let (tx, rx) = mpsc::channel(PIPELINE);
+                        let (count_tx, count_rx) = watch::channel(0u64);
+                        to_connect = tx;
+                        connected = count_rx;
+                        last_count = 0;
+                        connector =
+                            AbortOnDrop(tokio::spawn(self.clone().connect_in_order(rx, count_tx)));
+                        continue;
+                    }
+                    Ok(Err(Failed { from, .. })) => {
+                        bail!("peer {from} sent an invalid block; the branch is given up")
+                    }
+                    Ok(Ok(n)) => {
+                        self.log_sync(target, base + n, started);
+                        return Ok(base + n);
+                    }
+                    Err(e) => bail!("the connecting task failed: {e}"),
+                }
+            }
+            if dl.done() {
                 break;
             }
             // Hand out work: one request per idle source, inside the window.
-            let sources = self.sources_for(peer, min_work, &dl.excluded());
+            let sources = self.sources_for(peer, min_work, &dl.excluded(), |h| dl.holds(h));
             for p in &sources {
                 let Some(take) = dl.take_work(*p, Instant::now()) else {
                     continue;
@@ -239,20 +304,21 @@ impl<N: Network> Node<N> {
                     }
                 }
             }
-            // The block the window waits for is late while another peer is
-            // idle: it is asked of another peer.
-            let idle = sources.iter().any(|p| !dl.is_busy(p));
-            if let Some(p) = dl.reassign_stalled(Instant::now(), idle) {
+            // The block the window waits for is late while another source
+            // exists: it is asked of another peer (at once if one is idle,
+            // else by the first to finish).
+            if let Some(p) = dl.reassign_stalled(Instant::now(), &sources) {
                 tracing::info!(peer = %p, "the peer holds up the download; asking other peers for its blocks");
             }
             let count = *connected.borrow();
             if count != last_count {
                 last_count = count;
                 last_progress = Instant::now();
+                self.sync_progressed();
             }
             if last_log.elapsed() >= Duration::from_secs(1) {
                 last_log = Instant::now();
-                self.log_sync(target, count, started);
+                self.log_sync(target, base + count, started);
             }
             if last_progress.elapsed() >= NO_PROGRESS {
                 self.mark_slow(peer);
@@ -264,8 +330,10 @@ impl<N: Network> Node<N> {
         }
         drop(to_connect);
         let done = match (&mut connector.0).await {
-            Ok(Ok(n)) => n,
-            Ok(Err(from)) => bail!("peer {from} sent an invalid block; the branch is given up"),
+            Ok(Ok(n)) => base + n,
+            Ok(Err(Failed { from, .. })) => {
+                bail!("peer {from} sent an invalid block; the branch is given up")
+            }
             Err(e) => bail!("the connecting task failed: {e}"),
         };
         self.log_sync(target, done, started);
@@ -273,7 +341,8 @@ impl<N: Network> Node<N> {
     }
 
     /// Connects blocks in the order they come, until the channel closes or
-    /// one is invalid (its sender is returned). Publishes the count. Up to
+    /// one is invalid (its sender, and whether only its body was bad, are
+    /// returned). Publishes the count. Up to
     /// [`CONNECT_AHEAD`] blocks are handed to the chain actor before the
     /// first of them is answered, so the actor checks the next block while
     /// the last one is written.
@@ -281,7 +350,7 @@ impl<N: Network> Node<N> {
         self: Arc<Self>,
         mut blocks: mpsc::Receiver<(BlockBytes, N::Peer)>,
         count: watch::Sender<u64>,
-    ) -> std::result::Result<u64, N::Peer> {
+    ) -> std::result::Result<u64, Failed<N::Peer>> {
         let mut n = 0u64;
         let mut waiting = futures::stream::FuturesOrdered::new();
         let mut open = true;
@@ -299,7 +368,11 @@ impl<N: Network> Node<N> {
                                     Err(e) => {
                                         tracing::warn!(peer = %from, "sent a block that does not decode ({e}); banning the peer");
                                         self.ban(from, crate::BanReason::InvalidBlock).await;
-                                        return Err(from);
+                                        return Err(Failed {
+                                            from,
+                                            body_fault: true,
+                                            connected: n,
+                                        });
                                     }
                                 };
                                 let answer = self.chain.submit_requested_block(block, from).await;
@@ -319,7 +392,11 @@ impl<N: Network> Node<N> {
             let Some((out, from)) = next else { continue };
             let out = self.clone().carry_out(out, None).await;
             if !out.valid {
-                return Err(from);
+                return Err(Failed {
+                    from,
+                    body_fault: out.body_fault,
+                    connected: n,
+                });
             }
             n += 1;
             let _ = count.send(n);
@@ -344,13 +421,18 @@ impl<N: Network> Node<N> {
         );
     }
 
-    /// Peers to download from: the sync peer and every peer whose status
-    /// claims at least `min_work`, slow ones and ones found lacking left out.
+    /// Peers to download from: the sync peer, every peer whose status tip
+    /// is a header of this download (it showed it has the blocks up to
+    /// there), and every peer whose status claims at least `min_work`, the
+    /// work the branch's checked headers show (a peer claiming that much
+    /// either has the branch or answers `not_found` and is left out); slow
+    /// ones and ones found lacking left out.
     fn sources_for(
         &self,
         peer: N::Peer,
         min_work: Work,
         lacking: &HashSet<N::Peer>,
+        shown: impl Fn(&BlockHash) -> bool,
     ) -> Vec<N::Peer> {
         let now = Instant::now();
         let l: std::sync::MutexGuard<'_, Local<N::Peer>> = self.local();
@@ -365,13 +447,24 @@ impl<N: Network> Node<N> {
                 && usable(p)
                 && status
                     .as_ref()
-                    .is_some_and(|s| super::peers::work_of(s) >= min_work)
+                    .is_some_and(|s| shown(&s.best_hash) || super::peers::work_of(s) >= min_work)
             {
                 v.push(*p);
             }
         }
         v
     }
+}
+
+/// Why a connecting task stopped early.
+struct Failed<P> {
+    /// Who sent the block that failed.
+    from: P,
+    /// Only the copy was bad (its body, or its bytes): the block is to be
+    /// asked of another peer.
+    body_fault: bool,
+    /// Blocks it connected before.
+    connected: u64,
 }
 
 /// Aborts a task when dropped, so a sync that stops leaves nothing behind.
@@ -453,8 +546,9 @@ impl<P: Copy + Eq + std::hash::Hash> Download<P> {
         self.next >= self.hashes.len()
     }
 
-    fn is_busy(&self, p: &P) -> bool {
-        self.busy.contains_key(p)
+    /// Whether `hash` is one of this download's blocks.
+    fn holds(&self, hash: &BlockHash) -> bool {
+        self.index.contains_key(hash)
     }
 
     /// Peers not to ask in this download.
@@ -561,14 +655,14 @@ impl<P: Copy + Eq + std::hash::Hash> Download<P> {
     }
 
     /// When the next block to connect has been asked of a peer for longer
-    /// than the stall timeout and some other peer is idle, moves every block
-    /// asked of that peer back to the queue and leaves the peer out of this
-    /// download. Returns the peer.
-    pub(crate) fn reassign_stalled(&mut self, now: Instant, other_idle: bool) -> Option<P> {
-        if !other_idle {
+    /// than the stall timeout and there is another source, moves every
+    /// block asked of that peer back to the queue and leaves the peer out
+    /// of this download. Returns the peer.
+    pub(crate) fn reassign_stalled(&mut self, now: Instant, sources: &[P]) -> Option<P> {
+        let p = *self.assigned.get(&self.next)?;
+        if !sources.iter().any(|q| *q != p) {
             return None;
         }
-        let p = *self.assigned.get(&self.next)?;
         let since = *self.busy.get(&p)?;
         if now.duration_since(since) < self.stall_after {
             return None;
@@ -586,6 +680,36 @@ impl<P: Copy + Eq + std::hash::Hash> Download<P> {
         self.stalled.insert(p);
         self.stall_after = (self.stall_after * 2).min(DELIVERY_DEADLINE);
         Some(p)
+    }
+
+    /// A peer whose copy of a block was bad: not asked again here, and
+    /// nothing it delivered is connected (its blocks are asked again).
+    pub(crate) fn refused(&mut self, p: P) {
+        self.lacking.insert(p);
+        let theirs: Vec<usize> = self
+            .ready
+            .iter()
+            .filter(|(_, (_, q, _))| *q == p)
+            .map(|(i, _)| *i)
+            .collect();
+        for i in theirs {
+            if let Some((_, _, size)) = self.ready.remove(&i) {
+                self.ready_bytes -= size;
+                self.queue.insert(i);
+            }
+        }
+    }
+
+    /// Hands blocks from `next` on out again: a connecting task stopped at
+    /// `next`, and what it held after that is lost. Blocks still waiting
+    /// here, or asked of someone, stay as they are.
+    pub(crate) fn rewind(&mut self, next: usize) {
+        for i in next..self.next.max(next) {
+            if !self.ready.contains_key(&i) && !self.assigned.contains_key(&i) {
+                self.queue.insert(i);
+            }
+        }
+        self.next = next.min(self.next);
     }
 
     /// When no peer is left, gives the stalled ones another chance.
@@ -696,6 +820,39 @@ mod tests {
     }
 
     #[test]
+    fn a_bad_copy_sends_its_block_and_its_senders_others_to_other_peers() {
+        let bs = blocks(40);
+        let mut dl: Download<u8> = Download::new(bs.iter().map(Block::hash).collect());
+        let t = Instant::now();
+        let a = dl.take_work(1, t).unwrap();
+        let b = dl.take_work(2, t).unwrap();
+        assert_eq!(dl.take_answer(1, &a, answer(&bs, &a)), Taken::Fine);
+        assert_eq!(dl.take_answer(2, &b, answer(&bs, &b)), Taken::Fine);
+        // Blocks 0..5 go to the connecting task; block 3 (from peer 1)
+        // turns out a bad copy after 3 were connected.
+        for _ in 0..5 {
+            dl.pop_ready().unwrap();
+        }
+        dl.refused(1);
+        dl.rewind(3);
+        assert!(dl.excluded().contains(&1));
+        // Everything of peer 1 not connected is asked again, of peer 2
+        // (whose own blocks 16 to 31 wait).
+        let again = dl.take_work(2, t).unwrap();
+        let want: Vec<usize> = (3..PER_PEER)
+            .chain(2 * PER_PEER..2 * PER_PEER + 3)
+            .collect();
+        assert_eq!(again, want);
+        assert_eq!(dl.take_answer(2, &again, answer(&bs, &again)), Taken::Fine);
+        let mut next = 3;
+        while let Some((_, from)) = dl.pop_ready() {
+            assert_eq!(from, 2, "no block of the refused peer is handed on");
+            next += 1;
+        }
+        assert_eq!(next, 2 * PER_PEER + 3);
+    }
+
+    #[test]
     fn a_peer_holding_up_the_window_loses_its_blocks_to_an_idle_one() {
         let bs = blocks(40);
         let mut dl: Download<u8> = Download::new(bs.iter().map(Block::hash).collect());
@@ -704,9 +861,13 @@ mod tests {
         let b = dl.take_work(2, t0).unwrap();
         assert_eq!(dl.take_answer(2, &b, answer(&bs, &b)), Taken::Fine);
         // Not yet: within the stall timeout, or with no other peer idle.
-        assert_eq!(dl.reassign_stalled(t0 + STALL_TIMEOUT / 2, true), None);
-        assert_eq!(dl.reassign_stalled(t0 + STALL_TIMEOUT, false), None);
-        assert_eq!(dl.reassign_stalled(t0 + STALL_TIMEOUT, true), Some(1));
+        assert_eq!(dl.reassign_stalled(t0 + STALL_TIMEOUT / 2, &[1, 2]), None);
+        assert_eq!(
+            dl.reassign_stalled(t0 + STALL_TIMEOUT, &[1]),
+            None,
+            "no other source"
+        );
+        assert_eq!(dl.reassign_stalled(t0 + STALL_TIMEOUT, &[1, 2]), Some(1));
         assert!(dl.excluded().contains(&1));
         // Peer 2 takes peer 1's blocks.
         let again = dl.take_work(2, t0 + STALL_TIMEOUT).unwrap();
