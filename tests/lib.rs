@@ -57,7 +57,10 @@ impl Env {
         let mut c = Command::new(bin(bin_name));
         c.args(args)
             .env("NODE_ID", node_id)
-            .env("RUST_LOG", "info")
+            .env(
+                "RUST_LOG",
+                std::env::var("E2E_RUST_LOG").unwrap_or_else(|_| "info".into()),
+            )
             .arg("--data-dir")
             .arg(self.path());
         c

@@ -207,3 +207,77 @@ fn a_corrupt_body_costs_its_sender_and_the_block_comes_from_another() {
         "a bad copy never gives the branch up"
     );
 }
+
+/// Finding: while the header replayer held the sync, a minter with a
+/// pending payment did not mint for 82 s.
+#[test]
+fn a_minter_mints_while_a_replayer_holds_a_sync_that_goes_nowhere() {
+    let env = Env::new();
+    let v = free_id();
+    let w1 = env.wallet(&v, "w1");
+    let w2 = env.wallet(&v, "w2");
+    let params = ChainParams::default();
+    let pkh = chain_core::Address::parse(&w1).unwrap().pubkey_hash();
+    let g = chain_core::test_utils::genesis(&params, pkh);
+    let blocks = chain_core::test_utils::chain_of(&params, &g, 2_100, pkh);
+    env.store_chain(&v, &blocks);
+    let node_v = env.start_node(&v, &["-minter", "w2", "-min-txs", "1"]);
+
+    let asked = Arc::new(AtomicU32::new(0));
+    let rounds = Arc::new(AtomicU32::new(0));
+    let (replay, statuses, seen) = (blocks.clone(), asked.clone(), rounds.clone());
+    let _liar = TestPeer::serving(&node_v.addr, move |req| match req {
+        Request::Status(_) => Response::Status(boastful(&replay, &statuses)),
+        Request::GetHeaders { .. } => {
+            let k = 1 + seen.fetch_add(1, Ordering::Relaxed) as usize;
+            std::thread::sleep(Duration::from_secs(7));
+            Response::Headers {
+                headers: replay[k..k + p2p_proto::MAX_HEADERS]
+                    .iter()
+                    .map(|b| b.header)
+                    .collect(),
+            }
+        }
+        _ => Response::Error {
+            reason: "liar".into(),
+        },
+    });
+    eventually(
+        Duration::from_secs(20),
+        "the liar to be asked for headers",
+        || (rounds.load(Ordering::Relaxed) > 0).then_some(()),
+    );
+    let started = Instant::now();
+    env.json(
+        "wallet-cli",
+        &v,
+        &[
+            "send",
+            "-from",
+            "w1",
+            "-to",
+            &w2,
+            "-amount",
+            "5",
+            "-peer",
+            &node_v.addr,
+        ],
+    );
+    let minted = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        eventually(
+            Duration::from_secs(10),
+            "the minter to mint the payment",
+            || (env.tip(&v)?.0 == 2_101).then_some(()),
+        )
+    }));
+    if minted.is_err() {
+        panic!(
+            "no block minted; the node's log:\n{}",
+            node_v.proc.log_text()
+        );
+    }
+    println!(
+        "minted {:.1} s after the payment, with the replayer connected",
+        started.elapsed().as_secs_f64()
+    );
+}
