@@ -20,8 +20,8 @@ use chain_core::{
     BlockError, BlockHash, Mempool, MempoolConfig, MempoolError, PubkeyHash, Transaction,
 };
 use chain_store::StoreReader;
-use chain_store::{unix_now, Accepted, ChainStore, HeaderBranch, Status, StoreError, Tip};
-use p2p_proto::{BlockBytes, Request, Response, UtxoEntry};
+use chain_store::{unix_now, Accepted, ChainStore, HeaderBranch, StoreError, Tip};
+use p2p_proto::{Request, Response, UtxoEntry};
 use std::hash::Hash;
 use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
@@ -163,6 +163,7 @@ enum Command<P> {
     DropBranch(P),
     Tx(Transaction, Option<P>, oneshot::Sender<TxOutcome>),
     Answer(Request, oneshot::Sender<Response>),
+    PoolCoins(PubkeyHash, oneshot::Sender<crate::serve::PoolCoins>),
     CreateFromGenesis(Block, oneshot::Sender<Result<bool, String>>),
     Template(PubkeyHash, usize, oneshot::Sender<Option<Block>>),
     ForgetPeer(P),
@@ -380,12 +381,43 @@ impl<P: Copy + Send + 'static> ChainHandle<P> {
     }
 
     /// Answers a peer's chain request (blocks, hashes, coins, a payment).
+    /// Reads of the store are served from its reader on a blocking thread,
+    /// not by the chain actor; only the pool's part of `GetUtxos` (bounded)
+    /// and payments go to the actor.
     pub async fn answer(&self, request: Request) -> Response {
+        let stopping = || Response::Error {
+            reason: "the node is stopping".into(),
+        };
+        let reader = self.reader.get().cloned();
+        match (&request, reader) {
+            (Request::SubmitTx(_) | Request::Status(_), _) => {}
+            (_, None) => {
+                return Response::Error {
+                    reason: "this node has no chain yet".into(),
+                }
+            }
+            (Request::GetUtxos { pubkey_hash }, Some(r)) => {
+                let pkh = *pubkey_hash;
+                let Some(pool) = self.ask(|tx| Command::PoolCoins(pkh, tx)).await else {
+                    return stopping();
+                };
+                return tokio::task::spawn_blocking(move || crate::serve::utxos(&r, &pkh, pool))
+                    .await
+                    .unwrap_or_else(|_| stopping());
+            }
+            (_, Some(r)) => {
+                return tokio::task::spawn_blocking(move || {
+                    crate::serve::answer_read(&r, &request)
+                })
+                .await
+                .ok()
+                .flatten()
+                .unwrap_or_else(stopping);
+            }
+        }
         self.ask(|r| Command::Answer(request, r))
             .await
-            .unwrap_or(Response::Error {
-                reason: "the node is stopping".into(),
-            })
+            .unwrap_or_else(stopping)
     }
 
     /// Creates the chain from a genesis a trusted peer served.
@@ -487,6 +519,9 @@ impl<P: Copy + Eq + Hash + std::fmt::Display> Actor<P> {
                 }
                 Command::Tx(tx, from, r) => {
                     let _ = r.send(self.on_tx(tx, from));
+                }
+                Command::PoolCoins(pkh, r) => {
+                    let _ = r.send(self.pool_coins(&pkh));
                 }
                 Command::Answer(req, r) => {
                     let _ = r.send(self.answer(req));
@@ -895,102 +930,52 @@ impl<P: Copy + Eq + Hash + std::fmt::Display> Actor<P> {
         store.template(to, txs, fees, unix_now()).ok()
     }
 
-    fn answer(&mut self, request: Request) -> Response {
-        let clip = |e: String| Response::Error {
-            reason: p2p_proto::clip_reason(e),
-        };
-        if let Request::SubmitTx(tx) = request {
-            let txid = tx.txid();
-            return match self.on_tx(tx, None).refused {
-                None => Response::TxAccepted { txid },
-                Some(reason) => Response::TxRejected {
-                    txid,
-                    reason: p2p_proto::clip_reason(reason),
-                },
-            };
-        }
+    /// The pool's part of a `GetUtxos` answer: bounded by the reply's cap
+    /// in pool transactions looked at and in outputs returned.
+    fn pool_coins(&self, pkh: &PubkeyHash) -> crate::serve::PoolCoins {
         let Some(s) = self.store.as_ref() else {
-            return Response::Error {
-                reason: "this node has no chain yet".into(),
-            };
+            return crate::serve::PoolCoins::default();
         };
+        let spent = self
+            .mempool
+            .coins_spent_from(pkh, p2p_proto::MAX_UTXOS)
+            .into_iter()
+            .collect();
+        let mut unconfirmed: Vec<UtxoEntry> = self
+            .mempool
+            .unspent_outputs_for(pkh, s)
+            .into_iter()
+            .map(|(op, o, change)| UtxoEntry {
+                outpoint: op,
+                value: o.value,
+                confirmed_height: None,
+                change,
+            })
+            .collect();
+        unconfirmed.truncate(p2p_proto::MAX_UTXOS);
+        crate::serve::PoolCoins { spent, unconfirmed }
+    }
+
+    /// Requests the chain actor itself answers: payments. Reads are served
+    /// from the store's reader ([`ChainHandle::answer`]).
+    fn answer(&mut self, request: Request) -> Response {
         match request {
+            Request::SubmitTx(tx) => {
+                let txid = tx.txid();
+                match self.on_tx(tx, None).refused {
+                    None => Response::TxAccepted { txid },
+                    Some(reason) => Response::TxRejected {
+                        txid,
+                        reason: p2p_proto::clip_reason(reason),
+                    },
+                }
+            }
             Request::Status(_) => Response::Error {
                 reason: "status is answered by the network layer".into(),
             },
-            // Taken above, through the same path as a relayed payment.
-            Request::SubmitTx(_) => Response::Error {
-                reason: "payments are taken by the mempool".into(),
+            _ => Response::Error {
+                reason: "reads are served from the store's reader".into(),
             },
-            Request::GetBlocks { locator, stop } => {
-                match s.hashes_after(&locator, stop, p2p_proto::MAX_INV) {
-                    Ok(hashes) => Response::Inv { hashes },
-                    Err(e) => clip(e.to_string()),
-                }
-            }
-            Request::GetHeaders { locator, stop } => {
-                match s.headers_after(&locator, stop, p2p_proto::MAX_HEADERS) {
-                    Ok(headers) => Response::Headers { headers },
-                    Err(e) => clip(e.to_string()),
-                }
-            }
-            Request::GetData { hashes } => {
-                let mut blocks = Vec::new();
-                let mut not_found = Vec::new();
-                let mut bytes = 0usize;
-                for h in hashes {
-                    if blocks.len() >= p2p_proto::MAX_BLOCKS_PER_REPLY
-                        || bytes >= p2p_proto::BLOCKS_REPLY_BUDGET
-                    {
-                        break;
-                    }
-                    // Only blocks this node validated in full are served.
-                    let valid =
-                        matches!(s.header_entry(&h), Ok(Some(e)) if e.status == Status::Valid);
-                    // Served as stored: the bytes are what was checked.
-                    let stored = s.block_bytes(&h).ok().flatten().filter(|_| valid);
-                    match stored.map(BlockBytes::new) {
-                        Some(b) => {
-                            bytes += b.len();
-                            blocks.push(b);
-                        }
-                        None => not_found.push(h),
-                    }
-                }
-                Response::Blocks { blocks, not_found }
-            }
-            Request::GetUtxos { pubkey_hash } => {
-                let confirmed = match s.utxos_for(&pubkey_hash) {
-                    Ok(c) => c,
-                    Err(e) => return clip(e.to_string()),
-                };
-                let mut utxos: Vec<UtxoEntry> = confirmed
-                    .into_iter()
-                    .filter(|(op, _)| self.mempool.spender_of(op).is_none())
-                    .map(|(op, c)| UtxoEntry {
-                        outpoint: op,
-                        value: c.output.value,
-                        confirmed_height: Some(c.height),
-                        change: false,
-                    })
-                    .collect();
-                utxos.extend(
-                    self.mempool
-                        .unspent_outputs_for(&pubkey_hash, s)
-                        .into_iter()
-                        .map(|(op, o, change)| UtxoEntry {
-                            outpoint: op,
-                            value: o.value,
-                            confirmed_height: None,
-                            change,
-                        }),
-                );
-                utxos.truncate(p2p_proto::MAX_UTXOS);
-                Response::Utxos {
-                    height: s.tip().height,
-                    utxos,
-                }
-            }
         }
     }
 }
@@ -1002,6 +987,7 @@ mod tests {
     use chain_core::keys::PrivateKey;
     use chain_core::test_utils::{child, easy_params, genesis, outputs_of, spend};
     use chain_core::Amount;
+    use p2p_proto::BlockBytes;
 
     fn runtime() -> tokio::runtime::Runtime {
         tokio::runtime::Builder::new_current_thread()

@@ -8,6 +8,7 @@ pub mod metrics;
 pub mod node;
 pub mod orphans;
 pub mod pool_file;
+pub mod serve;
 
 pub use chain::{
     BlockOutcome, ChainEvent, ChainHandle, ChainView, PoolSettings, TxOutcome, Verdict,

@@ -624,26 +624,7 @@ impl ChainStore {
         stop: Option<BlockHash>,
         max: usize,
     ) -> Result<Vec<BlockHash>, StoreError> {
-        let mut start = 0u32;
-        for h in locator {
-            if self.is_on_best_chain(h)? {
-                start = self.header_entry(h)?.map(|e| e.header.height).unwrap_or(0);
-                break;
-            }
-        }
-        let mut out = Vec::new();
-        let mut height = start.saturating_add(1);
-        while out.len() < max && height <= self.tip.height {
-            let Some(hash) = self.hash_at(height)? else {
-                break;
-            };
-            out.push(hash);
-            if Some(hash) == stop {
-                break;
-            }
-            height += 1;
-        }
-        Ok(out)
+        reads::hashes_after(self, self.tip.height, locator, stop, max)
     }
 
     /// Median time of the 11 blocks ending at `hash`.

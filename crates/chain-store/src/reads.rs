@@ -96,6 +96,91 @@ pub(crate) fn find_transaction(
     Ok(Some((hash, block.header.height, index, tx)))
 }
 
+/// The best chain's tip as written: its hash and height.
+pub(crate) fn tip(r: &impl Get) -> Result<(BlockHash, u32), StoreError> {
+    let b = r
+        .get(META, META_TIP)?
+        .ok_or_else(|| StoreError::Corrupt("no tip".into()))?;
+    let hash = BlockHash(
+        b.as_slice()
+            .try_into()
+            .map_err(|_| StoreError::Corrupt("tip".into()))?,
+    );
+    let e = header_entry(r, &hash)?.ok_or_else(|| StoreError::Corrupt("tip header".into()))?;
+    Ok((hash, e.header.height))
+}
+
+/// Best-chain hashes after the first locator entry found on the best chain
+/// (whose tip is at `tip_height`), at most `max`, stopping after `stop`.
+/// Costs one read per locator entry tried and one per hash returned.
+pub(crate) fn hashes_after(
+    r: &impl Get,
+    tip_height: u32,
+    locator: &[BlockHash],
+    stop: Option<BlockHash>,
+    max: usize,
+) -> Result<Vec<BlockHash>, StoreError> {
+    let mut start = 0u32;
+    for h in locator {
+        if let Some(e) = header_entry(r, h)? {
+            if hash_at(r, e.header.height)? == Some(*h) {
+                start = e.header.height;
+                break;
+            }
+        }
+    }
+    let mut out = Vec::new();
+    let mut height = start.saturating_add(1);
+    while out.len() < max && height <= tip_height {
+        let Some(hash) = hash_at(r, height)? else {
+            break;
+        };
+        out.push(hash);
+        if Some(hash) == stop {
+            break;
+        }
+        height += 1;
+    }
+    Ok(out)
+}
+
+/// The unspent outputs paying `pkh`, from the address index, leaving out
+/// those `skip` names, stopping at `limit`: the read costs what it returns
+/// (and what it skips), never the whole address.
+pub(crate) fn utxos_for_at_most(
+    db: &DB,
+    pkh: &PubkeyHash,
+    limit: usize,
+    skip: impl Fn(&OutPoint) -> bool,
+) -> Result<Vec<(OutPoint, Coin)>, StoreError> {
+    let mut out = Vec::new();
+    if limit == 0 {
+        return Ok(out);
+    }
+    let iter = db.iterator_cf(
+        cf(db, UTXO_BY_PUBKEY_HASH),
+        IteratorMode::From(&pkh.0, rocksdb::Direction::Forward),
+    );
+    for item in iter {
+        let (k, v) = item?;
+        if !k.starts_with(&pkh.0) {
+            break;
+        }
+        let op = OutPoint::from_key(&k[20..])
+            .ok_or_else(|| StoreError::Corrupt("address index key".into()))?;
+        if skip(&op) {
+            continue;
+        }
+        let coin =
+            decode_coin(&v).ok_or_else(|| StoreError::Corrupt("address index value".into()))?;
+        out.push((op, coin));
+        if out.len() >= limit {
+            break;
+        }
+    }
+    Ok(out)
+}
+
 pub(crate) fn utxos_for(db: &DB, pkh: &PubkeyHash) -> Result<Vec<(OutPoint, Coin)>, StoreError> {
     let mut out = Vec::new();
     let iter = db.iterator_cf(
@@ -212,6 +297,60 @@ impl StoreReader {
 
     fn db(&self) -> Result<Arc<DB>, StoreError> {
         self.db.upgrade().ok_or(StoreError::Closed)
+    }
+
+    /// The best chain's tip as last written: its hash and height.
+    pub fn tip(&self) -> Result<(BlockHash, u32), StoreError> {
+        tip(self)
+    }
+
+    /// Best-chain hashes after the first locator entry found on the best
+    /// chain, at most `max`, stopping after `stop`.
+    pub fn hashes_after(
+        &self,
+        locator: &[BlockHash],
+        stop: Option<BlockHash>,
+        max: usize,
+    ) -> Result<Vec<BlockHash>, StoreError> {
+        let (_, height) = self.tip()?;
+        hashes_after(self, height, locator, stop, max)
+    }
+
+    /// Best-chain headers after the first locator entry found on the best
+    /// chain, at most `max`, stopping after `stop`.
+    pub fn headers_after(
+        &self,
+        locator: &[BlockHash],
+        stop: Option<BlockHash>,
+        max: usize,
+    ) -> Result<Vec<chain_core::BlockHeader>, StoreError> {
+        let mut out = Vec::new();
+        for hash in self.hashes_after(locator, stop, max)? {
+            let e = header_entry(self, &hash)?
+                .ok_or_else(|| StoreError::Corrupt(format!("best-chain header {hash} missing")))?;
+            out.push(e.header);
+        }
+        Ok(out)
+    }
+
+    /// The stored bytes of a block this node validated in full (connected
+    /// at some point); `None` for any other block, whose bytes are not read.
+    pub fn valid_block_bytes(&self, hash: &BlockHash) -> Result<Option<Vec<u8>>, StoreError> {
+        match header_entry(self, hash)? {
+            Some(e) if e.status == Status::Valid => self.block_bytes(hash),
+            _ => Ok(None),
+        }
+    }
+
+    /// Up to `limit` unspent outputs paying `pkh`, leaving out those `skip`
+    /// names; the read stops at the limit.
+    pub fn utxos_for_at_most(
+        &self,
+        pkh: &PubkeyHash,
+        limit: usize,
+        skip: impl Fn(&OutPoint) -> bool,
+    ) -> Result<Vec<(OutPoint, Coin)>, StoreError> {
+        utxos_for_at_most(&*self.db()?, pkh, limit, skip)
     }
 
     /// A stored block with its hash, txids and encoding.

@@ -428,3 +428,40 @@ fn a_block_written_behind_reads_at_once_and_lands() {
     assert_eq!(again.tip().hash, *hashes.last().unwrap());
     assert!(again.check_db().unwrap().problems.is_empty());
 }
+
+#[test]
+fn the_reader_serves_chain_reads_within_their_limits() {
+    let mut s = setup();
+    let p = easy_params();
+    let pkh = s.key.public_key().pubkey_hash();
+    let mut parent = s.g.header;
+    let mut chain = vec![s.g.clone()];
+    for _ in 0..6 {
+        let b = child(&p, &parent, vec![], Amount(0), pkh);
+        accept(&mut s.store, &b);
+        parent = b.header;
+        chain.push(b);
+    }
+    s.store.sync().unwrap();
+    let r = s.store.reader();
+    assert_eq!(r.tip().unwrap(), (chain[6].hash(), 6));
+    let locator = vec![chain[2].hash()];
+    assert_eq!(
+        r.headers_after(&locator, None, 3).unwrap(),
+        s.store.headers_after(&locator, None, 3).unwrap()
+    );
+    assert_eq!(r.hashes_after(&locator, None, 100).unwrap().len(), 4);
+    // Seven coinbases pay the key; the read stops at the limit, and
+    // skips what it is told to.
+    let all = s.store.utxos_for(&pkh).unwrap();
+    assert_eq!(all.len(), 7);
+    assert_eq!(r.utxos_for_at_most(&pkh, 3, |_| false).unwrap().len(), 3);
+    let first = all[0].0;
+    let some = r.utxos_for_at_most(&pkh, 100, |op| *op == first).unwrap();
+    assert_eq!(some.len(), 6);
+    assert!(some.iter().all(|(op, _)| *op != first));
+    // Only blocks validated in full are served.
+    assert!(r.valid_block_bytes(&chain[3].hash()).unwrap().is_some());
+    let side = child(&p, &chain[5].header, vec![], Amount(1), pkh);
+    assert!(r.valid_block_bytes(&side.hash()).unwrap().is_none());
+}

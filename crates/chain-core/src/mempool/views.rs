@@ -100,6 +100,21 @@ impl Mempool {
             .filter_map(|t| self.entries.get_key_value(t))
     }
 
+    /// The coins of `owner` that pool transactions spend, looking at no
+    /// more than `max_entries` of the address's pool transactions (the
+    /// oldest first): the work is bounded whatever the pool holds.
+    pub fn coins_spent_from(&self, owner: &PubkeyHash, max_entries: usize) -> Vec<OutPoint> {
+        let mut out = Vec::new();
+        for (_, e) in self.address_entries(owner).take(max_entries) {
+            for i in &e.tx.inputs {
+                if !i.pubkey.is_empty() && PubkeyHash::from_pubkey_bytes(&i.pubkey) == *owner {
+                    out.push(i.prevout);
+                }
+            }
+        }
+        out
+    }
+
     /// The txids of the pool's transactions that pay `owner` or spend from
     /// it, in the order they entered.
     pub fn txids_for(&self, owner: &PubkeyHash) -> Vec<Txid> {
