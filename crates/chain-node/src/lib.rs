@@ -14,5 +14,5 @@ pub use chain::{
     BlockOutcome, ChainEvent, ChainHandle, ChainView, PoolSettings, TxOutcome, Verdict,
 };
 pub use metrics::{BanReason, ChainMetrics};
-pub use node::{Inbound, Minting, Network, Node, NodeConfig, SyncProgress};
+pub use node::{Inbound, Minting, Network, Node, NodeConfig, PeerChain, Submitted, SyncProgress};
 pub use orphans::{OrphanError, OrphanPool};

@@ -20,6 +20,7 @@ mod peers;
 mod relay;
 mod sync;
 
+pub use inbound::Submitted;
 pub use sync::{BUFFER_BYTES, NO_PROGRESS, PER_PEER, STALL_TIMEOUT, WINDOW};
 
 use crate::chain::{ChainHandle, Verdict};
@@ -220,13 +221,20 @@ impl<N: Network> Node<N> {
         self.local().last_sync
     }
 
-    /// Connected peers, each with the status it last reported (height,
-    /// tip, work, agent), if any yet.
-    pub fn peer_statuses(&self) -> Vec<(N::Peer, Option<Status>)> {
+    /// Connected peers, each with the chain its last status claimed
+    /// (height, tip, agent), if any yet.
+    pub fn peer_chains(&self) -> Vec<(N::Peer, Option<PeerChain>)> {
         self.local()
             .peers
             .iter()
-            .map(|(p, s)| (*p, s.clone()))
+            .map(|(p, s)| {
+                let chain = s.as_ref().map(|s| PeerChain {
+                    height: s.best_height,
+                    tip: s.best_hash,
+                    agent: s.agent.clone(),
+                });
+                (*p, chain)
+            })
             .collect()
     }
 
@@ -284,6 +292,17 @@ impl<P> Local<P> {
                 .sync_progress_at
                 .is_some_and(|t| t.elapsed() < MINT_PATIENCE)
     }
+}
+
+/// The chain a peer's last status claimed: claims, not proof.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PeerChain {
+    /// Its best height.
+    pub height: u32,
+    /// Its best tip.
+    pub tip: BlockHash,
+    /// Its agent string.
+    pub agent: String,
 }
 
 /// What --minter and its options ask for.

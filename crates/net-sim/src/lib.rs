@@ -453,7 +453,7 @@ impl Sim {
             let txid = tx.txid();
             let sent_at = Instant::now();
             let answer = self.nodes[at].running.node.submit_tx(tx, None).await;
-            if !matches!(answer, p2p_proto::Response::TxAccepted { .. }) {
+            if !matches!(answer, chain_node::Submitted::Accepted(_)) {
                 bail!("node {at} refused a simulated payment: {answer:?}");
             }
             sent.push((txid, sent_at));

@@ -13,9 +13,8 @@ use axum::routing::get;
 use axum::{Json, Router};
 use chain_core::validation::Coin;
 use chain_core::{Address, Amount, BlockHash, OutPoint, PubkeyHash, Transaction, Txid};
-use chain_node::{ChainEvent, Network};
+use chain_node::{ChainEvent, Network, Submitted};
 use chain_store::StoreReader;
-use p2p_proto::Response as P2pResponse;
 use serde_json::{json, Value};
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -448,12 +447,13 @@ async fn post_tx<N: Network, V: NetView>(
         .await
         .map_err(|_| stopping())?;
     match answer {
-        P2pResponse::TxAccepted { txid } => Ok(text(txid.to_string())),
-        P2pResponse::TxRejected { reason, .. } => Err(ApiError::BadRequest(format!(
+        Submitted::Accepted(txid) => Ok(text(txid.to_string())),
+        Submitted::Refused(_, reason) if reason.starts_with("NoChain") => {
+            Err(ApiError::Unavailable(reason))
+        }
+        Submitted::Refused(_, reason) => Err(ApiError::BadRequest(format!(
             "the mempool refused the transaction: {reason}"
         ))),
-        P2pResponse::Error { reason } => Err(ApiError::Unavailable(reason)),
-        _ => Err(stopping()),
     }
 }
 
@@ -664,9 +664,9 @@ async fn mempool_txids<N: Network, V: NetView>(
 
 async fn peers<N: Network, V: NetView>(State(app): Shared<N, V>) -> ApiResult<Json<Value>> {
     let net = app.net_info().await.ok_or_else(stopping)?;
-    let statuses: HashMap<String, p2p_proto::Status> = app
+    let statuses: HashMap<String, chain_node::PeerChain> = app
         .node
-        .peer_statuses()
+        .peer_chains()
         .into_iter()
         .filter_map(|(p, s)| Some((p.to_string(), s?)))
         .collect();
@@ -681,8 +681,8 @@ async fn peers<N: Network, V: NetView>(State(app): Shared<N, V>) -> ApiResult<Js
                 "direction": p.direction,
                 "connected_secs": p.connected_secs,
                 "ping_ms": p.ping_ms,
-                "height": s.map(|s| s.best_height),
-                "tip": s.map(|s| s.best_hash.to_string()),
+                "height": s.map(|s| s.height),
+                "tip": s.map(|s| s.tip.to_string()),
                 "agent": s.map(|s| s.agent.clone()),
             })
         })

@@ -4,7 +4,7 @@
 use super::peers::status_of;
 use super::Node;
 use crate::Network;
-use chain_core::Transaction;
+use chain_core::{Transaction, Txid};
 use p2p_proto::{Announcement, Request, Response};
 use std::sync::Arc;
 
@@ -32,43 +32,50 @@ impl<N: Network> Node<N> {
                         reason: "this node has no chain yet".into(),
                     })
             }
-            Request::SubmitTx(tx) => self.submit_tx(tx, Some(peer)).await,
+            Request::SubmitTx(tx) => match self.submit_tx(tx, Some(peer)).await {
+                Submitted::Accepted(txid) => Response::TxAccepted { txid },
+                Submitted::Refused(txid, reason) => Response::TxRejected {
+                    txid,
+                    reason: p2p_proto::clip_reason(reason),
+                },
+            },
             other => self.chain.answer(other).await,
         }
     }
 }
 
+/// What became of a submitted payment.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Submitted {
+    /// In the mempool, relayed.
+    Accepted(Txid),
+    /// Refused, with the mempool's reason (its rule's name first).
+    Refused(Txid, String),
+}
+
 impl<N: Network> Node<N> {
     /// Offers a payment to the mempool, as a peer's `SubmitTx` does
     /// (`from`: the peer, or `None` for this node's own clients, such as
-    /// the HTTP API): relayed and maybe mined when taken. The answer says
-    /// which.
-    pub async fn submit_tx(self: &Arc<Self>, tx: Transaction, from: Option<N::Peer>) -> Response {
+    /// the HTTP API): relayed and maybe mined when taken.
+    pub async fn submit_tx(self: &Arc<Self>, tx: Transaction, from: Option<N::Peer>) -> Submitted {
         let txid = tx.txid();
         let relay = tx.clone();
         let outcome = self.chain.accept_tx(tx, from).await;
-        let response = match outcome.refused {
-            None => Response::TxAccepted { txid },
-            Some(reason) => Response::TxRejected {
-                txid,
-                reason: p2p_proto::clip_reason(reason),
-            },
-        };
-        let from = from.map_or_else(|| "a local client".to_string(), |p| p.to_string());
-        let from = from.as_str();
-        match &response {
-            Response::TxAccepted { .. } => {
+        let who = from.map_or_else(|| "a local client".to_string(), |p| p.to_string());
+        let who = who.as_str();
+        match outcome.refused {
+            None => {
                 let pool = self.chain.view().map(|v| v.mempool_len).unwrap_or(0);
-                tracing::info!(%txid, from, pool, "transaction submitted");
+                tracing::info!(%txid, from = who, pool, "transaction submitted");
                 self.net.publish(Announcement::Tx(relay)).await;
                 self.clone().maybe_mine().await;
+                Submitted::Accepted(txid)
             }
-            Response::TxRejected { reason, .. } => {
-                tracing::info!(%txid, from, "refused a submitted transaction: {reason}");
+            Some(reason) => {
+                tracing::info!(%txid, from = who, "refused a submitted transaction: {reason}");
+                Submitted::Refused(txid, reason)
             }
-            _ => {}
         }
-        response
     }
 }
 
