@@ -19,6 +19,12 @@ for crate in chain-store wallet chain-node cli-support node-api; do
   fi
 done
 
+# The HTTP API speaks the chain's typed API, not the wire protocol.
+if cargo tree -q -p node-api -e normal --prefix none | grep -Eq '^p2p-proto '; then
+  echo "layering: node-api depends on p2p-proto" >&2
+  exit 1
+fi
+
 # The engine does not know HTTP: only node-api does.
 if cargo tree -q -p chain-node -e normal --prefix none | grep -Eq '^(axum|hyper) '; then
   echo "layering: chain-node depends on an HTTP server" >&2

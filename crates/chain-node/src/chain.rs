@@ -167,12 +167,12 @@ enum Command<P> {
     CreateFromGenesis(Block, oneshot::Sender<Result<bool, String>>),
     Template(PubkeyHash, usize, oneshot::Sender<Option<Block>>),
     ForgetPeer(P),
-    Read(ReadFn),
+    Pool(
+        crate::pool_reads::PoolRequest,
+        oneshot::Sender<crate::pool_reads::PoolResponse>,
+    ),
     Close(oneshot::Sender<()>),
 }
-
-/// A read of the chain actor's state, run on its thread.
-type ReadFn = Box<dyn FnOnce(Option<&ChainStore>, &Mempool) + Send>;
 
 /// A cloneable handle to the chain actor.
 pub struct ChainHandle<P> {
@@ -278,20 +278,14 @@ impl<P: Copy + Send + 'static> ChainHandle<P> {
         self.reader.get().cloned()
     }
 
-    /// Runs `f` on the actor's thread with the store (`None`: no chain
-    /// yet) and the mempool, and returns what it returns (`None`: the node
-    /// is stopping). The actor does nothing else meanwhile, so `f` must be
-    /// short: a bounded read, never a scan of the chain.
-    pub async fn read<T: Send + 'static>(
+    /// A read of the mempool, answered by the chain actor within the
+    /// bound each read has ([`crate::pool_reads`]); `None` when the node
+    /// is stopping.
+    pub async fn pool(
         &self,
-        f: impl FnOnce(Option<&ChainStore>, &Mempool) -> T + Send + 'static,
-    ) -> Option<T> {
-        let (reply, rx) = oneshot::channel();
-        let run: ReadFn = Box::new(move |store, pool| {
-            let _ = reply.send(f(store, pool));
-        });
-        self.tx.send(Command::Read(run)).await.ok()?;
-        rx.await.ok()
+        request: crate::pool_reads::PoolRequest,
+    ) -> Option<crate::pool_reads::PoolResponse> {
+        self.ask(|r| Command::Pool(request, r)).await
     }
 
     /// A receiver of the chain's events from now on.
@@ -532,7 +526,9 @@ impl<P: Copy + Eq + Hash + std::fmt::Display> Actor<P> {
                 Command::Template(to, min, r) => {
                     let _ = r.send(self.template(to, min));
                 }
-                Command::Read(f) => f(self.store.as_ref(), &self.mempool),
+                Command::Pool(req, r) => {
+                    let _ = r.send(crate::pool_reads::answer(&self.mempool, req));
+                }
                 Command::ForgetPeer(p) => {
                     self.orphans.forget_peer(&p);
                     self.branches.retain(|(q, _)| *q != p);

@@ -8,6 +8,7 @@ pub mod metrics;
 pub mod node;
 pub mod orphans;
 pub mod pool_file;
+pub mod pool_reads;
 pub mod serve;
 
 pub use chain::{

@@ -51,7 +51,10 @@ pub(crate) fn readiness(has_chain: bool, sync: Option<SyncProgress>, peers: usiz
 }
 
 async fn ask_actor<N: Network, V: NetView>(app: &App<N, V>) -> Option<String> {
-    let read = app.node.chain().read(|_, _| ());
+    let read = app
+        .node
+        .chain()
+        .pool(chain_node::pool_reads::PoolRequest::Ping);
     let answered = tokio::time::timeout(ACTOR_DEADLINE, read)
         .await
         .ok()

@@ -13,6 +13,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use chain_core::validation::Coin;
 use chain_core::{Address, Amount, BlockHash, OutPoint, PubkeyHash, Transaction, Txid};
+use chain_node::pool_reads::{PoolRequest, PoolResponse};
 use chain_node::{ChainEvent, Network, Submitted};
 use chain_store::StoreReader;
 use serde_json::{json, Value};
@@ -314,25 +315,38 @@ async fn block_height<N: Network, V: NetView>(
 type PoolTx = (Transaction, HashMap<OutPoint, Amount>);
 
 async fn pool_tx<N: Network, V: NetView>(app: &App<N, V>, txid: Txid) -> ApiResult<Option<PoolTx>> {
-    app.node
+    let answer = app
+        .node
         .chain()
-        .read(move |store, pool| {
-            let tx = pool.get(&txid)?.clone();
-            let values = tx
-                .inputs
-                .iter()
-                .filter_map(|i| {
-                    let out = pool
-                        .get(&i.prevout.txid)
-                        .and_then(|p| p.outputs.get(i.prevout.vout as usize).copied())
-                        .or_else(|| store?.coin(&i.prevout).ok().flatten().map(|c| c.output))?;
-                    Some((i.prevout, out.value))
-                })
-                .collect();
-            Some((tx, values))
-        })
+        .pool(PoolRequest::Tx(txid))
         .await
-        .ok_or_else(stopping)
+        .ok_or_else(stopping)?;
+    let PoolResponse::Tx(Some((tx, from_pool))) = answer else {
+        return Ok(None);
+    };
+    // Coins of the chain are read from the store, off the chain actor.
+    let reader = app.node.chain().reader();
+    tokio::task::spawn_blocking(move || {
+        let values = tx
+            .inputs
+            .iter()
+            .zip(from_pool)
+            .filter_map(|(i, out)| {
+                let out = out.or_else(|| {
+                    reader
+                        .as_ref()?
+                        .coin(&i.prevout)
+                        .ok()
+                        .flatten()
+                        .map(|c| c.output)
+                })?;
+                Some((i.prevout, out.value))
+            })
+            .collect();
+        Some((tx, values))
+    })
+    .await
+    .map_err(|e| ApiError::Internal(format!("the read failed: {e}")))
 }
 
 /// A confirmed transaction as JSON, with its inputs' values from the
@@ -474,33 +488,24 @@ async fn address_view<N: Network, V: NetView>(
 ) -> ApiResult<AddressView> {
     let r = reader(app)?;
     let confirmed = blocking(r, move |r| Ok(r.utxos_for(&pkh)?)).await?;
-    let ops: Vec<OutPoint> = confirmed.iter().map(|c| c.0).collect();
-    app.node
-        .chain()
-        .read(move |store, pool| {
-            let spent = ops
-                .into_iter()
-                .filter(|op| pool.spender_of(op).is_some())
-                .collect();
-            let pending = match store {
-                Some(s) => pool
-                    .unspent_outputs_for(&pkh, s)
-                    .into_iter()
-                    .map(|(op, o, _)| (op, o.value))
-                    .collect(),
-                None => Vec::new(),
-            };
-            let mut pool_txids: Vec<Txid> = pool.txids_for(&pkh);
-            pool_txids.reverse();
-            AddressView {
+    let answer = app.node.chain().pool(PoolRequest::Address(pkh)).await;
+    let view = answer.map(|a| {
+        let PoolResponse::Address(a) = a else {
+            return AddressView {
                 confirmed,
-                spent,
-                pending,
-                pool_txids,
-            }
-        })
-        .await
-        .ok_or_else(stopping)
+                spent: HashSet::new(),
+                pending: Vec::new(),
+                pool_txids: Vec::new(),
+            };
+        };
+        AddressView {
+            confirmed,
+            spent: a.spent.into_iter().collect(),
+            pending: a.pending,
+            pool_txids: a.txids,
+        }
+    });
+    view.ok_or_else(stopping)
 }
 
 fn sum(values: impl Iterator<Item = Amount>) -> u64 {
@@ -611,19 +616,16 @@ async fn address_txs<N: Network, V: NetView>(
 }
 
 async fn mempool<N: Network, V: NetView>(State(app): Shared<N, V>) -> ApiResult<Json<Value>> {
-    let (count, bytes, fees, bands) = app
-        .node
-        .chain()
-        .read(|_, pool| {
-            (
-                pool.len(),
-                pool.bytes(),
-                pool.total_fee().0,
-                pool.fee_histogram().to_vec(),
-            )
-        })
-        .await
-        .ok_or_else(stopping)?;
+    let Some(PoolResponse::Summary(summary)) = app.node.chain().pool(PoolRequest::Summary).await
+    else {
+        return Err(stopping());
+    };
+    let (count, bytes, fees, bands) = (
+        summary.count,
+        summary.bytes,
+        summary.total_fee.0,
+        summary.bands,
+    );
     let histogram: Vec<Value> = bands
         .iter()
         .rev()
@@ -647,18 +649,20 @@ async fn mempool_txids<N: Network, V: NetView>(
         .map(|t| parse_hash(t, "txid"))
         .transpose()?;
     let limit = page_limit(&q, TXIDS_PAGE, MAX_TXIDS_PAGE)?;
-    let list = app
+    let Some(PoolResponse::Page(page)) = app
         .node
         .chain()
-        .read(move |_, pool| pool.txids_after(after.as_ref(), limit))
+        .pool(PoolRequest::Page { after, limit })
         .await
-        .ok_or_else(stopping)?
-        .ok_or_else(|| {
-            ApiError::NotFound(format!(
-                "transaction {} is no longer in the mempool; start again without after_txid",
-                after.map(|t| t.to_string()).unwrap_or_default()
-            ))
-        })?;
+    else {
+        return Err(stopping());
+    };
+    let list = page.ok_or_else(|| {
+        ApiError::NotFound(format!(
+            "transaction {} is no longer in the mempool; start again without after_txid",
+            after.map(|t| t.to_string()).unwrap_or_default()
+        ))
+    })?;
     Ok(Json(list.iter().map(|t| t.to_string()).collect()))
 }
 

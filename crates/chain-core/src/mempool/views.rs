@@ -86,6 +86,26 @@ impl Mempool {
         out
     }
 
+    /// Outputs paying `owner` created by pool transactions and not spent in
+    /// the pool, looking at no more than `max_entries` of the address's
+    /// pool transactions (the oldest first).
+    pub fn outputs_paying(&self, owner: &PubkeyHash, max_entries: usize) -> Vec<(OutPoint, TxOut)> {
+        let mut out = Vec::new();
+        for (txid, e) in self.address_entries(owner).take(max_entries) {
+            for (i, o) in e.tx.outputs.iter().enumerate() {
+                // Output counts are bounded by the transaction size limit.
+                let op = OutPoint {
+                    txid: *txid,
+                    vout: i as u32,
+                };
+                if o.pubkey_hash == *owner && !self.spends.contains_key(&op) {
+                    out.push((op, *o));
+                }
+            }
+        }
+        out
+    }
+
     /// The pool's transactions that pay `owner` or spend from it, in the
     /// order they entered; the cost is theirs, not the pool's.
     fn address_entries<'a>(
