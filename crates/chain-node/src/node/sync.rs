@@ -44,11 +44,20 @@ pub const CONNECT_AHEAD: usize = 8;
 pub const PIPELINE: usize = 32;
 /// A sync that connects no block for this long drops its peer.
 pub const NO_PROGRESS: Duration = Duration::from_secs(30);
-/// How long the block the window waits for may be in flight, while another
-/// peer is idle, before it is asked of another peer (Bitcoin Core's block
-/// stalling timeout). Doubles each time it fires in one download, up to
-/// [`DELIVERY_DEADLINE`], so slow links with large blocks are not starved.
+/// How long the block the window waits for may be in flight, while the
+/// download has another source, before it is asked of another peer
+/// (Bitcoin Core's block stalling timeout), until answers have been
+/// timed: then [`STALL_FACTOR`] times the median of the download's recent
+/// answers, at least [`MIN_STALL`] and at most this. Doubles each time it
+/// fires in one download, up to [`DELIVERY_DEADLINE`], so slow links with
+/// large blocks are not starved.
 pub const STALL_TIMEOUT: Duration = Duration::from_secs(2);
+/// The stall timeout in multiples of the median answer time.
+pub const STALL_FACTOR: u32 = 4;
+/// The least stall timeout, however fast the answers.
+pub const MIN_STALL: Duration = Duration::from_millis(100);
+/// Answer times remembered for the median.
+const TIMED_ANSWERS: usize = 32;
 
 /// A header branch as its checked headers show it.
 #[derive(Clone, Copy, Debug, Default)]
@@ -294,7 +303,7 @@ impl<N: Network> Node<N> {
                 () = tokio::time::sleep(Duration::from_millis(250)) => None,
             };
             if let Some((p, asked, answer)) = delivery {
-                match dl.take_answer(p, &asked, answer) {
+                match dl.take_answer(p, &asked, answer, Instant::now()) {
                     Taken::Fine => {}
                     Taken::Late => self.mark_slow(p),
                     Taken::Unasked(n) => {
@@ -508,6 +517,8 @@ pub(crate) struct Download<P> {
     /// Peers that answered with an error, until when they are left alone.
     backoff: HashMap<P, Instant>,
     stall_after: Duration,
+    /// How long recent answers with blocks took, newest last.
+    answer_times: std::collections::VecDeque<Duration>,
     /// The next block to connect.
     next: usize,
 }
@@ -526,6 +537,7 @@ impl<P: Copy + Eq + std::hash::Hash> Download<P> {
             stalled: HashSet::new(),
             backoff: HashMap::new(),
             stall_after: STALL_TIMEOUT,
+            answer_times: std::collections::VecDeque::new(),
             next: 0,
         }
     }
@@ -595,8 +607,9 @@ impl<P: Copy + Eq + std::hash::Hash> Download<P> {
         p: P,
         asked: &[usize],
         answer: Option<Result<Response, String>>,
+        now: Instant,
     ) -> Taken {
-        self.busy.remove(&p);
+        let asked_at = self.busy.remove(&p);
         let mut outcome = Taken::Fine;
         let mut delivered = 0usize;
         match answer {
@@ -624,6 +637,15 @@ impl<P: Copy + Eq + std::hash::Hash> Download<P> {
                             }
                         }
                         _ => unasked += 1,
+                    }
+                }
+                if delivered > 0 {
+                    if let Some(t) = asked_at {
+                        if self.answer_times.len() >= TIMED_ANSWERS {
+                            self.answer_times.pop_front();
+                        }
+                        self.answer_times
+                            .push_back(now.saturating_duration_since(t));
                     }
                 }
                 if unasked > 0 {
@@ -664,7 +686,7 @@ impl<P: Copy + Eq + std::hash::Hash> Download<P> {
             return None;
         }
         let since = *self.busy.get(&p)?;
-        if now.duration_since(since) < self.stall_after {
+        if now.duration_since(since) < self.stall_limit() {
             return None;
         }
         let moved: Vec<usize> = self
@@ -712,6 +734,17 @@ impl<P: Copy + Eq + std::hash::Hash> Download<P> {
         self.next = next.min(self.next);
     }
 
+    /// How long the block the window waits for may be in flight now.
+    fn stall_limit(&self) -> Duration {
+        if self.answer_times.is_empty() {
+            return self.stall_after;
+        }
+        let mut times: Vec<Duration> = self.answer_times.iter().copied().collect();
+        times.sort_unstable();
+        let median = times[times.len() / 2];
+        (median * STALL_FACTOR).clamp(MIN_STALL, self.stall_after)
+    }
+
     /// When no peer is left, gives the stalled ones another chance.
     fn forgive_stalled(&mut self) -> bool {
         let any = !self.stalled.is_empty();
@@ -741,6 +774,11 @@ mod tests {
         chain_of(&p, &g, n, PubkeyHash([1; 20])).split_off(1)
     }
 
+    /// A time for an answer: now, so it is after every request.
+    fn at() -> Instant {
+        Instant::now()
+    }
+
     fn answer(bs: &[Block], which: &[usize]) -> Option<Result<Response, String>> {
         Some(Ok(Response::Blocks {
             blocks: which.iter().map(|i| BlockBytes::from(&bs[*i])).collect(),
@@ -759,11 +797,11 @@ mod tests {
         let b = dl.take_work(2, t).unwrap();
         assert_eq!(b[0], PER_PEER);
         // Peer 2 answers first: nothing connects until block 0 is in.
-        assert_eq!(dl.take_answer(2, &b, answer(&bs, &b)), Taken::Fine);
+        assert_eq!(dl.take_answer(2, &b, answer(&bs, &b), at()), Taken::Fine);
         assert!(dl.pop_ready().is_none());
         // Peer 1 sends only half (a reply cut short): the rest is queued again.
         let half: Vec<usize> = a[..8].to_vec();
-        assert_eq!(dl.take_answer(1, &a, answer(&bs, &half)), Taken::Fine);
+        assert_eq!(dl.take_answer(1, &a, answer(&bs, &half), at()), Taken::Fine);
         let mut connected = 0;
         while dl.pop_ready().is_some() {
             connected += 1;
@@ -783,7 +821,7 @@ mod tests {
             blocks: vec![BlockBytes::from(&bs[0]), BlockBytes::from(&bs[15])],
             not_found: vec![],
         }));
-        assert_eq!(dl.take_answer(1, &a, reply), Taken::Unasked(1));
+        assert_eq!(dl.take_answer(1, &a, reply, at()), Taken::Unasked(1));
         assert!(dl.excluded().contains(&1));
         // Another peer lacks them: left out too, the blocks go back.
         let b = dl.take_work(2, t).unwrap();
@@ -791,11 +829,11 @@ mod tests {
             blocks: vec![],
             not_found: b.iter().map(|i| bs[*i].hash()).collect(),
         }));
-        assert_eq!(dl.take_answer(2, &b, reply), Taken::Fine);
+        assert_eq!(dl.take_answer(2, &b, reply, at()), Taken::Fine);
         assert!(dl.excluded().contains(&2));
         assert_eq!(dl.take_work(3, t).unwrap(), b);
         // No answer in time.
-        assert_eq!(dl.take_answer(3, &b, None), Taken::Late);
+        assert_eq!(dl.take_answer(3, &b, None, at()), Taken::Late);
     }
 
     #[test]
@@ -807,7 +845,7 @@ mod tests {
         let busy = Some(Ok(Response::Error {
             reason: "rate limited".into(),
         }));
-        assert_eq!(dl.take_answer(1, &a, busy), Taken::Fine);
+        assert_eq!(dl.take_answer(1, &a, busy, at()), Taken::Fine);
         assert!(!dl.excluded().contains(&1), "not held against it");
         assert_eq!(dl.take_work(1, Instant::now()), None, "paused");
         assert!(dl.pausing(Instant::now()));
@@ -826,8 +864,8 @@ mod tests {
         let t = Instant::now();
         let a = dl.take_work(1, t).unwrap();
         let b = dl.take_work(2, t).unwrap();
-        assert_eq!(dl.take_answer(1, &a, answer(&bs, &a)), Taken::Fine);
-        assert_eq!(dl.take_answer(2, &b, answer(&bs, &b)), Taken::Fine);
+        assert_eq!(dl.take_answer(1, &a, answer(&bs, &a), at()), Taken::Fine);
+        assert_eq!(dl.take_answer(2, &b, answer(&bs, &b), at()), Taken::Fine);
         // Blocks 0..5 go to the connecting task; block 3 (from peer 1)
         // turns out a bad copy after 3 were connected.
         for _ in 0..5 {
@@ -843,7 +881,10 @@ mod tests {
             .chain(2 * PER_PEER..2 * PER_PEER + 3)
             .collect();
         assert_eq!(again, want);
-        assert_eq!(dl.take_answer(2, &again, answer(&bs, &again)), Taken::Fine);
+        assert_eq!(
+            dl.take_answer(2, &again, answer(&bs, &again), at()),
+            Taken::Fine
+        );
         let mut next = 3;
         while let Some((_, from)) = dl.pop_ready() {
             assert_eq!(from, 2, "no block of the refused peer is handed on");
@@ -853,15 +894,40 @@ mod tests {
     }
 
     #[test]
+    fn the_stall_timeout_follows_the_answers_the_download_gets() {
+        let bs = blocks(60);
+        let mut dl: Download<u8> = Download::new(bs.iter().map(Block::hash).collect());
+        assert_eq!(dl.stall_limit(), STALL_TIMEOUT, "no answer timed yet");
+        let t0 = Instant::now();
+        let a = dl.take_work(1, t0).unwrap();
+        let b = dl.take_work(2, t0).unwrap();
+        // Peer 2 answers at once: the limit drops to the least.
+        assert_eq!(dl.take_answer(2, &b, answer(&bs, &b), t0), Taken::Fine);
+        assert_eq!(dl.stall_limit(), MIN_STALL);
+        let late = t0 + MIN_STALL + Duration::from_millis(1);
+        assert_eq!(dl.reassign_stalled(late, &[1, 2]), Some(1));
+        assert!(dl.take_work(2, late).unwrap().starts_with(&a[..1]));
+    }
+
+    #[test]
     fn a_peer_holding_up_the_window_loses_its_blocks_to_an_idle_one() {
         let bs = blocks(40);
         let mut dl: Download<u8> = Download::new(bs.iter().map(Block::hash).collect());
         let t0 = Instant::now();
         let a = dl.take_work(1, t0).unwrap();
         let b = dl.take_work(2, t0).unwrap();
-        assert_eq!(dl.take_answer(2, &b, answer(&bs, &b)), Taken::Fine);
-        // Not yet: within the stall timeout, or with no other peer idle.
-        assert_eq!(dl.reassign_stalled(t0 + STALL_TIMEOUT / 2, &[1, 2]), None);
+        // Peer 2 took 100 ms: the limit is 400 ms.
+        let answered = t0 + Duration::from_millis(100);
+        assert_eq!(
+            dl.take_answer(2, &b, answer(&bs, &b), answered),
+            Taken::Fine
+        );
+        assert_eq!(dl.stall_limit(), Duration::from_millis(400));
+        // Not yet: within the stall timeout, or with no other source.
+        assert_eq!(
+            dl.reassign_stalled(t0 + Duration::from_millis(300), &[1, 2]),
+            None
+        );
         assert_eq!(
             dl.reassign_stalled(t0 + STALL_TIMEOUT, &[1]),
             None,
@@ -874,8 +940,11 @@ mod tests {
         assert_eq!(again, a);
         // The staller answers late after all: its blocks are kept once,
         // and peer 2's copies of them change nothing.
-        assert_eq!(dl.take_answer(1, &a, answer(&bs, &a)), Taken::Fine);
-        assert_eq!(dl.take_answer(2, &again, answer(&bs, &again)), Taken::Fine);
+        assert_eq!(dl.take_answer(1, &a, answer(&bs, &a), at()), Taken::Fine);
+        assert_eq!(
+            dl.take_answer(2, &again, answer(&bs, &again), at()),
+            Taken::Fine
+        );
         let mut n = 0;
         while dl.pop_ready().is_some() {
             n += 1;
