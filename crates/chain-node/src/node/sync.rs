@@ -239,7 +239,13 @@ impl<N: Network> Node<N> {
                     break;
                 }
             }
-            if connector.0.is_finished() {
+            // Everything handed over: the connecting task is let finish (its
+            // channel closes), and what it ends with decides, as when it
+            // stops early.
+            if dl.done() {
+                to_connect = mpsc::channel(1).0;
+            }
+            if dl.done() || connector.0.is_finished() {
                 // A copy whose body did not match its header: its sender is
                 // banned, the block is asked of others, the branch stays.
                 match (&mut connector.0).await {
@@ -270,9 +276,6 @@ impl<N: Network> Node<N> {
                     }
                     Err(e) => bail!("the connecting task failed: {e}"),
                 }
-            }
-            if dl.done() {
-                break;
             }
             // Hand out work: one request per idle source, inside the window.
             let sources = self.sources_for(peer, min_work, &dl.excluded(), |h| dl.holds(h));
@@ -337,16 +340,6 @@ impl<N: Network> Node<N> {
                 );
             }
         }
-        drop(to_connect);
-        let done = match (&mut connector.0).await {
-            Ok(Ok(n)) => base + n,
-            Ok(Err(Failed { from, .. })) => {
-                bail!("peer {from} sent an invalid block; the branch is given up")
-            }
-            Err(e) => bail!("the connecting task failed: {e}"),
-        };
-        self.log_sync(target, done, started);
-        Ok(done)
     }
 
     /// Connects blocks in the order they come, until the channel closes or
