@@ -89,6 +89,9 @@ impl<N: Network> Node<N> {
             self.net.publish(Announcement::Block(b.into())).await;
         }
         if let Some(p) = out.ask_status {
+            // It sent a block whose header meets the chain's difficulty: its
+            // proof of work is shown, so an earlier disproof no longer holds.
+            self.local().disproved.remove(&p);
             tokio::spawn(self.clone().handshake(p));
         }
         out
