@@ -38,6 +38,30 @@ fn boastful(chain: &[Block], asked: &AtomicU32) -> Status {
     }
 }
 
+/// A peer claiming endless work that answers each `GetHeaders` after
+/// `delay` with 2,000 headers of `chain` the node already has, one height
+/// further each round; `rounds` counts the rounds.
+fn replayer(addr: &str, chain: &[Block], rounds: Arc<AtomicU32>, delay: Duration) -> TestPeer {
+    let asked = AtomicU32::new(0);
+    let replay = chain.to_vec();
+    TestPeer::serving(addr, move |req| match req {
+        Request::Status(_) => Response::Status(boastful(&replay, &asked)),
+        Request::GetHeaders { .. } => {
+            let k = 1 + rounds.fetch_add(1, Ordering::Relaxed) as usize;
+            std::thread::sleep(delay);
+            Response::Headers {
+                headers: replay[k..k + p2p_proto::MAX_HEADERS]
+                    .iter()
+                    .map(|b| b.header)
+                    .collect(),
+            }
+        }
+        _ => Response::Error {
+            reason: "liar".into(),
+        },
+    })
+}
+
 fn wait_for_tip(env: &Env, id: &str, chain: &[Block], within: Duration) -> Duration {
     let started = Instant::now();
     let tip = chain.last().unwrap().hash().to_string();
@@ -59,25 +83,13 @@ fn a_header_replayer_claiming_endless_work_holds_nothing_up() {
     env.store_chain(&n, &blocks[..=2_100]);
     let node_n = env.start_node(&n, &[]);
 
-    let asked = Arc::new(AtomicU32::new(0));
     let rounds = Arc::new(AtomicU32::new(0));
-    let (replay, statuses, seen) = (blocks.clone(), asked.clone(), rounds.clone());
-    let liar = TestPeer::serving(&node_n.addr, move |req| match req {
-        Request::Status(_) => Response::Status(boastful(&replay, &statuses)),
-        Request::GetHeaders { .. } => {
-            let k = 1 + seen.fetch_add(1, Ordering::Relaxed) as usize;
-            std::thread::sleep(Duration::from_secs(6));
-            Response::Headers {
-                headers: replay[k..k + p2p_proto::MAX_HEADERS]
-                    .iter()
-                    .map(|b| b.header)
-                    .collect(),
-            }
-        }
-        _ => Response::Error {
-            reason: "liar".into(),
-        },
-    });
+    let liar = replayer(
+        &node_n.addr,
+        &blocks,
+        rounds.clone(),
+        Duration::from_secs(6),
+    );
     eventually(
         Duration::from_secs(20),
         "the liar to be asked for headers",
@@ -225,25 +237,13 @@ fn a_minter_mints_while_a_replayer_holds_a_sync_that_goes_nowhere() {
     env.store_chain(&v, &blocks);
     let node_v = env.start_node(&v, &["-minter", "w2", "-min-txs", "1"]);
 
-    let asked = Arc::new(AtomicU32::new(0));
     let rounds = Arc::new(AtomicU32::new(0));
-    let (replay, statuses, seen) = (blocks.clone(), asked.clone(), rounds.clone());
-    let _liar = TestPeer::serving(&node_v.addr, move |req| match req {
-        Request::Status(_) => Response::Status(boastful(&replay, &statuses)),
-        Request::GetHeaders { .. } => {
-            let k = 1 + seen.fetch_add(1, Ordering::Relaxed) as usize;
-            std::thread::sleep(Duration::from_secs(7));
-            Response::Headers {
-                headers: replay[k..k + p2p_proto::MAX_HEADERS]
-                    .iter()
-                    .map(|b| b.header)
-                    .collect(),
-            }
-        }
-        _ => Response::Error {
-            reason: "liar".into(),
-        },
-    });
+    let _liar = replayer(
+        &node_v.addr,
+        &blocks,
+        rounds.clone(),
+        Duration::from_secs(7),
+    );
     eventually(
         Duration::from_secs(20),
         "the liar to be asked for headers",

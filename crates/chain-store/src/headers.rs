@@ -231,13 +231,6 @@ impl ChainStore {
         stop: Option<BlockHash>,
         max: usize,
     ) -> Result<Vec<BlockHeader>, StoreError> {
-        let mut out = Vec::new();
-        for hash in self.hashes_after(locator, stop, max)? {
-            let e = self
-                .header_entry(&hash)?
-                .ok_or_else(|| StoreError::Corrupt(format!("best-chain header {hash} missing")))?;
-            out.push(e.header);
-        }
-        Ok(out)
+        crate::reads::headers_after(self, self.tip.height, locator, stop, max)
     }
 }

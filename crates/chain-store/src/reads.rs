@@ -144,6 +144,24 @@ pub(crate) fn hashes_after(
     Ok(out)
 }
 
+/// [`hashes_after`]'s headers.
+pub(crate) fn headers_after(
+    r: &impl Get,
+    tip_height: u32,
+    locator: &[BlockHash],
+    stop: Option<BlockHash>,
+    max: usize,
+) -> Result<Vec<chain_core::BlockHeader>, StoreError> {
+    hashes_after(r, tip_height, locator, stop, max)?
+        .into_iter()
+        .map(|hash| {
+            header_entry(r, &hash)?
+                .map(|e| e.header)
+                .ok_or_else(|| StoreError::Corrupt(format!("best-chain header {hash} missing")))
+        })
+        .collect()
+}
+
 /// The unspent outputs paying `pkh`, from the address index, leaving out
 /// those `skip` names, stopping at `limit`: the read costs what it returns
 /// (and what it skips), never the whole address.
@@ -182,23 +200,7 @@ pub(crate) fn utxos_for_at_most(
 }
 
 pub(crate) fn utxos_for(db: &DB, pkh: &PubkeyHash) -> Result<Vec<(OutPoint, Coin)>, StoreError> {
-    let mut out = Vec::new();
-    let iter = db.iterator_cf(
-        cf(db, UTXO_BY_PUBKEY_HASH),
-        IteratorMode::From(&pkh.0, rocksdb::Direction::Forward),
-    );
-    for item in iter {
-        let (k, v) = item?;
-        if !k.starts_with(&pkh.0) {
-            break;
-        }
-        let op = OutPoint::from_key(&k[20..])
-            .ok_or_else(|| StoreError::Corrupt("address index key".into()))?;
-        let coin =
-            decode_coin(&v).ok_or_else(|| StoreError::Corrupt("address index value".into()))?;
-        out.push((op, coin));
-    }
-    Ok(out)
+    utxos_for_at_most(db, pkh, usize::MAX, |_| false)
 }
 
 pub(crate) fn history(
@@ -324,13 +326,8 @@ impl StoreReader {
         stop: Option<BlockHash>,
         max: usize,
     ) -> Result<Vec<chain_core::BlockHeader>, StoreError> {
-        let mut out = Vec::new();
-        for hash in self.hashes_after(locator, stop, max)? {
-            let e = header_entry(self, &hash)?
-                .ok_or_else(|| StoreError::Corrupt(format!("best-chain header {hash} missing")))?;
-            out.push(e.header);
-        }
-        Ok(out)
+        let (_, height) = self.tip()?;
+        headers_after(self, height, locator, stop, max)
     }
 
     /// The stored bytes of a block this node validated in full (connected
