@@ -526,6 +526,14 @@ impl TestPeer {
         }
     }
 
+    /// Sends one request and waits for its answer.
+    pub fn request(&self, r: p2p_proto::Request) -> Result<p2p_proto::Response, String> {
+        let peer: p2p_net::PeerId = self.node.parse().map_err(|e| format!("peer id: {e}"))?;
+        self.rt
+            .block_on(self.net.request(peer, r))
+            .map_err(|e| e.to_string())
+    }
+
     /// Sends `n` status requests as fast as one connection carries them;
     /// returns how many were refused by the node's rate limit.
     pub fn rate_limited_count(&self, n: usize) -> usize {

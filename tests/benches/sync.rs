@@ -14,6 +14,12 @@
 //! The plain sync and the syncs under nice-19 and idle clients run REPEAT times each
 //! (default 3), and their medians are compared.
 //!
+//! The chain also pays 100,000 one-unit coins to one watched address (in
+//! blocks 2 to 5, beside their payments). One more sync runs REPEAT times
+//! while four peers ask the syncing node for that address's coins
+//! (`GetUtxos`) as fast as its rate limit lets them, and is compared with
+//! the plain sync.
+//!
 //! `cargo run -p e2e-tests --bin sync-bench -- [BLOCKS] [TXS_PER_BLOCK] [CLIENTS] [REPEAT]`
 
 use anyhow::{bail, Context, Result};
@@ -27,6 +33,47 @@ use rayon::prelude::*;
 use std::process::{Command, Stdio};
 use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
+
+/// Coins the watched address holds.
+const WATCHED_COINS: usize = 100_000;
+
+/// Transactions that pay `WATCHED_COINS` coins of one unit to a new
+/// address from `funding` (worth that many units): the first splits it
+/// into 30 coins, each of which the others split into one-unit coins.
+/// Returns them, the splitter first, and the address.
+fn watched_coins(
+    key: &PrivateKey,
+    funding: (chain_core::OutPoint, chain_core::TxOut),
+) -> (Vec<Transaction>, chain_core::PubkeyHash) {
+    let watched = PrivateKey::generate().public_key().pubkey_hash();
+    let parts = 30;
+    let per_part = WATCHED_COINS.div_ceil(parts);
+    let own = key.public_key().pubkey_hash();
+    let mut split = spend(key, &[funding], own, Amount(1), Amount(0));
+    split.outputs = (0..parts)
+        .map(|i| {
+            let n = per_part.min(WATCHED_COINS - i * per_part);
+            chain_core::TxOut {
+                value: Amount(n as u64),
+                pubkey_hash: own,
+            }
+        })
+        .collect();
+    split.sign_all(&[funding.1], &[key]);
+    let mut txs = vec![split.clone()];
+    for part in outputs_of(&split) {
+        let mut tx = spend(key, &[part], watched, Amount(1), Amount(0));
+        tx.outputs = (0..part.1.value.0)
+            .map(|_| chain_core::TxOut {
+                value: Amount(1),
+                pubkey_hash: watched,
+            })
+            .collect();
+        tx.sign_all(&[part.1], &[key]);
+        txs.push(tx);
+    }
+    (txs, watched)
+}
 
 fn mine(b: &mut Block) {
     assert!(solve(b, 2, &AtomicBool::new(false), &mut |_| {}));
@@ -55,37 +102,48 @@ fn main() -> Result<()> {
     let mut genesis = assemble_genesis(&params, pkh, start_time);
     mine(&mut genesis);
     let mut chain = vec![genesis.clone()];
-    // Block 1 fans the genesis coin out into one coin per transaction slot.
+    // Block 1 fans the genesis coin out into one coin per transaction slot,
+    // and one that funds the watched address's coins.
     let fan = {
         let coin = outputs_of(&genesis.transactions[0]);
         let mut tx = spend(&key, &coin, pkh, Amount(1), Amount(0));
         tx.outputs = (0..per_block)
             .map(|_| chain_core::TxOut {
-                value: Amount(1_000_000 / per_block as u64),
+                value: Amount((1_000_000 - WATCHED_COINS as u64) / per_block as u64),
                 pubkey_hash: pkh,
             })
+            .chain(std::iter::once(chain_core::TxOut {
+                value: Amount(WATCHED_COINS as u64),
+                pubkey_hash: pkh,
+            }))
             .collect();
         tx.sign_all(&[coin[0].1], &[&key]);
         tx
     };
     let mut coins = outputs_of(&fan);
+    let funding = coins.pop().expect("the funding coin");
+    let (mut watched_txs, watched) = watched_coins(&key, funding);
     let mut b1 = assemble_block(
         &params,
         &genesis.header,
         params.initial_bits,
         start_time + 2,
         pkh,
-        vec![fan],
+        vec![fan, watched_txs.remove(0)],
         Amount(0),
     );
     mine(&mut b1);
     chain.push(b1);
     for h in 2..=n_blocks {
-        let txs: Vec<Transaction> = coins
+        let mut txs: Vec<Transaction> = coins
             .par_iter()
             .map(|c| spend(&key, &[*c], pkh, c.1.value, Amount(0)))
             .collect();
         coins = txs.iter().map(|t| outputs_of(t)[0]).collect();
+        // Up to 9 of the watched address's fan-outs (about 94 kB each) fit
+        // beside the payments.
+        let n = watched_txs.len().min(9);
+        txs.extend(watched_txs.drain(..n));
         let parent = chain.last().expect("non-empty").header;
         let mut b = assemble_block(
             &params,
@@ -176,76 +234,97 @@ fn main() -> Result<()> {
     // node's status over the protocol, which costs the node next to nothing
     // (opening its store read-only would replay its write-ahead log).
     let hashes: Vec<String> = chain.iter().map(|b| b.hash().to_string()).collect();
-    let sync_once = |name: &str, clients: usize, nice: Priority| -> Result<(f64, u64, Load)> {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")?
-            .local_addr()?
-            .port();
-        let t = Instant::now();
-        let (mut child, b_addr, http) = start(
-            name,
-            &[
-                "--listen",
-                &format!("/ip4/127.0.0.1/tcp/{port}"),
-                "--dest",
-                &addr,
-            ],
-        )?;
-        let stop = std::sync::Arc::new(AtomicBool::new(false));
-        let hammers: Vec<_> = (0..clients)
-            .map(|i| {
-                let (stop, http, hashes) = (stop.clone(), http.clone(), hashes.clone());
-                std::thread::spawn(move || {
-                    client_priority(nice);
-                    hammer(&http, &hashes, i, &stop)
+    let sync_once =
+        |name: &str, clients: usize, nice: Priority, askers: usize| -> Result<(f64, u64, Load)> {
+            let port = std::net::TcpListener::bind("127.0.0.1:0")?
+                .local_addr()?
+                .port();
+            let t = Instant::now();
+            let (mut child, b_addr, http) = start(
+                name,
+                &[
+                    "--listen",
+                    &format!("/ip4/127.0.0.1/tcp/{port}"),
+                    "--dest",
+                    &addr,
+                ],
+            )?;
+            let stop = std::sync::Arc::new(AtomicBool::new(false));
+            let hammers: Vec<_> = (0..clients)
+                .map(|i| {
+                    let (stop, http, hashes) = (stop.clone(), http.clone(), hashes.clone());
+                    std::thread::spawn(move || {
+                        client_priority(nice);
+                        hammer(&http, &hashes, i, &stop)
+                    })
                 })
-            })
-            .collect();
-        let watcher = e2e_tests::TestPeer::connect(&b_addr);
-        let deadline = Instant::now() + Duration::from_secs(1800);
-        while watcher.status().map(|s| s.best_hash) != Ok(want) {
-            if Instant::now() > deadline {
-                bail!("sync did not finish");
+                .collect();
+            // Peers asking for the watched address's coins, each as fast as
+            // the node's per-peer rate limit lets it.
+            let asking: Vec<_> = (0..askers)
+                .map(|_| {
+                    let (stop, b_addr) = (stop.clone(), b_addr.clone());
+                    std::thread::spawn(move || ask_coins(&b_addr, watched, &stop))
+                })
+                .collect();
+            let watcher = e2e_tests::TestPeer::connect(&b_addr);
+            let deadline = Instant::now() + Duration::from_secs(1800);
+            while watcher.status().map(|s| s.best_hash) != Ok(want) {
+                if Instant::now() > deadline {
+                    bail!("sync did not finish");
+                }
+                std::thread::sleep(Duration::from_millis(50));
             }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let took = t.elapsed().as_secs_f64();
-        stop.store(true, std::sync::atomic::Ordering::Relaxed);
-        let mut load = Load::default();
-        for h in hammers {
-            load.merge(
-                h.join()
-                    .map_err(|_| anyhow::anyhow!("client thread panicked"))?,
-            );
-        }
-        let peak = peak_rss_kib(child.id());
-        drop(watcher);
-        let _ = child.kill();
-        let _ = child.wait();
-        Ok((took, peak, load))
-    };
+            let took = t.elapsed().as_secs_f64();
+            stop.store(true, std::sync::atomic::Ordering::Relaxed);
+            let mut load = Load::default();
+            for h in hammers {
+                load.merge(
+                    h.join()
+                        .map_err(|_| anyhow::anyhow!("client thread panicked"))?,
+                );
+            }
+            for a in asking {
+                load.merge(
+                    a.join()
+                        .map_err(|_| anyhow::anyhow!("asking thread panicked"))?,
+                );
+            }
+            let peak = peak_rss_kib(child.id());
+            drop(watcher);
+            let _ = child.kill();
+            let _ = child.wait();
+            Ok((took, peak, load))
+        };
     // The plain sync and the sync under niced clients are each run REPEAT
     // times, in turn, and their medians compared: one run varies by several
     // per cent on a busy 2-core machine.
-    let (mut plain, mut niced, mut idle) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut plain, mut niced, mut idle, mut asked) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let mut load_asked = Load::default();
     let mut sync_peak = 0;
     let (mut load_niced, mut load_idle) = (Load::default(), Load::default());
     for i in 0..repeat {
-        let (took, peak, _) = sync_once(&format!("{b_id}{i}"), 0, Priority::Normal)?;
+        let (took, peak, _) = sync_once(&format!("{b_id}{i}"), 0, Priority::Normal, 0)?;
         plain.push(took);
         sync_peak = sync_peak.max(peak);
-        let (took, _, load) = sync_once(&format!("{port}n{i}"), clients, Priority::Nice19)?;
+        let (took, _, load) = sync_once(&format!("{port}n{i}"), clients, Priority::Nice19, 0)?;
         niced.push(took);
         load_niced.merge(load);
-        let (took, _, load) = sync_once(&format!("{port}i{i}"), clients, Priority::Idle)?;
+        let (took, _, load) = sync_once(&format!("{port}i{i}"), clients, Priority::Idle, 0)?;
         idle.push(took);
         load_idle.merge(load);
+        let (took, _, load) = sync_once(&format!("{port}u{i}"), 0, Priority::Normal, 4)?;
+        asked.push(took);
+        load_asked.merge(load);
     }
     let sync = median(&mut plain);
     let loaded_niced = median(&mut niced);
     let niced_total: f64 = niced.iter().sum();
     let loaded_idle = median(&mut idle);
     let idle_total: f64 = idle.iter().sum();
-    let (loaded, _, load) = sync_once(&format!("{port}h"), clients, Priority::Normal)?;
+    let loaded_asked = median(&mut asked);
+    let (loaded, _, load) = sync_once(&format!("{port}h"), clients, Priority::Normal, 0)?;
 
     // The same sync while a peer floods the source with junk frames and
     // blocks that fail proof of work, from a new identity each time.
@@ -275,7 +354,7 @@ fn main() -> Result<()> {
             rounds
         })
     };
-    let (flooded, _, _) = sync_once(&format!("{port}c"), 0, Priority::Normal)?;
+    let (flooded, _, _) = sync_once(&format!("{port}c"), 0, Priority::Normal, 0)?;
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let rounds = flood
         .join()
@@ -344,6 +423,29 @@ fn main() -> Result<()> {
             println!("    {n} x {kind}");
         }
     }
+    println!(
+        "network sync while 4 peers ask for the coins of an address with {WATCHED_COINS} (GetUtxos), median of {repeat} (runs: {}): {loaded_asked:.2} s; asked/plain ratio: {:.2} ({:+.1}%)",
+        runs(&asked),
+        loaded_asked / sync,
+        (loaded_asked / sync - 1.0) * 100.0
+    );
+    {
+        let n = load_asked.latencies.len();
+        let mut lat = load_asked.latencies.clone();
+        lat.sort_unstable();
+        let p99 = lat
+            .get((n * 99 / 100).min(n.saturating_sub(1)))
+            .copied()
+            .unwrap_or_default();
+        println!(
+            "  GetUtxos during that sync: {n} answers, p99 latency {:.1} ms, {} errors",
+            p99.as_secs_f64() * 1000.0,
+            load_asked.errors
+        );
+        for (kind, n) in &load_asked.kinds {
+            println!("    {n} x {kind}");
+        }
+    }
     let sig_rate = signature_rate(&chain);
     println!(
         "parallel signature verification: {sig_rate:.0} signatures/s on all cores; local import/verification ratio: {:.2}",
@@ -383,6 +485,39 @@ fn signature_rate(chain: &[Block]) -> f64 {
         "every signature of the chain verifies"
     );
     verified as f64 / t.elapsed().as_secs_f64()
+}
+
+/// Asks the node at `addr` for `watched`'s coins until `stop`, from one
+/// new peer, as fast as the node's rate limit lets it.
+fn ask_coins(addr: &str, watched: chain_core::PubkeyHash, stop: &AtomicBool) -> Load {
+    let peer = e2e_tests::TestPeer::connect(addr);
+    let mut load = Load::default();
+    let pace = Duration::from_secs_f64(1.0 / p2p_net::REQUESTS_PER_SEC as f64);
+    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+        let t = Instant::now();
+        let kind = match peer.request(p2p_proto::Request::GetUtxos {
+            pubkey_hash: watched,
+        }) {
+            Ok(p2p_proto::Response::Utxos { utxos, .. }) => {
+                load.latencies.push(t.elapsed());
+                if utxos.len() >= p2p_proto::MAX_UTXOS {
+                    "answers holding the cap of coins"
+                } else {
+                    "answers holding fewer coins (before the sync reached them)"
+                }
+            }
+            Ok(p2p_proto::Response::Error { reason }) if reason.contains("rate limited") => {
+                "refused by the rate limit"
+            }
+            _ => {
+                load.errors += 1;
+                "errors"
+            }
+        };
+        *load.kinds.entry(kind.to_string()).or_default() += 1;
+        std::thread::sleep(pace.saturating_sub(t.elapsed()));
+    }
+    load
 }
 
 /// Peak resident memory of process `pid` in KiB (0 when unknown).
@@ -449,7 +584,8 @@ fn runs(v: &[f64]) -> String {
 struct Load {
     latencies: Vec<Duration>,
     errors: usize,
-    /// Errors by kind: an HTTP status, or the client's error.
+    /// Requests by kind of answer (for the HTTP clients, errors by kind: an
+    /// HTTP status, or the client's error).
     kinds: std::collections::BTreeMap<String, usize>,
 }
 

@@ -85,6 +85,8 @@ impl BlockHeader {
 
     /// The block hash.
     pub fn hash(&self) -> BlockHash {
+        #[cfg(feature = "hash-count")]
+        crate::hash::count::header();
         BlockHash(sha256d(&self.to_bytes()))
     }
 

@@ -8,8 +8,50 @@ use sha2::{Digest, Sha256};
 
 /// SHA-256 applied twice, as Bitcoin does for txids and block hashes.
 pub fn sha256d(data: &[u8]) -> [u8; 32] {
+    #[cfg(feature = "hash-count")]
+    count::add(data.len());
     let first = Sha256::digest(data);
     Sha256::digest(first).into()
+}
+
+/// Counts of the double SHA-256 calls made, for benchmarks that show where
+/// hashing goes (the `hash-count` feature; off in the node).
+#[cfg(feature = "hash-count")]
+pub mod count {
+    use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+    static CALLS: AtomicU64 = AtomicU64::new(0);
+    static BYTES: AtomicU64 = AtomicU64::new(0);
+    static HEADERS: AtomicU64 = AtomicU64::new(0);
+
+    /// Double SHA-256 calls since the last [`take`].
+    #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+    pub struct HashCounts {
+        /// Calls of [`super::sha256d`], every kind included.
+        pub calls: u64,
+        /// Bytes they hashed.
+        pub bytes: u64,
+        /// Of the calls, block-header hashes.
+        pub headers: u64,
+    }
+
+    pub(crate) fn add(bytes: usize) {
+        CALLS.fetch_add(1, Relaxed);
+        BYTES.fetch_add(bytes as u64, Relaxed);
+    }
+
+    pub(crate) fn header() {
+        HEADERS.fetch_add(1, Relaxed);
+    }
+
+    /// The counts since the last call, set back to zero.
+    pub fn take() -> HashCounts {
+        HashCounts {
+            calls: CALLS.swap(0, Relaxed),
+            bytes: BYTES.swap(0, Relaxed),
+            headers: HEADERS.swap(0, Relaxed),
+        }
+    }
 }
 
 /// RIPEMD-160 of SHA-256: the public-key hash behind an address.

@@ -7,6 +7,7 @@
 pub mod address;
 pub mod amount;
 pub mod block;
+pub mod checked;
 pub mod encode;
 pub mod hash;
 pub mod keys;
@@ -22,11 +23,10 @@ pub mod test_utils;
 pub use address::{Address, AddressError, PubkeyHash};
 pub use amount::{Amount, MAX_MONEY};
 pub use block::{merkle_root, Block, BlockHeader, ChainParams, GenesisError, MAX_BLOCK_SIZE};
+pub use checked::{CheckedBlock, ReceivedBlock, UnminedTx};
 pub use hash::{BlockHash, MerkleRoot, Txid};
 pub use keys::{KeyError, PrivateKey, PublicKey};
 pub use mempool::{FeeRate, Mempool, MempoolConfig, MempoolError};
 pub use pow::{CompactTarget, Target, Work};
 pub use transaction::{DecodeError, OutPoint, Transaction, TxError, TxIn, TxOut};
-pub use validation::{
-    BlockChanges, BlockError, CheckedBlock, Coin, HeaderContext, InputError, UtxoView,
-};
+pub use validation::{BlockChanges, BlockError, Coin, HeaderContext, InputError, UtxoView};

@@ -9,6 +9,7 @@
 use crate::address::PubkeyHash;
 use crate::amount::Amount;
 use crate::block::{merkle_root, Block, BlockHeader, ChainParams, BLOCK_VERSION};
+use crate::checked::UnminedTx;
 use crate::hash::BlockHash;
 use crate::pow::CompactTarget;
 use crate::transaction::Transaction;
@@ -247,17 +248,34 @@ pub fn assemble_block(
     txs: Vec<Transaction>,
     fees: Amount,
 ) -> Block {
+    let txs = txs.into_iter().map(UnminedTx::new).collect();
+    assemble_block_of(params, parent, bits, time, to, txs, fees)
+}
+
+/// [`assemble_block`] from transactions that carry their txids (the
+/// mempool's template): only the coinbase is hashed for the Merkle root's
+/// leaves.
+pub fn assemble_block_of(
+    params: &ChainParams,
+    parent: &BlockHeader,
+    bits: CompactTarget,
+    time: u64,
+    to: PubkeyHash,
+    txs: Vec<UnminedTx>,
+    fees: Amount,
+) -> Block {
     let height = parent.height + 1;
     let value = params.reward.checked_add(fees).unwrap_or(params.reward);
+    let coinbase = Transaction::coinbase(height, to, value, b"");
+    let mut txids = Vec::with_capacity(txs.len() + 1);
+    txids.push(coinbase.txid());
     let mut transactions = Vec::with_capacity(txs.len() + 1);
-    transactions.push(Transaction::coinbase(height, to, value, b""));
-    transactions.extend(txs);
-    let root = merkle_root(
-        &transactions
-            .iter()
-            .map(Transaction::txid)
-            .collect::<Vec<_>>(),
-    );
+    transactions.push(coinbase);
+    for tx in txs {
+        txids.push(tx.txid());
+        transactions.push(tx.into_tx());
+    }
+    let root = merkle_root(&txids);
     Block {
         header: BlockHeader {
             version: BLOCK_VERSION,

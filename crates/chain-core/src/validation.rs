@@ -15,11 +15,8 @@
 
 use crate::address::PubkeyHash;
 use crate::amount::Amount;
-use crate::block::{
-    merkle_root, Block, BlockHeader, ChainParams, BLOCK_VERSION, HEADER_SIZE, MAX_BLOCK_SIZE,
-};
-use crate::encode::compact_size_len;
-use crate::hash::{sha256d, BlockHash, MerkleRoot, Txid};
+use crate::block::{merkle_root, Block, BlockHeader, ChainParams, BLOCK_VERSION, MAX_BLOCK_SIZE};
+use crate::hash::{BlockHash, MerkleRoot, Txid};
 use crate::pow::{retarget, CompactTarget, Target};
 use crate::transaction::{OutPoint, Transaction, TxError, TxOut};
 use rayon::prelude::*;
@@ -279,75 +276,7 @@ impl BlockError {
     }
 }
 
-/// A block whose context-free checks passed, with what they computed once:
-/// its hash, its txids and its consensus encoding (each txid is hashed from
-/// its slice of that encoding). Connecting it, storing it, the mempool's
-/// update and relay read these instead of encoding or hashing again.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct CheckedBlock {
-    block: Block,
-    hash: BlockHash,
-    txids: Vec<Txid>,
-    bytes: Vec<u8>,
-}
-
-impl CheckedBlock {
-    /// The block.
-    pub fn block(&self) -> &Block {
-        &self.block
-    }
-
-    /// The block hash.
-    pub fn hash(&self) -> BlockHash {
-        self.hash
-    }
-
-    /// The txids, in block order.
-    pub fn txids(&self) -> &[Txid] {
-        &self.txids
-    }
-
-    /// The encoded size in bytes.
-    pub fn size(&self) -> usize {
-        self.bytes.len()
-    }
-
-    /// The consensus encoding.
-    pub fn bytes(&self) -> &[u8] {
-        &self.bytes
-    }
-
-    /// The block, giving up what was computed.
-    pub fn into_block(self) -> Block {
-        self.block
-    }
-
-    /// A block read back from storage that holds only blocks which passed
-    /// [`check_body`]: decoded, its txids hashed from the bytes, and not
-    /// checked again.
-    pub fn from_stored_bytes(bytes: &[u8]) -> Result<CheckedBlock, crate::DecodeError> {
-        let (block, txids) = Block::decode_with_txids(bytes)?;
-        Ok(CheckedBlock {
-            hash: block.hash(),
-            block,
-            txids,
-            bytes: bytes.to_vec(),
-        })
-    }
-}
-
-impl PartialEq<Block> for CheckedBlock {
-    fn eq(&self, other: &Block) -> bool {
-        self.block == *other
-    }
-}
-
-impl std::ops::Deref for CheckedBlock {
-    type Target = Block;
-    fn deref(&self) -> &Block {
-        &self.block
-    }
-}
+pub use crate::checked::{CheckedBlock, ReceivedBlock};
 
 /// Context-free checks on a block: [`check_header`] then [`check_body`].
 pub fn check_block(block: &Block) -> Result<CheckedBlock, BlockError> {
@@ -358,6 +287,12 @@ pub fn check_block(block: &Block) -> Result<CheckedBlock, BlockError> {
 /// The header alone, without context: version, bits within the limit, and
 /// its hash meeting its own target. Costs one header hash.
 pub fn check_header(h: &BlockHeader) -> Result<(), BlockError> {
+    check_header_hashed(h, h.hash())
+}
+
+/// [`check_header`] for a header whose hash is known (a
+/// [`ReceivedBlock`]'s), so it is not hashed again.
+pub(crate) fn check_header_hashed(h: &BlockHeader, hash: BlockHash) -> Result<(), BlockError> {
     if h.version != BLOCK_VERSION {
         return Err(BlockError::BadVersion(h.version));
     }
@@ -366,7 +301,6 @@ pub fn check_header(h: &BlockHeader) -> Result<(), BlockError> {
         .to_target()
         .filter(|t| *t <= Target::pow_limit())
         .ok_or(BlockError::InvalidBits(h.bits))?;
-    let hash = h.hash();
     if !target.is_met_by(&hash) {
         return Err(BlockError::BadProofOfWork { hash, bits: h.bits });
     }
@@ -378,10 +312,17 @@ pub fn check_header(h: &BlockHeader) -> Result<(), BlockError> {
 /// height. A failure here says nothing about the header: another body may
 /// match it (CVE-2012-2459), so a store must not remember the header as bad.
 pub fn check_body(block: &Block) -> Result<CheckedBlock, BlockError> {
+    ReceivedBlock::new(block.clone()).check_body()
+}
+
+/// The body checks of [`check_body`] on what a [`ReceivedBlock`] computed
+/// once: its bytes (for the size), its txids and its hash.
+pub(crate) fn check_received_body(
+    block: &Block,
+    bytes: &[u8],
+    txids: &[Txid],
+) -> Result<(), BlockError> {
     let h = &block.header;
-    // One encoding of the whole block: its size, its stored bytes, and each
-    // txid hashed from its slice.
-    let bytes = block.encode();
     if bytes.len() > MAX_BLOCK_SIZE {
         return Err(BlockError::Oversized(bytes.len()));
     }
@@ -400,39 +341,26 @@ pub fn check_body(block: &Block) -> Result<CheckedBlock, BlockError> {
     {
         return Err(BlockError::ExtraCoinbase { index: index + 1 });
     }
-    let mut txids = Vec::with_capacity(block.transactions.len());
-    // usize -> u64 is lossless on every supported target.
-    let mut start = HEADER_SIZE + compact_size_len(block.transactions.len() as u64);
-    for tx in &block.transactions {
-        let end = start + tx.size();
-        txids.push(Txid(sha256d(&bytes[start..end])));
-        start = end;
-    }
     let mut seen = HashSet::with_capacity(txids.len());
-    for t in &txids {
+    for t in txids {
         if !seen.insert(*t) {
             return Err(BlockError::DuplicateTxid(*t));
         }
     }
-    let computed = merkle_root(&txids);
+    let computed = merkle_root(txids);
     if computed != h.merkle_root {
         return Err(BlockError::BadMerkleRoot {
             found: h.merkle_root,
             computed,
         });
     }
-    for (tx, txid) in block.transactions.iter().zip(&txids) {
+    for (tx, txid) in block.transactions.iter().zip(txids) {
         tx.check_with_txid(*txid)?;
     }
     if first.coinbase_height() != Some(h.height) {
         return Err(BlockError::CoinbaseHeight(h.height));
     }
-    Ok(CheckedBlock {
-        block: block.clone(),
-        hash: h.hash(),
-        txids,
-        bytes,
-    })
+    Ok(())
 }
 
 /// What a header is checked against: facts about its parent's chain.

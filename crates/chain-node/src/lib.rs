@@ -9,7 +9,7 @@ pub mod node;
 pub mod orphans;
 pub mod pool_file;
 pub mod pool_reads;
-pub mod serve;
+pub mod reads;
 
 pub use chain::{
     BlockOutcome, ChainEvent, ChainHandle, ChainView, PoolSettings, TxOutcome, Verdict,

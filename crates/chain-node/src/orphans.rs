@@ -14,10 +14,10 @@
 //! - an orphan is a reason to ask its sender for the missing blocks, never a
 //!   reason to trust the sender's chain.
 
-use chain_core::block::{Block, ChainParams};
+use chain_core::block::ChainParams;
 use chain_core::pow::{CompactTarget, Target};
-use chain_core::validation::{check_body, check_header, BlockError};
-use chain_core::BlockHash;
+use chain_core::validation::BlockError;
+use chain_core::{BlockHash, ReceivedBlock};
 use rand::Rng;
 use std::collections::HashMap;
 use std::hash::Hash;
@@ -105,32 +105,31 @@ pub fn easiest_target_at(
 /// body against its header, so a corrupt copy is never held (and never
 /// shuts out an honest copy with the same hash).
 pub fn check_orphan(
-    block: &Block,
+    block: &ReceivedBlock,
     params: &ChainParams,
     next_bits: CompactTarget,
     next_height: u32,
 ) -> Result<(), OrphanError> {
     let h = &block.header;
-    check_header(h)?;
+    block.check_header()?;
     let easiest = easiest_target_at(params, next_bits, next_height, h.height);
     match h.bits.to_target() {
         Some(t) if t <= easiest => {}
         _ => {
             return Err(OrphanError::TooEasy {
-                hash: h.hash(),
+                hash: block.hash(),
                 height: h.height,
                 bits: h.bits,
             })
         }
     }
-    check_body(block)?;
+    block.verify_body()?;
     Ok(())
 }
 
 struct Orphan<P> {
-    block: Block,
+    block: ReceivedBlock,
     from: P,
-    size: usize,
 }
 
 /// Orphan blocks by hash, bounded in bytes and per peer.
@@ -186,13 +185,14 @@ impl<P: Copy + Eq + Hash> OrphanPool<P> {
         self.orphans.contains_key(hash)
     }
 
-    /// Holds `block` (whose header the caller has checked with
-    /// [`check_orphan`]) from `from`, `size` bytes encoded. Makes
+    /// Holds `block` (which the caller has checked with [`check_orphan`])
+    /// from `from`. Makes
     /// room first: one of the sender's own orphans when it is at its share,
     /// then random orphans until the block fits. Returns how many were
     /// evicted.
-    pub fn insert(&mut self, block: Block, size: usize, from: P) -> Result<usize, OrphanError> {
+    pub fn insert(&mut self, block: ReceivedBlock, from: P) -> Result<usize, OrphanError> {
         let hash = block.hash();
+        let size = block.size();
         if self.orphans.contains_key(&hash) {
             return Ok(0);
         }
@@ -227,13 +227,13 @@ impl<P: Copy + Eq + Hash> OrphanPool<P> {
         }
         self.bytes += size;
         *self.per_peer.entry(from).or_default() += 1;
-        self.orphans.insert(hash, Orphan { block, from, size });
+        self.orphans.insert(hash, Orphan { block, from });
         Ok(evicted)
     }
 
     fn remove(&mut self, hash: &BlockHash) -> Option<Orphan<P>> {
         let o = self.orphans.remove(hash)?;
-        self.bytes -= o.size;
+        self.bytes -= o.block.size();
         if let Some(n) = self.per_peer.get_mut(&o.from) {
             *n -= 1;
             if *n == 0 {
@@ -244,7 +244,7 @@ impl<P: Copy + Eq + Hash> OrphanPool<P> {
     }
 
     /// Takes out every orphan whose parent is `parent`, with its sender.
-    pub fn take_children(&mut self, parent: &BlockHash) -> Vec<(Block, P)> {
+    pub fn take_children(&mut self, parent: &BlockHash) -> Vec<(ReceivedBlock, P)> {
         let kids: Vec<BlockHash> = self
             .orphans
             .iter()
@@ -279,25 +279,28 @@ mod tests {
     use chain_core::test_utils::genesis;
     use chain_core::PubkeyHash;
 
-    fn chain_of(n: usize, params: &ChainParams) -> Vec<Block> {
+    fn chain_of(n: usize, params: &ChainParams) -> Vec<ReceivedBlock> {
         let g = genesis(params, PubkeyHash([1; 20]));
         chain_core::test_utils::chain_of(params, &g, n, PubkeyHash([2; 20]))
+            .into_iter()
+            .map(ReceivedBlock::new)
+            .collect()
     }
 
     #[test]
     fn the_pool_stays_within_its_bytes_and_each_peers_share() {
         let params = chain_core::test_utils::easy_params();
         let blocks = chain_of(40, &params);
-        let size = blocks[1].encode().len();
+        let size = blocks[1].size();
         // Room for ten blocks, at most four from one peer.
         let mut pool: OrphanPool<u8> = OrphanPool::new(size * 10, 4);
         for b in &blocks[1..21] {
-            pool.insert(b.clone(), size, 1).unwrap();
+            pool.insert(b.clone(), 1).unwrap();
             assert!(pool.count_from(&1) <= 4);
         }
         assert_eq!(pool.count_from(&1), 4, "one peer keeps only its share");
         for (i, b) in blocks[21..].iter().enumerate() {
-            pool.insert(b.clone(), size, 2 + (i % 5) as u8).unwrap();
+            pool.insert(b.clone(), 2 + (i % 5) as u8).unwrap();
             assert!(pool.bytes() <= size * 10);
         }
         assert_eq!(pool.len(), 10);
@@ -306,8 +309,10 @@ mod tests {
             assert!(pool.count_from(&p) <= 4);
         }
         // Too big for the whole pool: refused, not an offence.
-        let err = pool.insert(blocks[0].clone(), size * 11, 9).unwrap_err();
+        let mut small: OrphanPool<u8> = OrphanPool::new(size - 1, 4);
+        let err = small.insert(blocks[1].clone(), 9).unwrap_err();
         assert!(!err.is_sender_fault());
+        assert!(small.is_empty());
         // A banned peer's orphans go.
         let before = pool.len();
         let gone = pool.forget_peer(&2);
@@ -320,30 +325,44 @@ mod tests {
         let params = chain_core::test_utils::easy_params();
         let blocks = chain_of(3, &params);
         let mut pool: OrphanPool<u8> = OrphanPool::default();
-        pool.insert(blocks[2].clone(), 100, 7).unwrap();
-        pool.insert(blocks[3].clone(), 100, 8).unwrap();
+        pool.insert(blocks[2].clone(), 7).unwrap();
+        pool.insert(blocks[3].clone(), 8).unwrap();
         let kids = pool.take_children(&blocks[1].hash());
         assert_eq!(kids.len(), 1);
         assert_eq!(kids[0].0.hash(), blocks[2].hash());
         assert_eq!(kids[0].1, 7);
         assert_eq!(pool.len(), 1);
-        assert_eq!(pool.bytes(), 100);
+        assert_eq!(pool.bytes(), blocks[3].size());
     }
 
     #[test]
     fn an_orphan_must_carry_a_difficulty_the_chain_allows() {
         // The tutorial's chain: 12 bits, no retargeting.
         let params = ChainParams::default();
-        let mut easy = chain_of(1, &chain_core::test_utils::easy_params())[1].clone();
+        let mut easy = chain_of(1, &chain_core::test_utils::easy_params())[1]
+            .clone()
+            .into_block();
         // Easy bits meet their own target in a couple of hashes, but this
         // chain never allows them.
-        let err = check_orphan(&easy, &params, params.initial_bits, 5).unwrap_err();
+        let err = check_orphan(
+            &ReceivedBlock::new(easy.clone()),
+            &params,
+            params.initial_bits,
+            5,
+        )
+        .unwrap_err();
         assert!(matches!(err, OrphanError::TooEasy { .. }), "{err}");
         assert!(err.is_sender_fault());
         // The chain's own bits pass.
         easy.header.bits = params.initial_bits;
         chain_core::test_utils::remine(&mut easy);
-        check_orphan(&easy, &params, params.initial_bits, 5).unwrap();
+        check_orphan(
+            &ReceivedBlock::new(easy.clone()),
+            &params,
+            params.initial_bits,
+            5,
+        )
+        .unwrap();
         // A header that misses its own target fails as such.
         easy.header.nonce = easy.header.nonce.wrapping_add(1);
         while easy
@@ -355,7 +374,13 @@ mod tests {
         {
             easy.header.nonce = easy.header.nonce.wrapping_add(1);
         }
-        let err = check_orphan(&easy, &params, params.initial_bits, 5).unwrap_err();
+        let err = check_orphan(
+            &ReceivedBlock::new(easy.clone()),
+            &params,
+            params.initial_bits,
+            5,
+        )
+        .unwrap_err();
         assert!(
             matches!(err, OrphanError::Header(BlockError::BadProofOfWork { .. })),
             "{err}"

@@ -49,11 +49,12 @@ use behind::{Staged, Writer};
 use chain_core::block::{Block, BlockHeader, ChainParams};
 use chain_core::pow::Work;
 use chain_core::validation::{
-    self, check_block, check_body, check_header, check_header_context, connect_block,
-    connect_block_with, BlockChanges, BlockError, CheckedBlock, Coin, HeaderContext, NoCache,
-    SignatureCache, UtxoView,
+    self, check_block, check_header_context, connect_block, connect_block_with, BlockChanges,
+    BlockError, CheckedBlock, Coin, HeaderContext, NoCache, SignatureCache, UtxoView,
 };
-use chain_core::{Amount, BlockHash, OutPoint, PubkeyHash, Transaction, Txid};
+use chain_core::{
+    Amount, BlockHash, OutPoint, PubkeyHash, ReceivedBlock, Transaction, Txid, UnminedTx,
+};
 use rocksdb::{ColumnFamilyDescriptor, IteratorMode, Options, WriteBatch, WriteOptions, DB};
 use schema::*;
 use std::collections::{HashMap, HashSet, VecDeque};
@@ -109,6 +110,8 @@ pub enum Accepted {
     Orphan {
         /// The missing parent.
         parent: BlockHash,
+        /// The block, handed back (to hold until its parent comes).
+        block: Box<ReceivedBlock>,
     },
     /// Stored on a side chain with no more work than the tip.
     SideChain,
@@ -701,8 +704,21 @@ impl ChainStore {
         fees: Amount,
         now: u64,
     ) -> Result<Block, StoreError> {
+        let txs = txs.into_iter().map(UnminedTx::new).collect();
+        self.template_of(to, txs, fees, now)
+    }
+
+    /// [`ChainStore::template`] from transactions that carry their txids
+    /// (the mempool's template): none of them is hashed again.
+    pub fn template_of(
+        &self,
+        to: PubkeyHash,
+        txs: Vec<UnminedTx>,
+        fees: Amount,
+        now: u64,
+    ) -> Result<Block, StoreError> {
         let ctx = self.context_for_tip(now)?;
-        Ok(chain_core::miner::assemble_block(
+        Ok(chain_core::miner::assemble_block_of(
             &self.params,
             &self.tip.header,
             ctx.expected_bits,
@@ -734,15 +750,17 @@ impl ChainStore {
     /// branch whose headers showed more work. A block nobody asked for goes
     /// to [`ChainStore::accept_unrequested_block`].
     pub fn accept_block(&mut self, block: &Block, now: u64) -> Result<Accepted, StoreError> {
-        self.accept(block, now, true, &NoCache)
+        self.accept(ReceivedBlock::new(block.clone()), now, true, &NoCache)
     }
 
-    /// [`ChainStore::accept_block`], verifying no signature `cache` holds
-    /// (the mempool's: a block of payments the pool took checks none of
-    /// their signatures again). `requested` as the two methods above.
+    /// [`ChainStore::accept_block`] for a block decoded at the edge (its
+    /// hash, txids and bytes computed once, and not again here), verifying
+    /// no signature `cache` holds (the mempool's: a block of payments the
+    /// pool took checks none of their signatures again). `requested` as
+    /// the two methods above.
     pub fn accept_block_with(
         &mut self,
-        block: &Block,
+        block: ReceivedBlock,
         now: u64,
         requested: bool,
         cache: &dyn SignatureCache,
@@ -760,12 +778,12 @@ impl ChainStore {
         block: &Block,
         now: u64,
     ) -> Result<Accepted, StoreError> {
-        self.accept(block, now, false, &NoCache)
+        self.accept(ReceivedBlock::new(block.clone()), now, false, &NoCache)
     }
 
     fn accept(
         &mut self,
-        block: &Block,
+        block: ReceivedBlock,
         now: u64,
         requested: bool,
         cache: &dyn SignatureCache,
@@ -784,15 +802,18 @@ impl ChainStore {
         if self.failed.contains(&hash) {
             return Err(invalid(BlockError::KnownInvalid(hash)));
         }
-        // One header hash; failing it costs the sender as much as it costs us.
-        check_header(&block.header).map_err(invalid)?;
+        // The header's hash, computed at the edge, against its target.
+        block.check_header().map_err(invalid)?;
         let prev = block.header.prev;
         if self.failed.contains(&prev) {
             self.failed.insert(hash);
             return Err(invalid(BlockError::InvalidParent(prev)));
         }
         let Some(parent) = self.header_entry(&prev)? else {
-            return Ok(Accepted::Orphan { parent: prev });
+            return Ok(Accepted::Orphan {
+                parent: prev,
+                block: Box::new(block),
+            });
         };
         if parent.status == Status::Invalid {
             self.failed.insert(hash);
@@ -810,9 +831,10 @@ impl ChainStore {
         if !requested && chain_work <= self.tip.work {
             return Ok(Accepted::LessWork);
         }
-        // Only now is the body hashed. A body that does not match its header
-        // says nothing about the header (see the module docs): nothing is kept.
-        let block = check_body(block).map_err(invalid)?;
+        // Only now is the body checked, on the txids hashed at the edge. A
+        // body that does not match its header says nothing about the header
+        // (see the module docs): nothing is kept.
+        let block = block.check_body().map_err(invalid)?;
         let entry = HeaderEntry {
             header: block.header,
             chain_work,

@@ -1,7 +1,7 @@
 //! A block carried as its consensus bytes, decoded only when wanted.
 
 use chain_core::transaction::DecodeError;
-use chain_core::{Block, BlockHash, BlockHeader};
+use chain_core::{Block, BlockHash, BlockHeader, ReceivedBlock};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// A block's consensus bytes, on the wire exactly as a [`Block`] (a byte
@@ -47,6 +47,13 @@ impl BlockBytes {
     /// Decodes the block, refusing more than [`chain_core::MAX_BLOCK_SIZE`] bytes.
     pub fn decode(&self) -> Result<Block, DecodeError> {
         Block::decode(&self.0)
+    }
+
+    /// Decodes the block into what the chain checks, keeping these bytes:
+    /// the header hashed once, each txid hashed from its slice
+    /// ([`chain_core::ReceivedBlock::decode`]).
+    pub fn into_received(self) -> Result<ReceivedBlock, DecodeError> {
+        ReceivedBlock::decode(self.0)
     }
 }
 

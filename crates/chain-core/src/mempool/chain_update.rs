@@ -31,7 +31,7 @@ impl Mempool {
     ) -> Vec<Dropped> {
         let mut dropped = Vec::new();
         // Pool transactions spending what the disconnected blocks created.
-        let mut taken_out: Vec<(u64, Transaction, u64)> = Vec::new();
+        let mut taken_out: Vec<(u64, Txid, Transaction, u64)> = Vec::new();
         let returned: Vec<(Txid, Transaction)> =
             returned.into_iter().map(|t| (t.txid(), t)).collect();
         for (txid, tx) in &returned {
@@ -45,7 +45,7 @@ impl Mempool {
                     taken_out.extend(
                         self.take_with_descendants(&spender)
                             .into_iter()
-                            .map(|(_, e)| (e.seq, e.tx, e.time)),
+                            .map(|(txid, e)| (e.seq, txid, e.tx, e.time)),
                     );
                 }
             }
@@ -60,7 +60,7 @@ impl Mempool {
             .iter()
             .flat_map(|b| b.txids().iter().copied())
             .collect();
-        taken_out.sort_unstable_by_key(|(seq, _, _)| *seq);
+        taken_out.sort_unstable_by_key(|(seq, _, _, _)| *seq);
         let offers = returned
             .into_iter()
             .filter(|(_, t)| !t.is_coinbase())
@@ -68,13 +68,13 @@ impl Mempool {
             .chain(
                 taken_out
                     .into_iter()
-                    .map(|(_, t, time)| (t.txid(), t, time)),
+                    .map(|(_, txid, t, time)| (txid, t, time)),
             );
         for (txid, tx, time) in offers {
             if confirmed.contains(&txid) || self.entries.contains_key(&txid) {
                 continue;
             }
-            match self.readmit(tx, chain, time) {
+            match self.readmit_known(tx, txid, chain, time) {
                 Ok((_, out)) => dropped.extend(out),
                 Err(e) => dropped.push((txid, e)),
             }

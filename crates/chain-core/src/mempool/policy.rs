@@ -10,6 +10,7 @@ use super::{
     MAX_ANCESTORS, MAX_DESCENDANTS, MAX_PACKAGE_BYTES, MAX_REPLACED, MIN_FEE_RATE,
 };
 use crate::amount::Amount;
+use crate::checked::UnminedTx;
 use crate::hash::Txid;
 use crate::transaction::{OutPoint, Transaction};
 use crate::validation::{check_transaction_inputs_with, UtxoView};
@@ -31,9 +32,12 @@ impl Mempool {
     /// adds it at time `now` (unix seconds). Returns its txid, and the
     /// transactions it replaced or pushed out. Free transactions are
     /// charged to the allowance all peers share.
+    ///
+    /// A [`Transaction`] is hashed once here; an [`UnminedTx`] carries its
+    /// txid already and is not hashed again.
     pub fn accept(
         &mut self,
-        tx: Transaction,
+        tx: impl Into<UnminedTx>,
         chain: &impl UtxoView,
         now: u64,
     ) -> Result<(Txid, Vec<Dropped>), MempoolError> {
@@ -44,12 +48,14 @@ impl Mempool {
     /// is charged to that peer's own allowance too.
     pub fn accept_from(
         &mut self,
-        tx: Transaction,
+        tx: impl Into<UnminedTx>,
         chain: &impl UtxoView,
         now: u64,
         from: Option<Source>,
     ) -> Result<(Txid, Vec<Dropped>), MempoolError> {
-        self.admit(tx, chain, now, Arrival { from, new: true })
+        let tx = tx.into();
+        let txid = tx.txid();
+        self.admit(tx.into_tx(), txid, chain, now, Arrival { from, new: true })
     }
 
     /// Like [`Mempool::accept`] for a transaction the pool held before (a
@@ -58,12 +64,27 @@ impl Mempool {
     /// minimum does not apply.
     pub fn readmit(
         &mut self,
+        tx: impl Into<UnminedTx>,
+        chain: &impl UtxoView,
+        time: u64,
+    ) -> Result<(Txid, Vec<Dropped>), MempoolError> {
+        let tx = tx.into();
+        let txid = tx.txid();
+        self.readmit_known(tx.into_tx(), txid, chain, time)
+    }
+
+    /// [`Mempool::readmit`] for a transaction whose txid the pool knows
+    /// (a block's, or its own entry's).
+    pub(super) fn readmit_known(
+        &mut self,
         tx: Transaction,
+        txid: Txid,
         chain: &impl UtxoView,
         time: u64,
     ) -> Result<(Txid, Vec<Dropped>), MempoolError> {
         self.admit(
             tx,
+            txid,
             chain,
             time,
             Arrival {
@@ -73,21 +94,23 @@ impl Mempool {
         )
     }
 
+    /// `txid` is `tx`'s: every caller has it from an [`UnminedTx`], a
+    /// checked block or the pool's own entries.
     fn admit(
         &mut self,
         tx: Transaction,
+        txid: Txid,
         chain: &impl UtxoView,
         now: u64,
         arrival: Arrival,
     ) -> Result<(Txid, Vec<Dropped>), MempoolError> {
-        let txid = tx.txid();
         if self.entries.contains_key(&txid) {
             return Err(MempoolError::AlreadyKnown(txid));
         }
         if tx.is_coinbase() {
             return Err(MempoolError::Coinbase(txid));
         }
-        tx.check()?;
+        tx.check_with_txid(txid)?;
         let size = tx.size();
         if size > self.cfg.max_bytes {
             return Err(MempoolError::TooLarge {

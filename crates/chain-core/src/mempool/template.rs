@@ -8,6 +8,7 @@ use super::index::Rate;
 use super::{Mempool, MIN_PAYMENT_BYTES};
 use crate::amount::Amount;
 use crate::block::MAX_BLOCK_SIZE;
+use crate::checked::UnminedTx;
 use crate::hash::Txid;
 use crate::transaction::Transaction;
 use std::cmp::{Ordering, Reverse};
@@ -62,6 +63,13 @@ impl Mempool {
     /// Transactions for a block within `max_bytes`, best ancestor-package
     /// fee rate first, in dependency order, and their total fee.
     pub fn template(&self, max_bytes: usize) -> (Vec<Transaction>, Amount) {
+        let (txs, fees) = self.template_txs(max_bytes);
+        (txs.into_iter().map(UnminedTx::into_tx).collect(), fees)
+    }
+
+    /// [`Mempool::template`], each transaction with the txid and size the
+    /// pool holds for it: the miner hashes none of them again.
+    pub fn template_txs(&self, max_bytes: usize) -> (Vec<UnminedTx>, Amount) {
         let mut taken: HashSet<Txid> = HashSet::new();
         let mut failed: HashSet<Txid> = HashSet::new();
         // Entries with a taken ancestor: their current totals, and a heap
@@ -165,7 +173,11 @@ impl Mempool {
         }
         let txs = order
             .iter()
-            .filter_map(|t| self.entries.get(t).map(|e| e.tx.clone()))
+            .filter_map(|t| {
+                self.entries
+                    .get(t)
+                    .map(|e| UnminedTx::known(e.tx.clone(), *t, e.size))
+            })
             .collect();
         (txs, fees)
     }
@@ -173,5 +185,10 @@ impl Mempool {
     /// A template sized for one block, leaving room for the header and coinbase.
     pub fn block_template(&self) -> (Vec<Transaction>, Amount) {
         self.template(MAX_BLOCK_SIZE - 1_000)
+    }
+
+    /// [`Mempool::block_template`] with each transaction's txid and size.
+    pub fn block_template_txs(&self) -> (Vec<UnminedTx>, Amount) {
+        self.template_txs(MAX_BLOCK_SIZE - 1_000)
     }
 }

@@ -59,8 +59,20 @@ impl Mempool {
         owner: &PubkeyHash,
         chain: &impl UtxoView,
     ) -> Vec<(OutPoint, TxOut, bool)> {
+        self.unspent_outputs_for_at_most(owner, chain, usize::MAX)
+    }
+
+    /// [`Mempool::unspent_outputs_for`], looking at no more than
+    /// `max_entries` of the address's pool transactions (the oldest
+    /// first): the work is bounded whatever the pool holds.
+    pub fn unspent_outputs_for_at_most(
+        &self,
+        owner: &PubkeyHash,
+        chain: &impl UtxoView,
+        max_entries: usize,
+    ) -> Vec<(OutPoint, TxOut, bool)> {
         let mut out = Vec::new();
-        for (txid, e) in self.address_entries(owner) {
+        for (txid, e) in self.address_entries(owner).take(max_entries) {
             let mut change = None;
             for (i, o) in e.tx.outputs.iter().enumerate() {
                 // Output counts are bounded by the transaction size limit.

@@ -1,11 +1,14 @@
-//! Inbound requests: answered from the chain actor, with what a payment
-//! or a status starts besides.
+//! Inbound requests: the one place that translates peers' requests into
+//! the chain's typed reads and writes ([`crate::reads`], payments) and
+//! their answers back into the wire's, with what a payment or a status
+//! starts besides.
 
 use super::peers::status_of;
 use super::Node;
+use crate::reads::{ReadError, ReadRequest, ReadResponse};
 use crate::Network;
-use chain_core::{Transaction, Txid};
-use p2p_proto::{Announcement, Request, Response};
+use chain_core::{Txid, UnminedTx};
+use p2p_proto::{Announcement, BlockBytes, Request, Response, UtxoEntry};
 use std::sync::Arc;
 
 impl<N: Network> Node<N> {
@@ -32,15 +35,74 @@ impl<N: Network> Node<N> {
                         reason: "this node has no chain yet".into(),
                     })
             }
-            Request::SubmitTx(tx) => match self.submit_tx(tx, Some(peer)).await {
+            Request::SubmitTx(tx) => match self.submit_tx(UnminedTx::new(tx), Some(peer)).await {
                 Submitted::Accepted(txid) => Response::TxAccepted { txid },
                 Submitted::Refused(txid, reason) => Response::TxRejected {
                     txid,
                     reason: p2p_proto::clip_reason(reason),
                 },
             },
-            other => self.chain.answer(other).await,
+            other => match to_read(other) {
+                Some(read) => to_response(self.chain.read(read).await),
+                None => Response::Error {
+                    reason: "not a request this node answers".into(),
+                },
+            },
         }
+    }
+}
+
+/// The chain read a peer's request asks for, with the wire's limits;
+/// `None` for requests that are not reads.
+pub(crate) fn to_read(request: Request) -> Option<ReadRequest> {
+    Some(match request {
+        Request::GetBlocks { locator, stop } => ReadRequest::HashesAfter {
+            locator,
+            stop,
+            limit: p2p_proto::MAX_INV,
+        },
+        Request::GetHeaders { locator, stop } => ReadRequest::HeadersAfter {
+            locator,
+            stop,
+            limit: p2p_proto::MAX_HEADERS,
+        },
+        Request::GetData { hashes } => ReadRequest::Blocks {
+            hashes,
+            max_count: p2p_proto::MAX_BLOCKS_PER_REPLY,
+            max_bytes: p2p_proto::BLOCKS_REPLY_BUDGET,
+        },
+        Request::GetUtxos { pubkey_hash } => ReadRequest::Coins {
+            pubkey_hash,
+            limit: p2p_proto::MAX_UTXOS,
+        },
+        Request::Status(_) | Request::SubmitTx(_) => return None,
+    })
+}
+
+/// The wire's answer to a chain read.
+pub(crate) fn to_response(read: Result<ReadResponse, ReadError>) -> Response {
+    match read {
+        Ok(ReadResponse::Hashes(hashes)) => Response::Inv { hashes },
+        Ok(ReadResponse::Headers(headers)) => Response::Headers { headers },
+        Ok(ReadResponse::Blocks { blocks, not_found }) => Response::Blocks {
+            blocks: blocks.into_iter().map(BlockBytes::new).collect(),
+            not_found,
+        },
+        Ok(ReadResponse::Coins { height, coins }) => Response::Utxos {
+            height,
+            utxos: coins
+                .into_iter()
+                .map(|c| UtxoEntry {
+                    outpoint: c.outpoint,
+                    value: c.value,
+                    confirmed_height: c.confirmed_height,
+                    change: c.change,
+                })
+                .collect(),
+        },
+        Err(e) => Response::Error {
+            reason: p2p_proto::clip_reason(e.to_string()),
+        },
     }
 }
 
@@ -54,12 +116,18 @@ pub enum Submitted {
 }
 
 impl<N: Network> Node<N> {
-    /// Offers a payment to the mempool, as a peer's `SubmitTx` does
+    /// Offers a payment to the mempool (hashed once here, if it does not
+    /// carry its txid already), as a peer's `SubmitTx` does
     /// (`from`: the peer, or `None` for this node's own clients, such as
     /// the HTTP API): relayed and maybe mined when taken.
-    pub async fn submit_tx(self: &Arc<Self>, tx: Transaction, from: Option<N::Peer>) -> Submitted {
+    pub async fn submit_tx(
+        self: &Arc<Self>,
+        tx: impl Into<UnminedTx>,
+        from: Option<N::Peer>,
+    ) -> Submitted {
+        let tx = tx.into();
         let txid = tx.txid();
-        let relay = tx.clone();
+        let relay = tx.tx().clone();
         let outcome = self.chain.accept_tx(tx, from).await;
         let who = from.map_or_else(|| "a local client".to_string(), |p| p.to_string());
         let who = who.as_str();
@@ -101,5 +169,74 @@ pub(super) fn answer_cost(request: &Request) -> usize {
         // About 50 bytes per coin.
         Request::GetUtxos { .. } => p2p_proto::MAX_UTXOS * 50,
         Request::SubmitTx(_) | Request::Status(_) => p2p_proto::MAX_REQUEST_SIZE,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chain_core::{BlockHash, PubkeyHash};
+
+    #[test]
+    fn peers_reads_carry_the_wires_limits_and_other_requests_are_not_reads() {
+        let got = to_read(Request::GetData {
+            hashes: vec![BlockHash([1; 32])],
+        });
+        assert_eq!(
+            got,
+            Some(ReadRequest::Blocks {
+                hashes: vec![BlockHash([1; 32])],
+                max_count: p2p_proto::MAX_BLOCKS_PER_REPLY,
+                max_bytes: p2p_proto::BLOCKS_REPLY_BUDGET,
+            })
+        );
+        let got = to_read(Request::GetUtxos {
+            pubkey_hash: PubkeyHash([2; 20]),
+        });
+        assert_eq!(
+            got,
+            Some(ReadRequest::Coins {
+                pubkey_hash: PubkeyHash([2; 20]),
+                limit: p2p_proto::MAX_UTXOS,
+            })
+        );
+        let got = to_read(Request::GetHeaders {
+            locator: vec![],
+            stop: None,
+        });
+        assert!(matches!(
+            got,
+            Some(ReadRequest::HeadersAfter { limit, .. }) if limit == p2p_proto::MAX_HEADERS
+        ));
+        assert_eq!(
+            to_read(Request::SubmitTx(chain_core::Transaction {
+                version: 1,
+                inputs: vec![],
+                outputs: vec![],
+            })),
+            None
+        );
+    }
+
+    #[test]
+    fn typed_answers_become_the_wires_and_errors_say_why() {
+        let r = to_response(Ok(ReadResponse::Blocks {
+            blocks: vec![vec![7; 3]],
+            not_found: vec![BlockHash([1; 32])],
+        }));
+        assert_eq!(
+            r,
+            Response::Blocks {
+                blocks: vec![BlockBytes::new(vec![7; 3])],
+                not_found: vec![BlockHash([1; 32])],
+            }
+        );
+        let r = to_response(Err(ReadError::NoChain));
+        assert_eq!(
+            r,
+            Response::Error {
+                reason: "this node has no chain yet".into()
+            }
+        );
     }
 }

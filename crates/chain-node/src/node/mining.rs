@@ -5,7 +5,7 @@
 use super::Node;
 use crate::Network;
 use chain_core::miner::solve;
-use chain_core::Block;
+use chain_core::{Block, ReceivedBlock};
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
@@ -66,6 +66,8 @@ impl<N: Network> Node<N> {
     pub async fn on_mined(self: Arc<Self>, found: Option<Block>) {
         self.local().mining = None;
         if let Some(block) = found {
+            // Encoded and hashed once, here.
+            let block = ReceivedBlock::new(block);
             let _ = self.clone().on_block(block, None, None, false).await;
         }
         self.maybe_mine().await;

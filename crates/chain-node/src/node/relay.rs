@@ -5,8 +5,8 @@
 use super::{Gossip, Node, BAN};
 use crate::chain::Verdict;
 use crate::Network;
-use chain_core::Block;
-use p2p_proto::Announcement;
+use chain_core::{ReceivedBlock, UnminedTx};
+use p2p_proto::{Announcement, BlockBytes};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use tokio::sync::mpsc;
@@ -16,20 +16,23 @@ impl<N: Network> Node<N> {
     pub(super) async fn gossip_worker(self: Arc<Self>, mut rx: mpsc::Receiver<Gossip<N>>) {
         while let Some((peer, id, announcement, _held)) = rx.recv().await {
             match announcement {
-                Announcement::Block(bytes) => match bytes.decode() {
+                Announcement::Block(bytes) => match bytes.into_received() {
+                    // Decoded once, here: the rest of the path reads its
+                    // hash, txids and bytes.
                     Ok(block) => {
                         self.clone()
                             .on_block(block, Some(peer), Some(id), false)
                             .await;
                     }
                     Err(e) => {
-                        let hash = bytes.hash().map(|h| h.short()).unwrap_or_default();
-                        tracing::warn!(%hash, from = %peer, "rejected block: {e}");
+                        tracing::warn!(from = %peer, "rejected a block that does not decode: {e}");
                         self.net.validate(id, Verdict::Reject).await;
                         self.ban(peer, crate::BanReason::InvalidBlock).await;
                     }
                 },
                 Announcement::Tx(tx) => {
+                    // Hashed once, here.
+                    let tx = UnminedTx::new(tx);
                     let txid = tx.txid();
                     let out = self.chain.accept_tx(tx, Some(peer)).await;
                     let verdict = out.verdict;
@@ -54,7 +57,7 @@ impl<N: Network> Node<N> {
     /// `requested`: this node asked for it in a sync.
     pub(super) async fn on_block(
         self: Arc<Self>,
-        block: Block,
+        block: ReceivedBlock,
         from: Option<N::Peer>,
         gossip: Option<N::GossipId>,
         requested: bool,
@@ -85,8 +88,12 @@ impl<N: Network> Node<N> {
             }
         }
         if let Some(b) = &out.publish {
-            tracing::info!(height = b.header.height, hash = %b.hash().short(), txs = b.transactions.len(), "minted block");
-            self.net.publish(Announcement::Block(b.into())).await;
+            // Published from the bytes it was stored from.
+            let b = BlockBytes::new(b.clone());
+            if let Ok(h) = b.header() {
+                tracing::info!(height = h.height, bytes = b.len(), "minted block");
+            }
+            self.net.publish(Announcement::Block(b)).await;
         }
         if let Some(p) = out.ask_status {
             // It sent a block whose header meets the chain's difficulty: its

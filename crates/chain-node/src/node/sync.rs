@@ -14,6 +14,7 @@
 //! growth, downloads by the window.
 
 use super::{Local, Node, SyncProgress, DELIVERY_DEADLINE};
+use crate::reads::{ReadRequest, ReadResponse};
 use crate::Network;
 use anyhow::{bail, Result};
 use chain_core::pow::Work;
@@ -109,13 +110,16 @@ impl<N: Network> Node<N> {
     /// once, instead of at its next status poll. A peer that has the block
     /// drops it as known.
     async fn announce_tip(&self, tip: BlockHash) {
-        let answer = self
-            .chain
-            .answer(Request::GetData { hashes: vec![tip] })
-            .await;
-        if let Response::Blocks { mut blocks, .. } = answer {
+        let read = ReadRequest::Blocks {
+            hashes: vec![tip],
+            max_count: 1,
+            max_bytes: chain_core::MAX_BLOCK_SIZE,
+        };
+        if let Ok(ReadResponse::Blocks { mut blocks, .. }) = self.chain.read(read).await {
             if let Some(b) = blocks.pop() {
-                self.net.publish(Announcement::Block(b)).await;
+                self.net
+                    .publish(Announcement::Block(BlockBytes::new(b)))
+                    .await;
             }
         }
     }
@@ -136,9 +140,10 @@ impl<N: Network> Node<N> {
         let mut hashes: Vec<BlockHash> = Vec::new();
         let mut last_height = None;
         loop {
-            let Some(locator) = self.chain.branch_locator(peer).await else {
+            let Some(mut locator) = self.chain.branch_locator(peer).await else {
                 return Ok((Vec::new(), Target::default(), false));
             };
+            locator.truncate(p2p_proto::MAX_LOCATOR);
             let asked = self.net.request(
                 peer,
                 Request::GetHeaders {
@@ -365,7 +370,7 @@ impl<N: Network> Node<N> {
                         match got {
                             Some((bytes, from)) => {
                                 // Decoded here, off the download loop.
-                                let block = match bytes.decode() {
+                                let block = match bytes.into_received() {
                                     Ok(b) => b,
                                     Err(e) => {
                                         tracing::warn!(peer = %from, "sent a block that does not decode ({e}); banning the peer");
