@@ -16,20 +16,25 @@ impl<N: Network> Node<N> {
     pub(super) async fn gossip_worker(self: Arc<Self>, mut rx: mpsc::Receiver<Gossip<N>>) {
         while let Some((peer, id, announcement, _held)) = rx.recv().await {
             match announcement {
-                Announcement::Block(bytes) => match bytes.into_received() {
+                Announcement::Block(bytes) => {
+                    // Its header, copied, names it if the rest does not decode.
+                    let header = bytes.header();
                     // Decoded once, here: the rest of the path reads its
                     // hash, txids and bytes.
-                    Ok(block) => {
-                        self.clone()
-                            .on_block(block, Some(peer), Some(id), false)
-                            .await;
+                    match bytes.into_received() {
+                        Ok(block) => {
+                            self.clone()
+                                .on_block(block, Some(peer), Some(id), false)
+                                .await;
+                        }
+                        Err(e) => {
+                            let hash = header.map(|h| h.hash().short()).unwrap_or_default();
+                            tracing::warn!(%hash, from = %peer, "rejected block: {e}");
+                            self.net.validate(id, Verdict::Reject).await;
+                            self.ban(peer, crate::BanReason::InvalidBlock).await;
+                        }
                     }
-                    Err(e) => {
-                        tracing::warn!(from = %peer, "rejected a block that does not decode: {e}");
-                        self.net.validate(id, Verdict::Reject).await;
-                        self.ban(peer, crate::BanReason::InvalidBlock).await;
-                    }
-                },
+                }
                 Announcement::Tx(tx) => {
                     // Hashed once, here.
                     let tx = UnminedTx::new(tx);

@@ -45,6 +45,14 @@ pub const CONNECT_AHEAD: usize = 8;
 pub const PIPELINE: usize = 32;
 /// A sync that connects no block for this long drops its peer.
 pub const NO_PROGRESS: Duration = Duration::from_secs(30);
+/// Most `GetHeaders` rounds in one header phase. A full answer must add at
+/// least half its 2,000 headers, and the chain actor holds at most 64,000
+/// headers of a branch, so an honest phase needs no more.
+pub const HEADER_ROUNDS: usize = 64;
+/// Longest a header phase may take, whatever each round's answer time: a
+/// peer that answers each round just inside its deadline cannot hold the
+/// sync for `HEADER_ROUNDS` deadlines.
+pub const HEADER_PHASE: Duration = Duration::from_secs(60);
 /// How long the block the window waits for may be in flight, while the
 /// download has another source, before it is asked of another peer
 /// (Bitcoin Core's block stalling timeout), until answers have been
@@ -139,7 +147,18 @@ impl<N: Network> Node<N> {
     ) -> Result<(Vec<BlockHash>, Target, bool)> {
         let mut hashes: Vec<BlockHash> = Vec::new();
         let mut last_height = None;
+        let phase_ends = Instant::now() + HEADER_PHASE;
+        let mut rounds = 0usize;
         loop {
+            let left = phase_ends.saturating_duration_since(Instant::now());
+            if rounds >= HEADER_ROUNDS || left.is_zero() {
+                self.mark_slow(peer);
+                bail!(
+                    "the header phase took {rounds} rounds without showing more work; a header phase has at most {HEADER_ROUNDS} rounds and {} s",
+                    HEADER_PHASE.as_secs()
+                );
+            }
+            rounds += 1;
             let Some(mut locator) = self.chain.branch_locator(peer).await else {
                 return Ok((Vec::new(), Target::default(), false));
             };
@@ -151,11 +170,11 @@ impl<N: Network> Node<N> {
                     stop: None,
                 },
             );
-            let Ok(answer) = tokio::time::timeout(DELIVERY_DEADLINE, asked).await else {
+            let Ok(answer) = tokio::time::timeout(DELIVERY_DEADLINE.min(left), asked).await else {
                 self.mark_slow(peer);
                 bail!(
                     "no answer to getheaders within {} s",
-                    DELIVERY_DEADLINE.as_secs()
+                    DELIVERY_DEADLINE.min(left).as_secs_f64()
                 );
             };
             let Response::Headers { headers } = answer.map_err(anyhow::Error::msg)? else {
