@@ -112,7 +112,7 @@ fn main() -> anyhow::Result<()> {
             .await;
         let published = out
             .publish
-            .map(BlockBytes::new)
+            .map(|m| BlockBytes::new(m.bytes))
             .ok_or_else(|| anyhow::anyhow!("the minted block was not connected"))?;
         let mint = count::take();
         println!("sync of {n_blocks} blocks, {payments} transactions, {block_bytes} bytes:");

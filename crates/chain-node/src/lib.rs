@@ -12,7 +12,7 @@ pub mod pool_reads;
 pub mod reads;
 
 pub use chain::{
-    BlockOutcome, ChainEvent, ChainHandle, ChainView, PoolSettings, TxOutcome, Verdict,
+    BlockOutcome, ChainEvent, ChainHandle, ChainView, Minted, PoolSettings, TxOutcome, Verdict,
 };
 pub use metrics::{BanReason, ChainMetrics};
 pub use node::{Inbound, Minting, Network, Node, NodeConfig, PeerChain, Submitted, SyncProgress};

@@ -347,11 +347,17 @@ impl<P: Copy + Eq + Hash + std::fmt::Display> Actor<P> {
                     }
                     if src.is_none() && first {
                         // Published from the bytes it was stored from.
-                        out.publish = update
-                            .connected
-                            .iter()
-                            .find(|c| c.hash() == h)
-                            .map(|c| c.bytes().to_vec());
+                        out.publish =
+                            update
+                                .connected
+                                .iter()
+                                .find(|c| c.hash() == h)
+                                .map(|c| Minted {
+                                    hash: h,
+                                    height,
+                                    txs: c.transactions.len(),
+                                    bytes: c.bytes().to_vec(),
+                                });
                     }
                     Verdict::Accept
                 }

@@ -100,9 +100,8 @@ pub struct BlockOutcome<P> {
     pub body_fault: bool,
     /// The peer to punish, if any.
     pub offender: Option<P>,
-    /// A block this node produced that is now connected: its bytes, to
-    /// announce.
-    pub publish: Option<Vec<u8>>,
+    /// A block this node produced that is now connected: announce it.
+    pub publish: Option<Minted>,
     /// A peer whose status should be asked (it sent an orphan).
     pub ask_status: Option<P>,
     /// Whether the best tip moved.
@@ -125,6 +124,20 @@ impl<P> BlockOutcome<P> {
             stored: false,
         }
     }
+}
+
+/// A block this node produced, connected, as stored: what announcing and
+/// logging it need, with nothing encoded or hashed again.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Minted {
+    /// Its hash.
+    pub hash: BlockHash,
+    /// Its height.
+    pub height: u32,
+    /// Its transactions, the coinbase included.
+    pub txs: usize,
+    /// The bytes it was stored from.
+    pub bytes: Vec<u8>,
 }
 
 /// What a batch of headers added to a peer's branch.

@@ -92,12 +92,10 @@ impl<N: Network> Node<N> {
                 c.store(true, Ordering::Relaxed);
             }
         }
-        if let Some(b) = &out.publish {
+        if let Some(m) = &out.publish {
+            tracing::info!(height = m.height, hash = %m.hash.short(), txs = m.txs, "minted block");
             // Published from the bytes it was stored from.
-            let b = BlockBytes::new(b.clone());
-            if let Ok(h) = b.header() {
-                tracing::info!(height = h.height, bytes = b.len(), "minted block");
-            }
+            let b = BlockBytes::new(m.bytes.clone());
             self.net.publish(Announcement::Block(b)).await;
         }
         if let Some(p) = out.ask_status {
