@@ -9,6 +9,8 @@ pub mod node;
 pub mod orphans;
 pub mod pool_file;
 pub mod pool_reads;
+pub mod priority;
+pub mod read_pool;
 pub mod reads;
 
 pub use chain::{

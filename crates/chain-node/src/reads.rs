@@ -2,8 +2,9 @@
 //! `ReadRequest` and `ReadStateService`): hashes and headers after a
 //! locator, stored blocks within a byte budget, an address's spendable
 //! coins. Each names its own bound, and each is served from the store's
-//! reader on a blocking thread, never on the chain actor's: a flood of
-//! reads does not hold up blocks, sync or payments. Only the pool's part of
+//! reader on a low-priority read thread ([`crate::read_pool`]), never on
+//! the chain actor's: a flood of reads does not hold up blocks, sync or
+//! payments. Only the pool's part of
 //! [`ReadRequest::Coins`] goes to the actor, bounded in the pool
 //! transactions it looks at.
 //!
@@ -107,6 +108,9 @@ pub enum ReadError {
     /// The chain actor or the runtime is shutting down.
     #[error("the node is stopping")]
     Stopping,
+    /// Every read thread is taken and the queue is full: ask again later.
+    #[error("busy: the node's reads are all taken; ask again later")]
+    Busy,
     /// The store failed to read.
     #[error(transparent)]
     Store(#[from] StoreError),

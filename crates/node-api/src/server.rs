@@ -150,12 +150,12 @@ where
     let thread = std::thread::Builder::new()
         .name("http".into())
         .spawn(move || {
-            lower_priority();
+            chain_node::priority::idle_class();
             let rt = match tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(1)
                 .max_blocking_threads(2)
                 .thread_name("http")
-                .on_thread_start(lower_priority)
+                .on_thread_start(chain_node::priority::idle_class)
                 .enable_all()
                 .build()
             {
@@ -173,29 +173,6 @@ where
         stop,
         thread: Some(thread),
     })
-}
-
-/// Puts the calling thread in Linux's idle scheduling class (SCHED_IDLE),
-/// or at nice 19 where that is refused. An idle-class thread runs on CPU
-/// time the node leaves over and gives a core up at once when a node
-/// thread wakes; at any nice level a waking node thread may still wait out
-/// the server's time slice, and a sync is a chain of such wake-ups.
-fn lower_priority() {
-    #[cfg(target_os = "linux")]
-    {
-        use thread_priority::{
-            set_thread_priority_and_policy, thread_native_id, NormalThreadSchedulePolicy,
-            ThreadPriority, ThreadSchedulePolicy,
-        };
-        let idle = set_thread_priority_and_policy(
-            thread_native_id(),
-            ThreadPriority::Min,
-            ThreadSchedulePolicy::Normal(NormalThreadSchedulePolicy::Idle),
-        );
-        if idle.is_err() {
-            let _ = rustix::process::nice(19);
-        }
-    }
 }
 
 async fn serve<N: Network, V: NetView>(

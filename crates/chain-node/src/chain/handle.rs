@@ -2,6 +2,7 @@
 //! the chain actor, or a read served beside it.
 
 use super::*;
+use crate::read_pool::{NotRun, ReadPool};
 
 /// A cloneable handle to the chain actor.
 pub struct ChainHandle<P> {
@@ -10,6 +11,7 @@ pub struct ChainHandle<P> {
     pub(super) events: broadcast::Sender<ChainEvent>,
     pub(super) metrics: Arc<ChainMetrics>,
     pub(super) reader: Arc<OnceLock<StoreReader>>,
+    pub(super) reads: Arc<ReadPool>,
 }
 
 impl<P> Clone for ChainHandle<P> {
@@ -20,6 +22,7 @@ impl<P> Clone for ChainHandle<P> {
             events: self.events.clone(),
             metrics: self.metrics.clone(),
             reader: self.reader.clone(),
+            reads: self.reads.clone(),
         }
     }
 }
@@ -163,7 +166,8 @@ impl<P: Copy + Send + 'static> ChainHandle<P> {
     }
 
     /// A read of the chain ([`crate::reads`]), served from the store's
-    /// reader on a blocking thread; only the pool's part of a
+    /// reader on a low-priority read thread ([`crate::read_pool`]), or
+    /// refused as busy when they are all taken; only the pool's part of a
     /// [`ReadRequest::Coins`] (bounded by its limit) goes to the actor.
     pub async fn read(&self, request: ReadRequest) -> Result<ReadResponse, ReadError> {
         let reader = self.reader.get().cloned().ok_or(ReadError::NoChain)?;
@@ -176,9 +180,13 @@ impl<P: Copy + Send + 'static> ChainHandle<P> {
             }
             _ => PoolCoins::default(),
         };
-        tokio::task::spawn_blocking(move || crate::reads::serve(&reader, request, pool))
+        self.reads
+            .run(move || crate::reads::serve(&reader, request, pool))
             .await
-            .map_err(|_| ReadError::Stopping)?
+            .map_err(|e| match e {
+                NotRun::Busy => ReadError::Busy,
+                NotRun::Stopping => ReadError::Stopping,
+            })?
     }
 
     /// Creates the chain from a genesis a trusted peer served.

@@ -252,5 +252,12 @@ where
         events,
         metrics,
         reader,
+        reads: Arc::new(
+            crate::read_pool::ReadPool::start(
+                crate::read_pool::READ_THREADS,
+                crate::read_pool::READ_QUEUE,
+            )
+            .expect("the read threads start"),
+        ),
     }
 }
