@@ -84,6 +84,22 @@ pub enum ReadResponse {
     },
 }
 
+impl ReadResponse {
+    /// About how many bytes the answer takes on the wire.
+    pub fn approx_bytes(&self) -> usize {
+        match self {
+            ReadResponse::Hashes(h) => h.len() * 32,
+            // About 100 bytes per encoded header.
+            ReadResponse::Headers(h) => h.len() * 100,
+            ReadResponse::Blocks { blocks, not_found } => {
+                blocks.iter().map(Vec::len).sum::<usize>() + not_found.len() * 32
+            }
+            // About 50 bytes per coin.
+            ReadResponse::Coins { coins, .. } => coins.len() * 50,
+        }
+    }
+}
+
 /// A coin an address can spend.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SpendableCoin {

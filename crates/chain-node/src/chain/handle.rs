@@ -2,7 +2,7 @@
 //! the chain actor, or a read served beside it.
 
 use super::*;
-use crate::read_pool::{NotRun, ReadPool};
+use crate::read_pool::{Charge, NotRun, ReadPool};
 
 /// A cloneable handle to the chain actor.
 pub struct ChainHandle<P> {
@@ -171,8 +171,17 @@ impl<P: Copy + Send + 'static> ChainHandle<P> {
     /// [`ReadRequest::Coins`] (bounded by its limit) goes to the actor.
     pub async fn read(&self, request: ReadRequest) -> Result<ReadResponse, ReadError> {
         let reader = self.reader.get().cloned().ok_or(ReadError::NoChain)?;
+        // Wallets' reads wait for the answer budget; other nodes' syncs do not.
+        let charge = match &request {
+            ReadRequest::Coins { .. } => Charge::WithinBudget,
+            _ => Charge::Always,
+        };
         let pool = match &request {
             ReadRequest::Coins { pubkey_hash, limit } => {
+                // Refused before the pool's part is asked of the actor.
+                if !self.reads.has_budget() {
+                    return Err(ReadError::Busy);
+                }
                 let (pkh, limit) = (*pubkey_hash, *limit);
                 self.ask(|tx| Command::PoolCoins(pkh, limit, tx))
                     .await
@@ -181,7 +190,11 @@ impl<P: Copy + Send + 'static> ChainHandle<P> {
             _ => PoolCoins::default(),
         };
         self.reads
-            .run(move || crate::reads::serve(&reader, request, pool))
+            .run(
+                move || crate::reads::serve(&reader, request, pool),
+                |answer| answer.as_ref().map_or(0, ReadResponse::approx_bytes),
+                charge,
+            )
             .await
             .map_err(|e| match e {
                 NotRun::Busy => ReadError::Busy,

@@ -256,6 +256,7 @@ where
             crate::read_pool::ReadPool::start(
                 crate::read_pool::READ_THREADS,
                 crate::read_pool::READ_QUEUE,
+                crate::read_pool::READ_BYTES_PER_SEC,
             )
             .expect("the read threads start"),
         ),
