@@ -124,8 +124,9 @@ pub enum ReadError {
     /// The chain actor or the runtime is shutting down.
     #[error("the node is stopping")]
     Stopping,
-    /// Every read thread is taken and the queue is full: ask again later.
-    #[error("busy: the node's reads are all taken; ask again later")]
+    /// The read queue is full, or the answer budget is spent: ask again
+    /// later.
+    #[error("busy: the node's reads are at their limit; ask again later")]
     Busy,
     /// The store failed to read.
     #[error(transparent)]
