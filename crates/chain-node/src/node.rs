@@ -14,6 +14,7 @@
 //! window), `relay` (gossip in arrival order and the actor's verdicts),
 //! `inbound` (answers to requests) and `mining`.
 
+mod download;
 mod inbound;
 mod mining;
 mod peers;
