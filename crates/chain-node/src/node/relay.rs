@@ -77,7 +77,7 @@ impl<N: Network> Node<N> {
     /// Carries out what the chain actor decided about a block.
     pub(super) async fn carry_out(
         self: Arc<Self>,
-        out: crate::BlockOutcome<N::Peer>,
+        mut out: crate::BlockOutcome<N::Peer>,
         gossip: Option<N::GossipId>,
     ) -> crate::BlockOutcome<N::Peer> {
         if let Some(id) = gossip {
@@ -92,10 +92,11 @@ impl<N: Network> Node<N> {
                 c.store(true, Ordering::Relaxed);
             }
         }
-        if let Some(m) = &out.publish {
+        // Taken out of the outcome: no caller needs it after this.
+        if let Some(m) = out.publish.take() {
             tracing::info!(height = m.height, hash = %m.hash.short(), txs = m.txs, "minted block");
-            // Published from the bytes it was stored from.
-            let b = BlockBytes::new(m.bytes.clone());
+            // Published from the bytes it was stored from, without a copy.
+            let b = BlockBytes::new(m.bytes);
             self.net.publish(Announcement::Block(b)).await;
         }
         if let Some(p) = out.ask_status {
