@@ -25,37 +25,42 @@ fn parse_peer(peer: &str) -> Result<Multiaddr> {
     Ok(addr)
 }
 
-fn ask(rt: &tokio::runtime::Runtime, addr: &Multiaddr, req: Request) -> Result<Response> {
-    let resp = rt.block_on(p2p_net::request_once(addr, req, CONNECT_TIMEOUT))?;
-    if let Response::Error { reason } = &resp {
-        bail!("the node at {addr} answered: {reason}");
-    }
-    Ok(resp)
+/// One connection to the node at `addr`, for a command's requests.
+struct Node {
+    rt: tokio::runtime::Runtime,
+    addr: Multiaddr,
+    session: p2p_net::Session,
 }
 
-fn utxos(
-    rt: &tokio::runtime::Runtime,
-    addr: &Multiaddr,
-    who: &Address,
-) -> Result<(u32, Vec<UtxoEntry>)> {
-    match ask(
-        rt,
-        addr,
-        Request::GetUtxos {
+impl Node {
+    fn connect(addr: Multiaddr) -> Result<Node> {
+        let rt = runtime()?;
+        let session = rt.block_on(p2p_net::Session::connect(&addr, CONNECT_TIMEOUT))?;
+        Ok(Node { rt, addr, session })
+    }
+
+    fn ask(&mut self, req: Request) -> Result<Response> {
+        let resp = self.rt.block_on(self.session.request(req))?;
+        if let Response::Error { reason } = &resp {
+            bail!("the node at {} answered: {reason}", self.addr);
+        }
+        Ok(resp)
+    }
+
+    fn utxos(&mut self, who: &Address) -> Result<(u32, Vec<UtxoEntry>)> {
+        match self.ask(Request::GetUtxos {
             pubkey_hash: who.pubkey_hash(),
-        },
-    )? {
-        Response::Utxos { height, utxos } => Ok((height, utxos)),
-        other => bail!("unexpected answer from {addr}: {other:?}"),
+        })? {
+            Response::Utxos { height, utxos } => Ok((height, utxos)),
+            other => bail!("unexpected answer from {}: {other:?}", self.addr),
+        }
     }
 }
 
 /// The balance of `who` as the node at `peer` sees it: confirmed coins not
 /// spent in its mempool, and unconfirmed coins, apart; and its height.
 pub fn balance(peer: &str, who: &Address) -> Result<(Amount, Amount, Option<u32>)> {
-    let addr = parse_peer(peer)?;
-    let rt = runtime()?;
-    let (height, list) = utxos(&rt, &addr, who)?;
+    let (height, list) = Node::connect(parse_peer(peer)?)?.utxos(who)?;
     let sum = |confirmed: bool| {
         Amount::checked_sum(
             list.iter()
@@ -78,9 +83,10 @@ pub fn send(
     fee: wallet::Fee,
     json: bool,
 ) -> Result<()> {
-    let addr = parse_peer(peer)?;
-    let rt = runtime()?;
-    let (_, list) = utxos(&rt, &addr, &from.address)?;
+    // The coins and the payment go over one connection.
+    let mut node = Node::connect(parse_peer(peer)?)?;
+    let addr = node.addr.clone();
+    let (_, list) = node.utxos(&from.address)?;
     let coin = |u: &UtxoEntry| Spendable {
         outpoint: u.outpoint,
         output: chain_core::TxOut {
@@ -112,7 +118,7 @@ pub fn send(
         e
     })?;
     let txid = tx.txid();
-    match ask(&rt, &addr, Request::SubmitTx(tx))? {
+    match node.ask(Request::SubmitTx(tx))? {
         Response::TxAccepted { txid: t } if t == txid => {
             if json {
                 println!(

@@ -42,11 +42,56 @@ fn write_atomic(path: &Path, bytes: &[u8], private: bool) -> std::io::Result<()>
     Ok(())
 }
 
-/// Loads the identity key at `path`, or creates and saves a new ed25519 one.
+/// Creates `dir` (and its parents) if missing, the last with mode 0700:
+/// it holds the node's identity key.
+pub fn create_private_dir(dir: &Path) -> Result<(), String> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    let mut b = std::fs::DirBuilder::new();
+    b.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        b.mode(0o700);
+    }
+    b.create(dir)
+        .map_err(|e| format!("cannot create {}: {e}", dir.display()))
+}
+
+/// Refuses a key file that others than its owner can read or write.
+#[cfg(unix)]
+fn check_private(path: &Path) -> Result<(), String> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(path)
+        .map_err(|e| format!("cannot read identity key {}: {e}", path.display()))?
+        .permissions()
+        .mode();
+    if mode & 0o077 != 0 {
+        return Err(format!(
+            "identity key {} can be read by others (mode {:o}); it is this node's identity: make it private with `chmod 600 {}` and start again",
+            path.display(),
+            mode & 0o777,
+            path.display()
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(not(unix))]
+fn check_private(_: &Path) -> Result<(), String> {
+    Ok(())
+}
+
+/// Loads the identity key at `path`, or creates and saves a new ed25519 one
+/// (mode 0600). A key that others can read is refused.
 pub fn load_or_create_identity(path: &Path) -> Result<Keypair, String> {
     match std::fs::read(path) {
-        Ok(bytes) => Keypair::from_protobuf_encoding(&bytes)
-            .map_err(|e| format!("identity key {} is unreadable: {e}", path.display())),
+        Ok(bytes) => {
+            check_private(path)?;
+            Keypair::from_protobuf_encoding(&bytes)
+                .map_err(|e| format!("identity key {} is unreadable: {e}", path.display()))
+        }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             let k = Keypair::generate_ed25519();
             let bytes = k.to_protobuf_encoding().map_err(|e| e.to_string())?;
@@ -58,6 +103,34 @@ pub fn load_or_create_identity(path: &Path) -> Result<Keypair, String> {
     }
 }
 
+/// Reads and removes the anchors saved at the last clean shutdown (none
+/// when the file is missing or unreadable): they are dialled once, first.
+pub fn take_anchors(path: &Path) -> Vec<(PeerId, Multiaddr)> {
+    let list: Vec<(String, String)> = std::fs::read(path)
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or_default();
+    let _ = std::fs::remove_file(path);
+    list.into_iter()
+        .take(MAX_ANCHORS)
+        .filter_map(|(p, a)| Some((p.parse().ok()?, a.parse().ok()?)))
+        .collect()
+}
+
+/// Most anchors kept.
+pub const MAX_ANCHORS: usize = 2;
+
+/// Saves the anchors (outbound peers that served blocks).
+pub fn save_anchors(path: &Path, anchors: &[(PeerId, Multiaddr)]) -> std::io::Result<()> {
+    let list: Vec<(String, String)> = anchors
+        .iter()
+        .take(MAX_ANCHORS)
+        .map(|(p, a)| (p.to_string(), a.to_string()))
+        .collect();
+    let bytes = serde_json::to_vec_pretty(&list).map_err(std::io::Error::other)?;
+    write_atomic(path, &bytes, false)
+}
+
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 struct PeerRecord {
     addrs: Vec<String>,
@@ -67,7 +140,7 @@ struct PeerRecord {
     last_seen: u64,
 }
 
-/// Known peers and their addresses, saved as JSON.
+/// Peers that served this node's sync, and their addresses, saved as JSON.
 #[derive(Debug)]
 pub struct PeerStore {
     path: PathBuf,
@@ -120,10 +193,12 @@ impl PeerStore {
         self.dirty = true;
     }
 
-    /// Every known (peer, address) pair.
+    /// Every known (peer, address) pair, the peers seen last first.
     pub fn known(&self) -> Vec<(PeerId, Multiaddr)> {
         let mut out = Vec::new();
-        for (p, r) in &self.peers {
+        let mut order: Vec<(&String, &PeerRecord)> = self.peers.iter().collect();
+        order.sort_by_key(|(_, r)| std::cmp::Reverse(r.last_seen));
+        for (p, r) in order {
             let Ok(peer) = p.parse::<PeerId>() else {
                 continue;
             };
@@ -158,6 +233,13 @@ impl PeerStore {
         self.trim();
     }
 
+    /// Forgets `peer` (banned).
+    pub fn forget(&mut self, peer: &PeerId) {
+        if self.peers.remove(&peer.to_string()).is_some() {
+            self.dirty = true;
+        }
+    }
+
     /// Records a failed dial; returns true when the peer was forgotten.
     pub fn failure(&mut self, peer: &PeerId) -> bool {
         let key = peer.to_string();
@@ -188,6 +270,28 @@ impl PeerStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[cfg(unix)]
+    #[test]
+    fn the_identity_is_private_and_one_others_can_read_is_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("p2p_1");
+        create_private_dir(&dir).unwrap();
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&dir), 0o700);
+        let key = dir.join("identity.key");
+        let id = load_or_create_identity(&key).unwrap();
+        assert_eq!(mode(&key), 0o600);
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let err = load_or_create_identity(&key).unwrap_err();
+        assert!(err.contains("can be read by others (mode 644)"), "{err}");
+        assert!(err.contains("chmod 600"), "{err}");
+        // Refused, not replaced: the key is still there, and loads once private.
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let again = load_or_create_identity(&key).unwrap();
+        assert_eq!(again.public().to_peer_id(), id.public().to_peer_id());
+    }
 
     #[test]
     fn identity_survives_and_peers_are_dropped_after_failures() {

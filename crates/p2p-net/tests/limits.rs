@@ -8,8 +8,8 @@
 
 mod common;
 
-use common::{config, listening};
-use p2p_net::{NetEvent, SHORT_LIVED_SLOTS, UNCONFIRMED_FOR};
+use common::config;
+use p2p_net::{SHORT_LIVED_SLOTS, UNCONFIRMED_FOR};
 use p2p_proto::{Request, Response};
 use std::time::Duration;
 
@@ -17,21 +17,7 @@ use std::time::Duration;
 /// dials) and the short-lived slots beyond it, that answers every request
 /// with an error saying "served".
 async fn serving_host(dir: &tempfile::TempDir) -> (p2p_net::NetHandle, p2p_net::Multiaddr) {
-    let (host, mut events, _task) =
-        p2p_net::start(config(dir, &["/ip4/127.0.0.1/tcp/0"], vec![], 9))
-            .await
-            .unwrap();
-    let addr = listening(&mut events).await;
-    let responder = host.clone();
-    tokio::spawn(async move {
-        while let Some(ev) = events.recv().await {
-            if let NetEvent::Request { reply, .. } = ev {
-                let reason = "served".to_string();
-                let _ = responder.respond(reply, Response::Error { reason }).await;
-            }
-        }
-    });
-    (host, addr)
+    common::serving_host(dir, vec![], 9).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

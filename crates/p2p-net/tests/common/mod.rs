@@ -1,5 +1,7 @@
 //! What the p2p-net integration tests share.
 
+#![allow(dead_code)]
+
 use p2p_net::{Multiaddr, NetConfig, NetEvent};
 use std::time::Duration;
 use tokio::sync::mpsc;
@@ -40,4 +42,42 @@ pub fn config(
         max_connections: max,
         gossip: p2p_net::GossipParams::default(),
     }
+}
+
+/// A host that answers every request with an error saying "served",
+/// listening on loopback: its handle and address.
+pub async fn serving_host(
+    dir: &tempfile::TempDir,
+    bootstrap: Vec<Multiaddr>,
+    max: u32,
+) -> (p2p_net::NetHandle, Multiaddr) {
+    let (host, mut events, _task) =
+        p2p_net::start(config(dir, &["/ip4/127.0.0.1/tcp/0"], bootstrap, max))
+            .await
+            .expect("the host starts");
+    let addr = listening(&mut events).await;
+    let responder = host.clone();
+    tokio::spawn(async move {
+        while let Some(ev) = events.recv().await {
+            if let NetEvent::Request { reply, .. } = ev {
+                let reason = "served".to_string();
+                let _ = responder
+                    .respond(reply, p2p_proto::Response::Error { reason })
+                    .await;
+            }
+        }
+    });
+    (host, addr)
+}
+
+/// A chainless `Status`, as an attacker sends it.
+pub fn chainless_status() -> p2p_proto::Request {
+    p2p_proto::Request::Status(p2p_proto::Status {
+        protocol_version: p2p_proto::PROTOCOL_VERSION,
+        genesis: chain_core::BlockHash([0; 32]),
+        best_height: 0,
+        best_hash: chain_core::BlockHash([0; 32]),
+        total_work: [0; 32],
+        agent: "hostile".into(),
+    })
 }
