@@ -48,6 +48,39 @@ pub(crate) fn gossip_topics() -> (gossipsub::IdentTopic, gossipsub::IdentTopic) 
     )
 }
 
+/// Subscribes `gossipsub` to the block and transaction topics.
+pub(crate) fn subscribe_topics(gossipsub: &mut gossipsub::Behaviour) -> Result<(), NetError> {
+    let (blocks, txs) = gossip_topics();
+    for t in [&blocks, &txs] {
+        gossipsub
+            .subscribe(t)
+            .map_err(|e| NetError::Setup(e.to_string()))?;
+    }
+    Ok(())
+}
+
+/// A swarm over TCP alone with a fresh identity, for a client or a test
+/// peer: `make` builds its behaviour, and a connection idle for `idle`
+/// is closed.
+pub(crate) fn tcp_swarm<B: libp2p::swarm::NetworkBehaviour>(
+    make: impl FnOnce(&libp2p::identity::Keypair) -> Result<B, Box<dyn std::error::Error + Send + Sync>>,
+    idle: Duration,
+) -> Result<Swarm<B>, NetError> {
+    let setup = |e: String| NetError::Setup(e);
+    Ok(libp2p::SwarmBuilder::with_new_identity()
+        .with_tokio()
+        .with_tcp(
+            tcp::Config::default().nodelay(true),
+            noise::Config::new,
+            yamux::Config::default,
+        )
+        .map_err(|e| setup(e.to_string()))?
+        .with_behaviour(make)
+        .map_err(|e| setup(e.to_string()))?
+        .with_swarm_config(|c| c.with_idle_connection_timeout(idle))
+        .build())
+}
+
 pub(crate) fn build_swarm(
     cfg: &NetConfig,
     keypair: libp2p::identity::Keypair,

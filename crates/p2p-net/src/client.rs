@@ -3,13 +3,13 @@
 //! connection for several requests (a wallet's coins, then its payment).
 
 use crate::addr::split_peer;
-use crate::behaviour::rr_behaviour;
+use crate::behaviour::{rr_behaviour, tcp_swarm};
 use crate::codec;
 use crate::config::REQUEST_TIMEOUT;
 use crate::handle::NetError;
 use futures::StreamExt;
 use libp2p::swarm::SwarmEvent;
-use libp2p::{noise, request_response, tcp, yamux, Multiaddr, PeerId, Swarm};
+use libp2p::{request_response, Multiaddr, PeerId, Swarm};
 use p2p_proto::{Request, Response};
 use std::time::{Duration, Instant};
 
@@ -40,18 +40,7 @@ where
             addr: addr.to_string(),
             reason,
         };
-        let mut swarm = libp2p::SwarmBuilder::with_new_identity()
-            .with_tokio()
-            .with_tcp(
-                tcp::Config::default().nodelay(true),
-                noise::Config::new,
-                yamux::Config::default,
-            )
-            .map_err(|e| NetError::Setup(e.to_string()))?
-            .with_behaviour(|_| behaviour)
-            .map_err(|e| NetError::Setup(e.to_string()))?
-            .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(5)))
-            .build();
+        let mut swarm = tcp_swarm(|_| Ok(behaviour), Duration::from_secs(5))?;
         swarm
             .dial(addr.clone())
             .map_err(|e| unreachable(e.to_string()))?;

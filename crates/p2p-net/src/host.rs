@@ -3,7 +3,7 @@
 //! the behaviours, and carries out what the table decides.
 
 use crate::addr::{netgroup, peer_address, split_peer, transport_address, NetGroup};
-use crate::behaviour::{build_swarm, gossip_topics, Behaviour, BehaviourEvent};
+use crate::behaviour::{build_swarm, gossip_topics, subscribe_topics, Behaviour, BehaviourEvent};
 use crate::codec;
 use crate::config::{
     inbound_peer_slots, NetConfig, ADDRESS_UPDATE_EVERY, CHANNEL, DIALS_IN_FLIGHT,
@@ -44,14 +44,8 @@ pub async fn start(
     let mut registry = prometheus_client::registry::Registry::default();
     let mut swarm = build_swarm(&cfg, keypair, &mut registry)?;
     let metrics = libp2p::metrics::Metrics::new(&mut registry);
+    subscribe_topics(&mut swarm.behaviour_mut().gossipsub)?;
     let (blocks, txs) = gossip_topics();
-    for t in [&blocks, &txs] {
-        swarm
-            .behaviour_mut()
-            .gossipsub
-            .subscribe(t)
-            .map_err(|e| NetError::Setup(e.to_string()))?;
-    }
     for addr in &cfg.listen {
         swarm
             .listen_on(addr.clone())

@@ -8,12 +8,12 @@
 //! stops the task and closes its connections.
 
 use crate::addr::split_peer;
-use crate::behaviour::{gossip_topics, rr_behaviour};
+use crate::behaviour::{rr_behaviour, subscribe_topics, tcp_swarm};
 use crate::codec::{self, SyncCodec};
 use crate::handle::NetError;
 use futures::StreamExt;
 use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
-use libp2p::{gossipsub, identify, noise, request_response, tcp, yamux, Multiaddr, PeerId};
+use libp2p::{gossipsub, identify, request_response, Multiaddr, PeerId};
 use p2p_proto::{Request, Response};
 use std::collections::HashMap;
 use std::time::Duration;
@@ -135,16 +135,8 @@ impl Drop for Identity {
 impl Identity {
     /// A new identity with a host of its own.
     pub fn spawn() -> Result<Identity, NetError> {
-        let setup = |e: String| NetError::Setup(e);
-        let mut swarm = libp2p::SwarmBuilder::with_new_identity()
-            .with_tokio()
-            .with_tcp(
-                tcp::Config::default().nodelay(true),
-                noise::Config::new,
-                yamux::Config::default,
-            )
-            .map_err(|e| setup(e.to_string()))?
-            .with_behaviour(|key| {
+        let mut swarm = tcp_swarm(
+            |key| {
                 let gcfg = gossipsub::ConfigBuilder::default()
                     .validation_mode(gossipsub::ValidationMode::None)
                     .build()?;
@@ -169,18 +161,10 @@ impl Identity {
                             .with_request_timeout(Duration::from_secs(5)),
                     ),
                 })
-            })
-            .map_err(|e| setup(e.to_string()))?
-            .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(3600)))
-            .build();
-        let (blocks, txs) = gossip_topics();
-        for t in [&blocks, &txs] {
-            swarm
-                .behaviour_mut()
-                .gossipsub
-                .subscribe(t)
-                .map_err(|e| setup(e.to_string()))?;
-        }
+            },
+            Duration::from_secs(3600),
+        )?;
+        subscribe_topics(&mut swarm.behaviour_mut().gossipsub)?;
         let id = *swarm.local_peer_id();
         let (tx, rx) = mpsc::channel(16);
         let task = tokio::spawn(run(swarm, rx));
