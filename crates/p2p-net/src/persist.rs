@@ -334,4 +334,22 @@ mod tests {
             MAX_PEERS
         );
     }
+
+    #[test]
+    fn anchors_are_at_most_two_taken_once_and_a_bad_file_gives_none() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("anchors.json");
+        assert!(take_anchors(&path).is_empty(), "no file, no anchors");
+        let three: Vec<(PeerId, Multiaddr)> = (1..=3)
+            .map(|i| {
+                let addr = format!("/ip4/10.0.0.{i}/tcp/1").parse().unwrap();
+                (PeerId::random(), addr)
+            })
+            .collect();
+        save_anchors(&path, &three).unwrap();
+        assert_eq!(take_anchors(&path), three[..MAX_ANCHORS].to_vec());
+        assert!(!path.exists(), "taken anchors are dialled once");
+        std::fs::write(&path, b"[[\"not a peer\", \"/ip4/1.2.3.4/tcp/1\"], 7]").unwrap();
+        assert!(take_anchors(&path).is_empty());
+    }
 }
