@@ -397,6 +397,7 @@ impl TestPeer {
             agent: "e2e-test-peer".into(),
             max_connections: 8,
             gossip: p2p_net::GossipParams::default(),
+            reach: Default::default(),
         };
         let (net, mut events, _task) = rt.block_on(p2p_net::start(cfg)).expect("peer starts");
         let node = node_addr

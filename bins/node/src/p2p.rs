@@ -20,9 +20,17 @@ pub struct StartArgs {
     /// Mint blocks paying this alias or address once the mempool holds --min-txs transactions.
     #[arg(long)]
     pub minter: Option<String>,
-    /// Address to listen on (default: /ip4/0.0.0.0/tcp/<NODE_ID>). Repeatable.
+    /// Address to listen on (default: /ip4/0.0.0.0/tcp/<NODE_ID> and
+    /// /ip4/0.0.0.0/udp/<NODE_ID>/quic-v1). Repeatable.
     #[arg(long)]
     pub listen: Vec<String>,
+    /// An address peers can reach this node at (a public address or a
+    /// forwarded port), announced without waiting for AutoNAT. Repeatable.
+    #[arg(long, value_name = "MULTIADDR")]
+    pub external_address: Vec<String>,
+    /// Ask the LAN's gateway for a port mapping with UPnP.
+    #[arg(long)]
+    pub upnp: bool,
     /// Transactions in the mempool that trigger minting.
     #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u64).range(1..))]
     pub min_txs: u64,
@@ -84,10 +92,19 @@ pub fn startp2p(ctx: &Ctx, a: StartArgs) -> Result<()> {
                 ctx.node_id
             )
         })?;
-        vec![format!("/ip4/0.0.0.0/tcp/{port}").parse()?]
+        vec![
+            format!("/ip4/0.0.0.0/tcp/{port}").parse()?,
+            format!("/ip4/0.0.0.0/udp/{port}/quic-v1").parse()?,
+        ]
     } else {
         parse_addrs(&a.listen, "--listen")?
     };
+    let external = parse_addrs(&a.external_address, "--external-address")?;
+    for e in &external {
+        if !p2p_net::is_dialable(e) || p2p_net::nat::is_relayed(e) {
+            bail!("--external-address {e} is not an address peers can dial (give the public IP address and port, for example /ip4/203.0.113.7/tcp/3000)");
+        }
+    }
     let http = cli_support::http_address(a.http, a.no_http, &ctx.node_id).unwrap_or_else(|note| {
         eprintln!("note: {note}");
         None
@@ -120,6 +137,10 @@ pub fn startp2p(ctx: &Ctx, a: StartArgs) -> Result<()> {
         agent: agent(),
         max_connections: 64,
         gossip: p2p_net::GossipParams::default(),
+        reach: p2p_net::Reach {
+            external,
+            upnp: a.upnp,
+        },
     };
     let node_cfg = NodeConfig {
         genesis_peers,
@@ -157,7 +178,10 @@ pub fn startp2p(ctx: &Ctx, a: StartArgs) -> Result<()> {
     };
     let mut printed_join = false;
     let listening = move |addr: &Multiaddr| {
-        if p2p_net::is_dialable(addr) {
+        if p2p_net::nat::is_relayed(addr) {
+            println!("Reachable through a relay at {addr}");
+            println!("To join this node from anywhere, run on another node: NODE_ID=<its id> cargo run -p node -- startp2p -dest {addr}");
+        } else if p2p_net::is_dialable(addr) {
             println!("Listening on {addr}");
             if !printed_join && addr.to_string().starts_with("/ip4/127.") {
                 printed_join = true;

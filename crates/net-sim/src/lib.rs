@@ -304,6 +304,7 @@ impl Sim {
             agent: format!("net-sim/{i}"),
             max_connections: self.cfg.max_connections,
             gossip: self.cfg.gossip,
+            reach: Default::default(),
         };
         let setup = NodeSetup {
             store: Some(store),

@@ -15,6 +15,12 @@ pub struct NetSummary {
     pub peer_id: String,
     /// The addresses it listens on.
     pub listening: Vec<String>,
+    /// Whether peers can dial it: "public", "private" or "unknown".
+    pub reachability: &'static str,
+    /// Its addresses confirmed reachable from outside.
+    pub external: Vec<String>,
+    /// Its address through a relay, while it holds a reservation.
+    pub relayed: Option<String>,
     /// Its peers.
     pub peers: Vec<PeerSummary>,
     /// The bans in force.

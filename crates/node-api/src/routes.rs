@@ -192,6 +192,11 @@ async fn status<N: Network, V: NetView>(State(app): Shared<N, V>) -> ApiResult<J
     Ok(Json(json!({
         "peer_id": net.peer_id,
         "listening": net.listening,
+        "reachability": {
+            "state": net.reachability,
+            "external": net.external,
+            "relayed": net.relayed,
+        },
         "agent": app.node.agent(),
         "genesis": view.map(|v| v.genesis.to_string()),
         "tip": view.map(|v| TipJson::from(&v.tip)),

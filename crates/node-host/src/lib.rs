@@ -58,6 +58,9 @@ impl node_api::NetView for Net {
         Some(node_api::NetSummary {
             peer_id: self.0.local_peer_id().to_string(),
             listening: info.listening.iter().map(|a| a.to_string()).collect(),
+            reachability: info.reachability.as_str(),
+            external: info.external.iter().map(|a| a.to_string()).collect(),
+            relayed: info.relayed.as_ref().map(|a| a.to_string()),
             peers: info
                 .peers
                 .into_iter()
@@ -143,13 +146,16 @@ fn inbound(ev: NetEvent) -> Option<Inbound<Net>> {
 pub const INFORMANT: Duration = Duration::from_secs(5);
 
 async fn inform(node: &Node<Net>, net: &NetHandle) {
-    let peers = net.peers().await.map(|p| p.len()).unwrap_or(0);
+    let Ok(info) = net.info().await else {
+        return;
+    };
     if let Some(v) = node.chain().view() {
         tracing::info!(
             height = v.tip.height,
             tip = %v.tip.hash.short(),
-            peers,
+            peers = info.peers.len(),
             mempool = v.mempool_len,
+            reachable = info.reachability.as_str(),
             "status"
         );
     }

@@ -24,6 +24,7 @@ fn net_config(dir: &std::path::Path, bootstrap: Vec<Multiaddr>) -> NetConfig {
         agent: "memory-node".into(),
         max_connections: 16,
         gossip: p2p_net::GossipParams::default(),
+        reach: Default::default(),
     }
 }
 

@@ -48,18 +48,22 @@ pub fn is_dialable(addr: &Multiaddr) -> bool {
 }
 
 /// Whether this node could dial `addr` as a peer's listening address:
-/// TCP on a real IP address, or libp2p's memory transport, and no relay
-/// hop. Addresses a peer merely claims are kept only when this holds.
+/// TCP or QUIC (v1) on a real IP address, or libp2p's memory transport,
+/// and no relay hop. Addresses a peer merely claims are kept only when
+/// this holds.
 pub fn is_peer_listen_address(addr: &Multiaddr) -> bool {
     let mut ip = false;
     let mut port = false;
+    let mut udp = false;
     for p in addr.iter() {
         match p {
             Protocol::Ip4(a) if !a.is_unspecified() && !a.is_broadcast() && !a.is_multicast() => {
                 ip = true
             }
             Protocol::Ip6(a) if !a.is_unspecified() && !a.is_multicast() => ip = true,
-            Protocol::Tcp(n) if n != 0 => port = true,
+            Protocol::Tcp(n) if n != 0 && !udp => port = true,
+            Protocol::Udp(n) if n != 0 => udp = true,
+            Protocol::QuicV1 if udp => port = true,
             Protocol::Memory(n) if n != 0 => return true,
             Protocol::P2p(_) => {}
             _ => return false,
@@ -77,6 +81,11 @@ pub fn same_host(claimed: &Multiaddr, observed: &Multiaddr) -> bool {
         (None, None) => memory(claimed) && memory(observed),
         _ => false,
     }
+}
+
+/// Whether `addr` is a QUIC address.
+pub fn is_quic(addr: &Multiaddr) -> bool {
+    addr.iter().any(|p| matches!(p, Protocol::QuicV1))
 }
 
 /// The first IP address in `addr`.
@@ -256,8 +265,21 @@ mod tests {
         assert!(is_peer_listen_address(&ma("/memory/12")));
         assert!(!is_peer_listen_address(&ma("/ip4/0.0.0.0/tcp/4000")));
         assert!(!is_peer_listen_address(&ma("/ip4/198.51.100.1/tcp/0")));
-        assert!(!is_peer_listen_address(&ma(
+        // QUIC v1 is dialled as TCP is; bare UDP, or QUIC without a port, is not.
+        assert!(is_peer_listen_address(&ma(
             "/ip4/198.51.100.1/udp/4000/quic-v1"
+        )));
+        assert!(is_quic(&ma("/ip4/198.51.100.1/udp/4000/quic-v1")));
+        assert!(!is_peer_listen_address(&ma("/ip4/198.51.100.1/udp/4000")));
+        assert!(!is_peer_listen_address(&ma(
+            "/ip4/198.51.100.1/udp/0/quic-v1"
+        )));
+        assert!(!is_peer_listen_address(&ma(
+            "/ip4/198.51.100.1/udp/4000/quic"
+        )));
+        // No relay hop.
+        assert!(!is_peer_listen_address(&ma(
+            "/ip4/198.51.100.1/tcp/4000/p2p/12D3KooWA1KYW6sJ5Ynk1fTaghybsPa7t53WtRJEEqvRjdFQjWZE/p2p-circuit"
         )));
         assert!(!is_peer_listen_address(&ma("/dns4/example.org/tcp/4000")));
     }

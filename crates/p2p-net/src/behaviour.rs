@@ -2,16 +2,18 @@
 
 use crate::codec::SyncCodec;
 use crate::config::{
-    inbound_peer_slots, NetConfig, EVICTION_HEADROOM, IDLE_TIMEOUT, KAD_REFRESH, REQUEST_TIMEOUT,
-    SHORT_LIVED_SLOTS,
+    inbound_peer_slots, NetConfig, EVICTION_HEADROOM, IDLE_TIMEOUT, KAD_REFRESH,
+    RELAY_CIRCUIT_BYTES, RELAY_CIRCUIT_FOR, RELAY_MAX_CIRCUITS, RELAY_MAX_CIRCUITS_PER_PEER,
+    RELAY_MAX_RESERVATIONS, RELAY_MAX_RESERVATIONS_PER_PEER, RELAY_RESERVATION_FOR,
+    REQUEST_TIMEOUT, SHORT_LIVED_SLOTS,
 };
 use crate::gossip;
 use crate::handle::NetError;
 use libp2p::swarm::behaviour::toggle::Toggle;
 use libp2p::swarm::NetworkBehaviour;
 use libp2p::{
-    allow_block_list, connection_limits, gossipsub, identify, kad, mdns, noise, ping,
-    request_response, tcp, yamux, StreamProtocol, Swarm,
+    allow_block_list, autonat, connection_limits, dcutr, gossipsub, identify, kad, mdns, noise,
+    ping, relay, request_response, tcp, upnp, yamux, StreamProtocol, Swarm,
 };
 use std::time::Duration;
 
@@ -25,6 +27,30 @@ pub(crate) struct Behaviour {
     pub(crate) gossipsub: gossipsub::Behaviour,
     pub(crate) kad: kad::Behaviour<kad::store::MemoryStore>,
     pub(crate) mdns: Toggle<mdns::tokio::Behaviour>,
+    /// Reaching peers behind NATs: a relay client that listens through
+    /// relays, the relay service for others, hole punching, AutoNAT's
+    /// tests of this node's addresses and of others', UPnP when asked for.
+    pub(crate) relay_client: relay::client::Behaviour,
+    pub(crate) relay: crate::relay_service::RelayService,
+    pub(crate) dcutr: dcutr::Behaviour,
+    pub(crate) autonat: autonat::v2::client::Behaviour,
+    pub(crate) autonat_server: autonat::v2::server::Behaviour,
+    pub(crate) upnp: Toggle<upnp::tokio::Behaviour>,
+}
+
+/// The relay service's limits (see the constants in `config`).
+fn relay_config() -> relay::Config {
+    relay::Config {
+        max_reservations: RELAY_MAX_RESERVATIONS,
+        max_reservations_per_peer: RELAY_MAX_RESERVATIONS_PER_PEER,
+        reservation_duration: RELAY_RESERVATION_FOR,
+        max_circuits: RELAY_MAX_CIRCUITS,
+        max_circuits_per_peer: RELAY_MAX_CIRCUITS_PER_PEER,
+        max_circuit_duration: RELAY_CIRCUIT_FOR,
+        max_circuit_bytes: RELAY_CIRCUIT_BYTES,
+        // The default rate limits per peer and per IP address stay.
+        ..relay::Config::default()
+    }
 }
 
 pub(crate) fn rr_behaviour() -> request_response::Behaviour<SyncCodec> {
@@ -90,6 +116,7 @@ pub(crate) fn build_swarm(
     let mdns_on = cfg.mdns;
     let agent = cfg.agent.clone();
     let max = cfg.max_connections;
+    let upnp_on = cfg.reach.upnp;
     let swarm = libp2p::SwarmBuilder::with_existing_identity(keypair)
         .with_tokio()
         .with_tcp(
@@ -98,6 +125,7 @@ pub(crate) fn build_swarm(
             yamux::Config::default,
         )
         .map_err(|e| setup(e.to_string()))?
+        .with_quic()
         // libp2p's in-process transport, for `/memory/<n>` addresses: many
         // hosts in one process (simulations, tests) with the same Noise and
         // Yamux upgrades and the same protocols as over TCP.
@@ -112,8 +140,11 @@ pub(crate) fn build_swarm(
             )
         })
         .map_err(|e| setup(e.to_string()))?
+        // Circuits through relays, with the same upgrades.
+        .with_relay_client(noise::Config::new, yamux::Config::default)
+        .map_err(|e| setup(e.to_string()))?
         .with_bandwidth_metrics(registry)
-        .with_behaviour(|key| {
+        .with_behaviour(|key, relay_client| {
             let peer = key.public().to_peer_id();
             let gcfg = gossip::config(&cfg.gossip, p2p_proto::MAX_ANNOUNCEMENT_SIZE + 4096)?;
             let mut gossipsub =
@@ -174,6 +205,15 @@ pub(crate) fn build_swarm(
                 gossipsub,
                 kad,
                 mdns: Toggle::from(mdns),
+                relay_client,
+                relay: crate::relay_service::RelayService::new(relay::Behaviour::new(
+                    peer,
+                    relay_config(),
+                )),
+                dcutr: dcutr::Behaviour::new(peer),
+                autonat: autonat::v2::client::Behaviour::default(),
+                autonat_server: autonat::v2::server::Behaviour::default(),
+                upnp: Toggle::from(upnp_on.then(upnp::tokio::Behaviour::default)),
             })
         })
         .map_err(|e| setup(e.to_string()))?

@@ -66,6 +66,45 @@ pub const MAX_ADDRS_PER_PEER: usize = 8;
 /// addresses: pushes in between are ignored.
 pub const ADDRESS_UPDATE_EVERY: Duration = Duration::from_secs(60);
 
+/// AutoNAT tests that must fail, with none confirmed, before the node
+/// counts itself private and reserves a relay slot.
+pub const PRIVATE_AFTER_FAILURES: u32 = 2;
+/// How long a direct connection to a peer must last before its relayed
+/// circuits are closed (a hole punch closes them at once): AutoNAT's
+/// dial-backs are direct connections that last a moment.
+pub const DIRECT_SETTLES_IN: Duration = Duration::from_secs(5);
+/// Hole punches tried with one peer before its relayed connection is kept
+/// as it is.
+pub const PUNCH_TRIES: u32 = 3;
+/// Relayed connections to this node through one relay; more are closed.
+pub const MAX_CIRCUITS_PER_RELAY: usize = 16;
+/// Relay service (on every node; of use on those peers can dial): most
+/// reservations held for others, and per peer.
+pub const RELAY_MAX_RESERVATIONS: usize = 64;
+/// See [`RELAY_MAX_RESERVATIONS`].
+pub const RELAY_MAX_RESERVATIONS_PER_PEER: usize = 1;
+/// How long a reservation lasts before the node behind the NAT renews it.
+pub const RELAY_RESERVATION_FOR: Duration = Duration::from_secs(30 * 60);
+/// Circuits relayed at once, and per peer (either end).
+pub const RELAY_MAX_CIRCUITS: usize = 64;
+/// See [`RELAY_MAX_CIRCUITS`].
+pub const RELAY_MAX_CIRCUITS_PER_PEER: usize = 4;
+/// One circuit's life: long enough for the handshake, gossip and a hole
+/// punch; sync never runs over a circuit.
+pub const RELAY_CIRCUIT_FOR: Duration = Duration::from_secs(10 * 60);
+/// One circuit's bytes, both ways: a few blocks' gossip.
+pub const RELAY_CIRCUIT_BYTES: u64 = 4 << 20;
+
+/// How this node is reached from outside its network.
+#[derive(Clone, Debug, Default)]
+pub struct Reach {
+    /// Addresses this node is known to be reachable at (a public address,
+    /// a forwarded port): announced at once, without AutoNAT's test.
+    pub external: Vec<Multiaddr>,
+    /// Ask the LAN's gateway for a port mapping with UPnP.
+    pub upnp: bool,
+}
+
 /// What the host is started with.
 #[derive(Clone, Debug)]
 pub struct NetConfig {
@@ -85,6 +124,8 @@ pub struct NetConfig {
     pub max_connections: u32,
     /// Gossipsub's mesh and heartbeat.
     pub gossip: GossipParams,
+    /// External addresses and UPnP.
+    pub reach: Reach,
 }
 
 /// Inbound connections that may be peers: the rest of the slots are for

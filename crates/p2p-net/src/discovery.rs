@@ -66,12 +66,13 @@ impl AddressBook {
         addrs: impl IntoIterator<Item = Multiaddr>,
         source: NetGroup,
     ) -> bool {
-        let fresh: Vec<Multiaddr> = addrs
+        let mut fresh: Vec<Multiaddr> = addrs
             .into_iter()
             .map(|a| crate::addr::transport_address(&a))
             .filter(is_peer_listen_address)
             .take(MAX_ADDRS_PER_PEER)
             .collect();
+        quic_first(&mut fresh);
         if fresh.is_empty() {
             return false;
         }
@@ -82,6 +83,7 @@ impl AddressBook {
                 }
             }
             c.addrs.truncate(MAX_ADDRS_PER_PEER);
+            quic_first(&mut c.addrs);
             return true;
         }
         if !self.sources.contains_key(&source) && self.sources.len() >= BOOK_SOURCES {
@@ -190,7 +192,7 @@ impl AddressBook {
         &mut self,
         now: Instant,
         mut skip: impl FnMut(&PeerId, &Multiaddr) -> bool,
-    ) -> Option<(PeerId, Multiaddr)> {
+    ) -> Option<(PeerId, Vec<Multiaddr>)> {
         for _ in 0..self.turn.len() {
             let group = self.turn.pop_front()?;
             self.turn.push_back(group.clone());
@@ -215,11 +217,18 @@ impl AddressBook {
             if let Some(p) = found.copied() {
                 let c = self.entries.get_mut(&p)?;
                 c.not_before = Some(now + REDIAL_CHOSEN_FIRST);
-                return Some((p, c.addrs[0].clone()));
+                return Some((p, c.addrs.clone()));
             }
         }
         None
     }
+}
+
+/// Orders a peer's addresses QUIC first, keeping the order otherwise: a
+/// dial tries them together and QUIC's one-round-trip handshake usually
+/// wins; TCP wins where UDP is blocked.
+fn quic_first(addrs: &mut [Multiaddr]) {
+    addrs.sort_by_key(|a| !crate::addr::is_quic(a));
 }
 
 /// Where and when to dial a bootstrap peer again.

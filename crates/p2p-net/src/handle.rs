@@ -189,6 +189,14 @@ pub struct NetInfo {
     pub peers: Vec<PeerDetail>,
     /// Peers banned now, with the time their ban has left.
     pub bans: Vec<(PeerId, Duration)>,
+    /// Whether peers can dial this node.
+    pub reachability: crate::nat::Reachability,
+    /// The addresses of this node confirmed reachable (AutoNAT,
+    /// `--external-address`, UPnP), ending in /p2p/<id>.
+    pub external: Vec<Multiaddr>,
+    /// The address through the relay this node holds a reservation on,
+    /// once accepted (ending in /p2p-circuit/p2p/<id>).
+    pub relayed: Option<Multiaddr>,
 }
 
 /// The program's handle on the host. Cheap to clone.

@@ -14,13 +14,18 @@ use crate::events::EventQueue;
 use crate::handle::{
     Command, GossipId, NetError, NetEvent, NetHandle, NetInfo, PeerDetail, ReplyHandle, Verdict,
 };
+use crate::nat::{is_relayed, relay_of, Nat, OnConnection, Reachability};
 use crate::peers::{Action, Direction, Limits, Origin, PeerTable};
 use crate::persist;
 use crate::rate_limit::{Bucket, RATE_STATE_KEPT, RATE_STRIKES_TO_BAN, REQUESTS_PER_SEC};
 use futures::StreamExt;
+use libp2p::core::transport::ListenerId;
 use libp2p::swarm::dial_opts::DialOpts;
-use libp2p::swarm::{DialError, SwarmEvent};
-use libp2p::{gossipsub, identify, kad, mdns, ping, request_response, Multiaddr, PeerId, Swarm};
+use libp2p::swarm::{ConnectionId, DialError, SwarmEvent};
+use libp2p::{
+    autonat, dcutr, gossipsub, identify, kad, mdns, ping, relay, request_response, Multiaddr,
+    PeerId, Swarm,
+};
 use p2p_proto::{Announcement, Response};
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -44,6 +49,7 @@ pub async fn start(
     let mut registry = prometheus_client::registry::Registry::default();
     let mut swarm = build_swarm(&cfg, keypair, &mut registry)?;
     let metrics = libp2p::metrics::Metrics::new(&mut registry);
+    let nat_metrics = NatMetrics::register(&mut registry);
     subscribe_topics(&mut swarm.behaviour_mut().gossipsub)?;
     let (blocks, txs) = gossip_topics();
     for addr in &cfg.listen {
@@ -72,6 +78,12 @@ pub async fn start(
         }
     }
     let anchors = persist::take_anchors(&cfg.identity_dir.join("anchors.json"));
+    let mut nat = Nat::default();
+    for addr in &cfg.reach.external {
+        let addr = transport_address(addr);
+        swarm.add_external_address(addr.clone());
+        nat.address_confirmed(addr);
+    }
     let (cmd_tx, cmd_rx) = mpsc::channel(CHANNEL);
     let (ev_tx, ev_rx) = mpsc::channel(CHANNEL);
     let now = Instant::now();
@@ -88,6 +100,9 @@ pub async fn start(
         rates: HashMap::new(),
         registry,
         metrics,
+        nat_metrics,
+        nat,
+        reservation_listener: None,
         table: PeerTable::new(Limits {
             inbound_peer_slots: inbound_peer_slots(cfg.max_connections) as usize,
             max_connections: cfg.max_connections as usize,
@@ -103,11 +118,11 @@ pub async fn start(
             .behaviour_mut()
             .kad
             .add_address(peer, base.clone());
-        host.dial(*peer, base.clone(), Origin::Bootstrap);
+        host.dial(*peer, vec![base.clone()], Origin::Bootstrap);
     }
     for (peer, base) in anchors {
         if peer != local && !bootstrap.contains_key(&peer) {
-            host.dial(peer, base, Origin::Anchor);
+            host.dial(peer, vec![base], Origin::Anchor);
         }
     }
     host.fill_outbound(now);
@@ -134,18 +149,90 @@ struct Host {
     book: AddressBook,
     /// The bootstrap (`--dest`) peers and when to dial each again.
     redial: HashMap<PeerId, Redial>,
+    nat_metrics: NatMetrics,
+    nat: Nat,
+    /// The listener of the relay reservation asked for.
+    reservation_listener: Option<ListenerId>,
 }
 
-/// Options for a dial this node chooses to make, from a fresh local port.
-/// libp2p's default dials from the listening port; two nodes dialling each
-/// other at the same moment (as two that find each other on a LAN do) then
-/// meet in one TCP connection by simultaneous open, on which both act as
-/// the dialer and protocol negotiation fails.
-fn dial_opts(peer: PeerId, addr: &Multiaddr) -> DialOpts {
-    DialOpts::peer_id(peer)
-        .addresses(vec![peer_address(addr, peer)])
-        .allocate_new_port()
-        .build()
+/// Metrics of reachability that libp2p's own do not give.
+struct NatMetrics {
+    /// 1 when some address of this node is confirmed reachable.
+    public: prometheus_client::metrics::gauge::Gauge,
+    /// 1 while a relay reservation is held.
+    reservation: prometheus_client::metrics::gauge::Gauge,
+    /// Open relayed connections.
+    relayed: prometheus_client::metrics::gauge::Gauge,
+    /// Hole punches that made a direct connection, and that failed.
+    punched: prometheus_client::metrics::counter::Counter,
+    punch_failed: prometheus_client::metrics::counter::Counter,
+}
+
+impl NatMetrics {
+    fn register(registry: &mut prometheus_client::registry::Registry) -> NatMetrics {
+        let m = NatMetrics {
+            public: Default::default(),
+            reservation: Default::default(),
+            relayed: Default::default(),
+            punched: Default::default(),
+            punch_failed: Default::default(),
+        };
+        let r = registry.sub_registry_with_prefix("nat");
+        r.register(
+            "public",
+            "1 when an address of this node is confirmed reachable",
+            m.public.clone(),
+        );
+        r.register(
+            "relay_reservation",
+            "1 while this node holds a relay reservation",
+            m.reservation.clone(),
+        );
+        r.register(
+            "relayed_connections",
+            "Open connections over relay circuits",
+            m.relayed.clone(),
+        );
+        r.register(
+            "hole_punch_succeeded",
+            "Hole punches that made a direct connection",
+            m.punched.clone(),
+        );
+        r.register(
+            "hole_punch_failed",
+            "Hole punches that failed",
+            m.punch_failed.clone(),
+        );
+        m
+    }
+}
+
+/// Options for a dial this node chooses to make.
+///
+/// To a public address the dial goes from the listening port: a NAT in
+/// front of this node then maps it to the port peers observe, which is the
+/// address hole punching (DCUtR) tells the other side to dial.
+///
+/// To a private or local address it goes from a fresh port: two nodes that
+/// find each other on a LAN dial each other at the same moment, and from
+/// their listening ports the two dials meet in one TCP connection by
+/// simultaneous open, on which both act as the dialer and protocol
+/// negotiation fails. (DCUtR's own dials reuse the port and settle the
+/// roles with `override_role`.)
+///
+/// A peer's addresses are dialled together, QUIC first (see the address
+/// book): the first connection made wins.
+fn dial_opts(peer: PeerId, addrs: &[Multiaddr]) -> DialOpts {
+    let public = addrs
+        .iter()
+        .any(|a| crate::addr::ip_of(a).is_some_and(|ip| !crate::addr::is_local_ip(ip)));
+    let opts =
+        DialOpts::peer_id(peer).addresses(addrs.iter().map(|a| peer_address(a, peer)).collect());
+    if public {
+        opts.build()
+    } else {
+        opts.allocate_new_port().build()
+    }
 }
 
 impl Host {
@@ -223,6 +310,15 @@ impl Host {
             self.book.failure(&peer, now);
         }
         self.apply(actions);
+        let superseded = self.nat.superseded(now);
+        self.close_circuits(superseded);
+        self.maybe_reserve();
+        self.nat_metrics
+            .public
+            .set(i64::from(self.nat.reachability() == Reachability::Public));
+        self.nat_metrics
+            .relayed
+            .set(self.nat.relayed_connections() as i64);
         let bootstrap_needed = !self.table.bootstrap_not_needed();
         let due: Vec<(PeerId, Multiaddr)> = self
             .redial
@@ -235,7 +331,7 @@ impl Host {
             // enough other outbound peers.
             if bootstrap_needed {
                 tracing::debug!(%peer, "a bootstrap peer is due to be dialled again");
-                self.dial(peer, addr, Origin::Bootstrap);
+                self.dial(peer, vec![addr], Origin::Bootstrap);
             }
         }
         self.fill_outbound(now);
@@ -263,12 +359,15 @@ impl Host {
 
     /// Dials `peer` at `addr` for `origin`, unless it is connected, being
     /// dialled, banned or this node.
-    fn dial(&mut self, peer: PeerId, addr: Multiaddr, origin: Origin) {
+    fn dial(&mut self, peer: PeerId, addrs: Vec<Multiaddr>, origin: Origin) {
         if self.table.get(&peer).is_some() {
             let actions = self.table.choose_connected(peer, origin, Instant::now());
             self.apply(actions);
             return;
         }
+        let Some(first) = addrs.first() else {
+            return;
+        };
         if peer == self.local
             || self.table.knows(&peer)
             || self.swarm.is_connected(&peer)
@@ -278,9 +377,9 @@ impl Host {
         }
         tracing::debug!(%peer, ?origin, "dialling a peer");
         let now = Instant::now();
-        self.table.dial_started(peer, &addr, origin, now);
-        if let Err(e) = self.swarm.dial(dial_opts(peer, &addr)) {
-            tracing::debug!(%peer, %addr, "dial failed: {e}");
+        self.table.dial_started(peer, first, origin, now);
+        if let Err(e) = self.swarm.dial(dial_opts(peer, &addrs)) {
+            tracing::debug!(%peer, %first, "dial failed: {e}");
             self.table.dial_failed(&peer);
             self.book.failure(&peer, now);
         }
@@ -299,7 +398,7 @@ impl Host {
                 return;
             }
             let (table, banned, local) = (&self.table, &self.banned, self.local);
-            let Some((peer, addr)) = self.book.pick(now, |p, a| {
+            let Some((peer, addrs)) = self.book.pick(now, |p, a| {
                 *p == local
                     || !table.may_become_outbound(p)
                     || banned.contains_key(p)
@@ -307,8 +406,8 @@ impl Host {
             }) else {
                 return;
             };
-            groups.insert(netgroup(&addr));
-            self.dial(peer, addr, Origin::Book);
+            groups.insert(netgroup(&addrs[0]));
+            self.dial(peer, addrs, Origin::Book);
         }
     }
 
@@ -327,6 +426,15 @@ impl Host {
                     let _ = reply.send(Err(NetError::RequestFailed {
                         peer,
                         reason: "not connected".into(),
+                    }));
+                    return;
+                }
+                // Requests (the handshake and sync) wait for a direct
+                // connection: a relay carries a circuit's few megabytes.
+                if !self.nat.has_direct(&peer) {
+                    let _ = reply.send(Err(NetError::RequestFailed {
+                        peer,
+                        reason: "connected only through a relay".into(),
                     }));
                     return;
                 }
@@ -411,7 +519,7 @@ impl Host {
             }
             Command::Dial { addr } => {
                 if let Some((peer, base)) = split_peer(&addr) {
-                    self.dial(peer, base, Origin::Asked);
+                    self.dial(peer, vec![base], Origin::Asked);
                 }
             }
             Command::Peers { reply } => {
@@ -459,6 +567,17 @@ impl Host {
                 .filter(|(_, until)| **until > now)
                 .map(|(p, until)| (*p, until.saturating_duration_since(now)))
                 .collect(),
+            reachability: self.nat.reachability(),
+            external: self
+                .nat
+                .confirmed()
+                .map(|a| peer_address(a, self.local))
+                .collect(),
+            relayed: self.nat.reservation().filter(|r| r.accepted).map(|r| {
+                r.address
+                    .clone()
+                    .with(libp2p::multiaddr::Protocol::P2p(self.local))
+            }),
         }
     }
 
@@ -469,6 +588,8 @@ impl Host {
             SwarmEvent::Behaviour(BehaviourEvent::Kad(e)) => self.metrics.record(e),
             SwarmEvent::Behaviour(BehaviourEvent::Ping(e)) => self.metrics.record(e),
             SwarmEvent::Behaviour(BehaviourEvent::Gossipsub(e)) => self.metrics.record(e),
+            SwarmEvent::Behaviour(BehaviourEvent::Relay(e)) => self.metrics.record(e),
+            SwarmEvent::Behaviour(BehaviourEvent::Dcutr(e)) => self.metrics.record(e),
             SwarmEvent::Behaviour(_) => {}
             other => self.metrics.record(other),
         }
@@ -478,6 +599,23 @@ impl Host {
                 let full = peer_address(&address, self.local);
                 self.events.emit(NetEvent::Listening(full), &mut self.swarm);
             }
+            SwarmEvent::ExternalAddrConfirmed { address } => {
+                if !is_relayed(&address) {
+                    tracing::info!(%address, "reachable from outside at this address");
+                }
+                self.nat.address_confirmed(address);
+            }
+            SwarmEvent::ExternalAddrExpired { address } => {
+                self.nat.address_expired(&address);
+            }
+            SwarmEvent::ListenerClosed {
+                listener_id,
+                reason,
+                ..
+            } if Some(listener_id) == self.reservation_listener => {
+                tracing::info!("relay reservation ended: {reason:?}");
+                self.reservation_ended();
+            }
             SwarmEvent::ConnectionEstablished {
                 peer_id,
                 endpoint,
@@ -485,7 +623,15 @@ impl Host {
                 ..
             } => {
                 let remote = endpoint.get_remote_address().clone();
-                if endpoint.is_dialer() {
+                let relayed = endpoint.is_relayed();
+                let via = endpoint.is_relayed().then(|| match &endpoint {
+                    libp2p::core::ConnectedPoint::Dialer { address, .. } => relay_of(address),
+                    libp2p::core::ConnectedPoint::Listener { local_addr, .. } => {
+                        relay_of(local_addr)
+                    }
+                });
+                self.on_nat_connection(peer_id, connection_id, via, &remote, now);
+                if endpoint.is_dialer() && !relayed {
                     // Kademlia's table takes only peers this node dialled,
                     // at the address it dialled.
                     self.learn_address(peer_id, transport_address(&remote));
@@ -520,6 +666,9 @@ impl Host {
                         r.closed(stayed, now);
                     }
                 }
+                if let Some(direct) = self.nat.on_closed(peer_id, connection_id, num_established) {
+                    self.table.direct_address(&peer_id, &direct);
+                }
                 // The rate state stays (see housekeeping): a reconnect does
                 // not refill the bucket or clear the strikes.
                 let actions = self.table.on_closed(
@@ -545,6 +694,60 @@ impl Host {
             SwarmEvent::Behaviour(b) => self.on_behaviour_event(b, now),
             _ => {}
         }
+    }
+
+    /// A connection opened: relayed circuits are bounded per relay, and
+    /// not kept beside a direct connection.
+    fn on_nat_connection(
+        &mut self,
+        peer: PeerId,
+        connection: ConnectionId,
+        relayed: Option<Option<PeerId>>,
+        remote: &Multiaddr,
+        now: Instant,
+    ) {
+        if self
+            .nat
+            .on_established(peer, connection, relayed, remote, now)
+            == OnConnection::CloseThis
+        {
+            tracing::debug!(%peer, "a circuit not needed or over the relay's allowance: closed");
+            self.swarm.close_connection(connection);
+        }
+    }
+
+    /// Closes circuits whose peer is connected directly, and lists the
+    /// peer at its direct address.
+    fn close_circuits(&mut self, superseded: Vec<crate::nat::Superseded>) {
+        for s in superseded {
+            if self.swarm.close_connection(s.circuit) {
+                tracing::info!(peer = %s.peer, address = %s.direct, "connected directly: the relayed connection is closed");
+            }
+            self.table.direct_address(&s.peer, &s.direct);
+        }
+    }
+
+    /// Asks for a relay reservation when the node is private and holds none.
+    fn maybe_reserve(&mut self) {
+        let Some(r) = self.nat.reservation_wanted() else {
+            return;
+        };
+        tracing::info!(relay = %r.relay, "not reachable from outside: asking a relay for a reservation");
+        match self.swarm.listen_on(r.address.clone()) {
+            Ok(id) => self.reservation_listener = Some(id),
+            Err(e) => {
+                tracing::warn!(address = %r.address, "cannot listen through the relay: {e}");
+                self.nat.reservation_lost(&r.address);
+            }
+        }
+    }
+
+    fn reservation_ended(&mut self) {
+        self.reservation_listener = None;
+        if let Some(addr) = self.nat.reservation().map(|r| r.address.clone()) {
+            self.nat.reservation_lost(&addr);
+        }
+        self.nat_metrics.reservation.set(0);
     }
 
     /// Gives Kademlia an address of a peer this node dialled, when the peer
@@ -641,8 +844,19 @@ impl Host {
 
     fn on_behaviour_event(&mut self, ev: BehaviourEvent, now: Instant) {
         match ev {
-            BehaviourEvent::Rr(request_response::Event::Message { peer, message, .. }) => {
+            BehaviourEvent::Rr(request_response::Event::Message {
+                peer,
+                message,
+                connection_id,
+            }) => {
                 match message {
+                    request_response::Message::Request { channel, .. }
+                        if self.nat.is_relayed_connection(&connection_id) =>
+                    {
+                        // Unanswered: requests wait for a direct connection.
+                        tracing::debug!(%peer, "a request over a relayed connection: not served");
+                        drop(channel);
+                    }
                     request_response::Message::Request {
                         request, channel, ..
                     } => self.on_inbound_request(peer, request, channel, now),
@@ -724,8 +938,66 @@ impl Host {
                 }
             }
             BehaviourEvent::Identify(identify::Event::Received { peer_id, info, .. }) => {
+                if info.protocols.contains(&relay::HOP_PROTOCOL_NAME) {
+                    if let Some(e) = self.table.get(&peer_id) {
+                        let dialled = e.direction == Direction::Outbound;
+                        let addr = e.address.clone();
+                        self.nat.relay_offered(peer_id, &addr, dialled);
+                        self.maybe_reserve();
+                    }
+                }
                 self.on_identify(peer_id, info.listen_addrs, now);
             }
+            BehaviourEvent::Autonat(autonat::v2::client::Event {
+                tested_addr,
+                server,
+                result,
+                ..
+            }) => {
+                match result {
+                    Ok(()) => tracing::debug!(%tested_addr, %server, "AutoNAT: reachable"),
+                    // A relayed address is reached through the relay, not this node.
+                    Err(_) if is_relayed(&tested_addr) => {}
+                    Err(e) => {
+                        tracing::debug!(%tested_addr, %server, "AutoNAT: not reachable: {e}");
+                        let before = self.nat.reachability();
+                        self.nat.test_failed();
+                        if before != Reachability::Private
+                            && self.nat.reachability() == Reachability::Private
+                        {
+                            tracing::info!("not reachable from outside (AutoNAT): peers must come through a relay");
+                        }
+                        self.maybe_reserve();
+                    }
+                }
+            }
+            BehaviourEvent::RelayClient(relay::client::Event::ReservationReqAccepted {
+                relay_peer_id,
+                ..
+            }) => {
+                if let Some(addr) = self.nat.reservation_accepted(relay_peer_id) {
+                    tracing::info!(relay = %relay_peer_id, %addr, "relay reservation accepted");
+                    self.nat_metrics.reservation.set(1);
+                }
+            }
+            BehaviourEvent::Dcutr(dcutr::Event {
+                remote_peer_id,
+                result,
+            }) => match result {
+                Ok(_) => {
+                    tracing::info!(peer = %remote_peer_id, "hole punch succeeded: connected directly");
+                    self.nat_metrics.punched.inc();
+                    let superseded = self.nat.hole_punched(&remote_peer_id);
+                    self.close_circuits(superseded);
+                }
+                Err(e) => {
+                    tracing::info!(peer = %remote_peer_id, "hole punch failed: {e}");
+                    self.nat_metrics.punch_failed.inc();
+                    for c in self.nat.punch_failed(&remote_peer_id) {
+                        self.swarm.close_connection(c);
+                    }
+                }
+            },
             BehaviourEvent::Kad(kad::Event::RoutingUpdated {
                 peer, addresses, ..
             }) => {

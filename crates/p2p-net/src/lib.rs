@@ -1,4 +1,5 @@
-//! The libp2p host: TCP with Noise and Yamux; identify and ping;
+//! The libp2p host: TCP with Noise and Yamux, and QUIC; relay circuits,
+//! hole punching (DCUtR), AutoNAT and optionally UPnP for peers behind NATs; identify and ping;
 //! request-response for sync, submission and wallet queries; gossipsub for
 //! announcements; Kademlia and mDNS for discovery; a peer table with the
 //! connection policy of a node among strangers; a ban list; a persistent
@@ -17,6 +18,7 @@
 //! - [`host`]: the event loop, which dispatches;
 //! - [`peers`]: the peer table and the connection policy (pure);
 //! - [`discovery`]: the address book and the bootstrap redials;
+//! - [`nat`]: reachability, the relay reservation, relayed connections;
 //! - [`rate_limit`], [`addr`], [`persist`], [`gossip`];
 //! - [`client`]: the one-shot client and its session.
 
@@ -32,9 +34,11 @@ pub mod handle;
 pub mod host;
 #[cfg(feature = "test-utils")]
 pub mod hostile;
+pub mod nat;
 pub mod peers;
 pub mod persist;
 pub mod rate_limit;
+mod relay_service;
 
 pub use addr::{is_dialable, peer_address, split_peer};
 #[cfg(feature = "test-utils")]

@@ -359,6 +359,15 @@ impl PeerTable {
         self.limits.inbound_peer_slots + SHORT_LIVED_SLOTS as usize
     }
 
+    /// The peer's connection is now the direct one at `remote` (its relayed
+    /// circuit is closed): its address and group are those of `remote`.
+    pub fn direct_address(&mut self, peer: &PeerId, remote: &Multiaddr) {
+        if let Some(e) = self.entries.get_mut(peer) {
+            e.address = peer_address(remote, *peer);
+            e.group = netgroup(remote);
+        }
+    }
+
     /// A connection closed; `remaining` are the peer's still open.
     pub fn on_closed(
         &mut self,

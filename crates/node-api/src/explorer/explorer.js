@@ -44,6 +44,11 @@ async function refreshStatus() {
     $("sync-state").textContent = sync;
     $("sync-state").className = s.sync.state === "synced" ? "ok" : "warn";
     $("peer-count").textContent = s.peer_count;
+    const reach = s.reachability || {};
+    const via = (reach.external || []).concat(reach.relayed ? [reach.relayed] : []);
+    $("reachability").textContent = reach.state === "public" ? "yes"
+      : reach.state === "private" ? (reach.relayed ? "via a relay" : "no") : "unknown";
+    $("reachability").title = via.join("\n");
     $("mempool-count").textContent = s.mempool.count;
     if (s.tip) {
       $("tip-hash").textContent = short(s.tip.hash);

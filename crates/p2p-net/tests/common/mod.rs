@@ -41,6 +41,7 @@ pub fn config(
         agent: "p2p-net-test".into(),
         max_connections: max,
         gossip: p2p_net::GossipParams::default(),
+        reach: Default::default(),
     }
 }
 
