@@ -42,13 +42,18 @@ if ! command -v chromium >/dev/null 2>&1 && ! command -v chromium-browser >/dev/
 fi
 command -v systemd-analyze >/dev/null 2>&1 || missing+=(systemd)
 command -v man >/dev/null 2>&1 || missing+=(man-db)
+# The NAT tests build home routers in network namespaces (iproute2) that
+# masquerade with nftables; curl reads the API of a node inside one.
+command -v ip >/dev/null 2>&1 || missing+=(iproute2)
+command -v nft >/dev/null 2>&1 || missing+=(nftables)
+command -v curl >/dev/null 2>&1 || missing+=(curl)
 if [ "${#missing[@]}" -gt 0 ]; then
   if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
-    echo "installing ${missing[*]} (for the HTTP API's and the operator's tests)..." >&2
+    echo "installing ${missing[*]} (for the HTTP API's, the operator's and the NAT tests)..." >&2
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
   else
-    echo "The HTTP API's and the operator's tests need ${missing[*]}. Install them and run this again:" >&2
+    echo "The HTTP API's, the operator's and the NAT tests need ${missing[*]}. Install them and run this again:" >&2
     echo "    sudo apt-get install -y ${missing[*]}" >&2
     exit 1
   fi

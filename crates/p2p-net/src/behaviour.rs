@@ -2,10 +2,10 @@
 
 use crate::codec::SyncCodec;
 use crate::config::{
-    inbound_peer_slots, NetConfig, EVICTION_HEADROOM, IDLE_TIMEOUT, KAD_REFRESH,
-    RELAY_CIRCUIT_BYTES, RELAY_CIRCUIT_FOR, RELAY_MAX_CIRCUITS, RELAY_MAX_CIRCUITS_PER_PEER,
-    RELAY_MAX_RESERVATIONS, RELAY_MAX_RESERVATIONS_PER_PEER, RELAY_RESERVATION_FOR,
-    REQUEST_TIMEOUT, SHORT_LIVED_SLOTS,
+    inbound_peer_slots, NetConfig, CONNECTION_TIMEOUT, EVICTION_HEADROOM, IDLE_TIMEOUT,
+    KAD_REFRESH, RELAY_CIRCUIT_BYTES, RELAY_CIRCUIT_FOR, RELAY_MAX_CIRCUITS,
+    RELAY_MAX_CIRCUITS_PER_PEER, RELAY_MAX_RESERVATIONS, RELAY_MAX_RESERVATIONS_PER_PEER,
+    RELAY_RESERVATION_FOR, REQUEST_TIMEOUT, SHORT_LIVED_SLOTS,
 };
 use crate::gossip;
 use crate::handle::NetError;
@@ -218,6 +218,7 @@ pub(crate) fn build_swarm(
         })
         .map_err(|e| setup(e.to_string()))?
         .with_swarm_config(|c| c.with_idle_connection_timeout(IDLE_TIMEOUT))
+        .with_connection_timeout(CONNECTION_TIMEOUT)
         .build();
     Ok(swarm)
 }

@@ -5,6 +5,11 @@ use libp2p::Multiaddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+/// How long a connection may take to be set up (transport, Noise, Yamux).
+/// Shorter than AutoNAT's 10 s wait for an answer, so that a dial-back to
+/// an address behind a NAT that drops it is reported as failed in time
+/// rather than left unanswered.
+pub const CONNECTION_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long a request may take before it fails.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 /// Capacity of the command and event channels.
@@ -67,12 +72,17 @@ pub const MAX_ADDRS_PER_PEER: usize = 8;
 pub const ADDRESS_UPDATE_EVERY: Duration = Duration::from_secs(60);
 
 /// AutoNAT tests that must fail, with none confirmed, before the node
-/// counts itself private and reserves a relay slot.
-pub const PRIVATE_AFTER_FAILURES: u32 = 2;
+/// counts itself private and reserves a relay slot. AutoNAT tests each
+/// address a peer observed once, so behind a NAT one failure is usually
+/// all there is; a node found public later keeps its reservation, harmless.
+pub const PRIVATE_AFTER_FAILURES: u32 = 1;
 /// How long a direct connection to a peer must last before its relayed
 /// circuits are closed (a hole punch closes them at once): AutoNAT's
 /// dial-backs are direct connections that last a moment.
 pub const DIRECT_SETTLES_IN: Duration = Duration::from_secs(5);
+/// How often a node that is not reachable asks a relay for a reservation
+/// while it holds none.
+pub const RESERVE_EVERY: Duration = Duration::from_secs(10);
 /// Hole punches tried with one peer before its relayed connection is kept
 /// as it is.
 pub const PUNCH_TRIES: u32 = 3;

@@ -729,7 +729,7 @@ impl Host {
 
     /// Asks for a relay reservation when the node is private and holds none.
     fn maybe_reserve(&mut self) {
-        let Some(r) = self.nat.reservation_wanted() else {
+        let Some(r) = self.nat.reservation_wanted(Instant::now()) else {
             return;
         };
         tracing::info!(relay = %r.relay, "not reachable from outside: asking a relay for a reservation");

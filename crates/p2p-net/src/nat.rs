@@ -7,7 +7,7 @@
 
 use crate::addr::{ip_of, is_local_ip};
 use crate::config::{
-    DIRECT_SETTLES_IN, MAX_CIRCUITS_PER_RELAY, PRIVATE_AFTER_FAILURES, PUNCH_TRIES,
+    DIRECT_SETTLES_IN, MAX_CIRCUITS_PER_RELAY, PRIVATE_AFTER_FAILURES, PUNCH_TRIES, RESERVE_EVERY,
 };
 use libp2p::multiaddr::Protocol;
 use libp2p::swarm::ConnectionId;
@@ -113,6 +113,8 @@ pub struct Nat {
     /// node dialled them on.
     relays: HashMap<PeerId, Multiaddr>,
     reservation: Option<Reservation>,
+    /// When a reservation was last asked for.
+    asked: Option<Instant>,
     /// Open relayed connections: the peer, and the relay they run through.
     relayed: HashMap<ConnectionId, (PeerId, Option<PeerId>)>,
     /// Open direct connections per peer.
@@ -173,10 +175,16 @@ impl Nat {
     }
 
     /// A reservation to ask for now: when the node is private and holds
-    /// none, on a relay it is connected to. The relay with the smallest id
-    /// is taken, so the choice is stable.
-    pub fn reservation_wanted(&mut self) -> Option<Reservation> {
-        if self.reachability() != Reachability::Private || self.reservation.is_some() {
+    /// none, on a relay it is connected to, at most once per
+    /// [`RESERVE_EVERY`] (a relay that is not public yet refuses). The
+    /// relay with the smallest id is taken, so the choice is stable.
+    pub fn reservation_wanted(&mut self, now: Instant) -> Option<Reservation> {
+        if self.reachability() != Reachability::Private
+            || self.reservation.is_some()
+            || self
+                .asked
+                .is_some_and(|t| now.duration_since(t) < RESERVE_EVERY)
+        {
             return None;
         }
         let (relay, addr) = self.relays.iter().min_by_key(|(p, _)| **p)?;
@@ -186,6 +194,7 @@ impl Nat {
             accepted: false,
         };
         self.reservation = Some(r.clone());
+        self.asked = Some(now);
         Some(r)
     }
 

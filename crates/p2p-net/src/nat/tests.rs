@@ -1,5 +1,5 @@
 use super::*;
-use crate::config::{DIRECT_SETTLES_IN, PUNCH_TRIES};
+use crate::config::{DIRECT_SETTLES_IN, PUNCH_TRIES, RESERVE_EVERY};
 
 fn ma(s: &str) -> Multiaddr {
     s.parse().expect("a multiaddress")
@@ -39,12 +39,13 @@ fn a_private_node_reserves_once_on_a_public_relay_it_dialled() {
     nat.relay_offered(lan, &ma("/ip4/192.168.1.7/tcp/3000"), true);
     nat.relay_offered(inbound, &ma("/ip4/198.51.100.9/tcp/3000"), false);
     nat.relay_offered(public, &ma("/ip4/198.51.100.1/tcp/4000"), true);
+    let t0 = Instant::now();
     // Not while reachability is unknown.
-    assert_eq!(nat.reservation_wanted(), None);
+    assert_eq!(nat.reservation_wanted(t0), None);
     for _ in 0..PRIVATE_AFTER_FAILURES {
         nat.test_failed();
     }
-    let r = nat.reservation_wanted().expect("a reservation");
+    let r = nat.reservation_wanted(t0).expect("a reservation");
     assert_eq!(r.relay, public);
     assert_eq!(
         r.address,
@@ -54,7 +55,7 @@ fn a_private_node_reserves_once_on_a_public_relay_it_dialled() {
     );
     assert_eq!(relay_of(&r.address), Some(public));
     // Asked for once; accepted once.
-    assert_eq!(nat.reservation_wanted(), None);
+    assert_eq!(nat.reservation_wanted(t0 + RESERVE_EVERY), None);
     assert_eq!(nat.reservation_accepted(PeerId::random()), None);
     assert_eq!(nat.reservation_accepted(public), Some(r.address.clone()));
     assert_eq!(
@@ -62,10 +63,20 @@ fn a_private_node_reserves_once_on_a_public_relay_it_dialled() {
         None,
         "a renewal prints nothing"
     );
-    // Lost: another may be asked for, from the relays still connected.
+    // Lost (refused, or the relay went): asked for again, not at once.
+    assert!(nat.reservation_lost(&r.address));
+    assert_eq!(nat.reservation_wanted(t0 + RESERVE_EVERY / 2), None);
+    assert_eq!(
+        nat.reservation_wanted(t0 + RESERVE_EVERY).map(|r| r.relay),
+        Some(public)
+    );
     assert!(nat.reservation_lost(&r.address));
     nat.on_closed(public, conn(1), 0);
-    assert_eq!(nat.reservation_wanted(), None, "no public relay is left");
+    assert_eq!(
+        nat.reservation_wanted(t0 + RESERVE_EVERY * 3),
+        None,
+        "no public relay is left"
+    );
 }
 
 #[test]
