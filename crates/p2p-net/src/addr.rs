@@ -88,6 +88,17 @@ pub fn is_quic(addr: &Multiaddr) -> bool {
     addr.iter().any(|p| matches!(p, Protocol::QuicV1))
 }
 
+/// Whether a dial to a peer at `addrs` goes from the listening port: when
+/// one of them is public, so that a NAT maps the dial to the port peers
+/// observe (the one hole punching uses); not to private or local ones,
+/// where two nodes dialling each other at once would meet in one TCP
+/// connection by simultaneous open (see `host::dial_opts`).
+pub fn dial_from_listening_port(addrs: &[Multiaddr]) -> bool {
+    addrs
+        .iter()
+        .any(|a| ip_of(a).is_some_and(|ip| !is_local_ip(ip)))
+}
+
 /// The first IP address in `addr`.
 pub fn ip_of(addr: &Multiaddr) -> Option<IpAddr> {
     addr.iter().find_map(|p| match p {
@@ -257,6 +268,30 @@ mod tests {
         assert!(!same_host(&ma("/ip4/198.51.100.8/tcp/4000"), &seen));
         assert!(!same_host(&ma("/memory/5"), &seen));
         assert!(same_host(&ma("/memory/5"), &ma("/memory/9")));
+    }
+
+    #[test]
+    fn dials_to_public_addresses_reuse_the_listening_port_and_lan_dials_do_not() {
+        let public = ma("/ip4/198.51.100.1/tcp/4100");
+        let lan = ma("/ip4/192.168.1.7/tcp/4100");
+        assert!(dial_from_listening_port(std::slice::from_ref(&public)));
+        assert!(dial_from_listening_port(&[ma(
+            "/ip6/2001:db8::1/udp/4100/quic-v1"
+        )]));
+        assert!(dial_from_listening_port(&[lan.clone(), public]));
+        for local in [
+            lan,
+            ma("/ip4/10.0.1.2/tcp/4100"),
+            ma("/ip4/127.0.0.1/tcp/4100"),
+            ma("/ip6/fe80::1/tcp/4100"),
+            ma("/memory/7"),
+        ] {
+            assert!(
+                !dial_from_listening_port(std::slice::from_ref(&local)),
+                "{local}"
+            );
+        }
+        assert!(!dial_from_listening_port(&[]));
     }
 
     #[test]

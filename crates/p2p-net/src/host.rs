@@ -223,12 +223,9 @@ impl NatMetrics {
 /// A peer's addresses are dialled together, QUIC first (see the address
 /// book): the first connection made wins.
 fn dial_opts(peer: PeerId, addrs: &[Multiaddr]) -> DialOpts {
-    let public = addrs
-        .iter()
-        .any(|a| crate::addr::ip_of(a).is_some_and(|ip| !crate::addr::is_local_ip(ip)));
     let opts =
         DialOpts::peer_id(peer).addresses(addrs.iter().map(|a| peer_address(a, peer)).collect());
-    if public {
+    if crate::addr::dial_from_listening_port(addrs) {
         opts.build()
     } else {
         opts.allocate_new_port().build()
