@@ -272,7 +272,8 @@ struct Walk {
     lab: Lab,
 }
 
-fn walk(routers: Routers, h2_public_dest: bool) -> Option<Walk> {
+/// `h1_blocks`: blocks on top of the shared genesis that only h1 holds.
+fn walk(routers: Routers, h2_public_dest: bool, h1_blocks: usize) -> Option<Walk> {
     let Some(lab) = Lab::new(routers) else {
         let root = Command::new("id")
             .arg("-u")
@@ -285,11 +286,14 @@ fn walk(routers: Routers, h2_public_dest: bool) -> Option<Walk> {
         return None;
     };
     let env = Env::new();
-    let w = env.wallet("pub", "w");
-    env.json("node", "pub", &["createblockchain", "-address", &w]);
-    env.copy_chain("pub", "h1");
-    env.copy_chain("pub", "h2");
-    env.copy_chain("pub", "seed");
+    let params = chain_core::block::ChainParams::default();
+    let pkh = chain_core::PubkeyHash([9; 20]);
+    let genesis = chain_core::test_utils::genesis(&params, pkh);
+    let chain = chain_core::test_utils::chain_of(&params, &genesis, h1_blocks, pkh);
+    for id in ["pub", "seed", "h2"] {
+        env.store_chain(id, &chain[..1]);
+    }
+    env.store_chain("h1", &chain);
     let start_public = |id: &str, ip: &str, dest: &[&str]| {
         let tcp = format!("/ip4/{ip}/tcp/4100");
         let quic = format!("/ip4/{ip}/udp/4100/quic-v1");
@@ -349,7 +353,7 @@ fn peer_id_of(addr: &str) -> String {
 }
 
 fn punch_succeeds(routers: Routers) {
-    let Some(w) = walk(routers, false) else {
+    let Some(w) = walk(routers, false, 0) else {
         return;
     };
     // 1. AutoNAT: the home node learnt it is private, the public node that
@@ -438,8 +442,9 @@ fn with_udp_blocked_the_punch_succeeds_over_tcp() {
 }
 
 /// Test 6: behind NATs that pick a new port for every destination, the
-/// punch fails; h2 stays connected to h1 through the relay, and reaches
-/// the chain through the public node.
+/// punch fails; h2 stays connected to h1 through the relay, and the blocks
+/// only h1 had reach h2 through the public node (nothing syncs over the
+/// circuit).
 #[test]
 fn behind_symmetric_nats_the_punch_fails_and_the_relay_keeps_them_connected() {
     let Some(w) = walk(
@@ -448,6 +453,7 @@ fn behind_symmetric_nats_the_punch_fails_and_the_relay_keeps_them_connected() {
             drop_udp: false,
         },
         true,
+        H1_BLOCKS,
     ) else {
         return;
     };
@@ -475,4 +481,18 @@ fn behind_symmetric_nats_the_punch_fails_and_the_relay_keeps_them_connected() {
     if let Some(a) = listed(&w, H2, &w.h2, &h1_id) {
         assert!(a.contains("/p2p-circuit"), "h1 can only be relayed: {a}");
     }
+    // The blocks only h1 had reach h2: not over the circuit, on which
+    // requests are not served, but through the public node.
+    eventually(Duration::from_secs(60), "h1's blocks at h2", || {
+        let s = w.lab.api(H2, &w.h2, "/api/status")?;
+        (s["tip"]["height"].as_u64()? == H1_BLOCKS as u64).then_some(())
+    });
+    let h2_log = w.h2.log_text();
+    assert!(
+        !h2_log.contains("hole punch succeeded"),
+        "h2 got the blocks, and no direct connection to h1 was made"
+    );
 }
+
+/// Blocks only h1 holds at the start of the symmetric-NAT test.
+const H1_BLOCKS: usize = 20;

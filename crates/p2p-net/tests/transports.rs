@@ -133,37 +133,29 @@ async fn a_peer_dialled_through_a_relay_ends_up_connected_directly() {
     ))
     .await
     .unwrap();
-    // Requests run only over a direct connection: one answered means DCUtR
-    // made one.
-    let got = tokio::time::timeout(Duration::from_secs(30), async {
+    // Requests run only over a direct connection. Eventually B answers one
+    // and C lists B at a direct address: a hole punch, retried when it
+    // fails, or a direct dial, replaces the circuit. (A direct connection
+    // can also pass by: AutoNAT's dial-back.)
+    let settled = tokio::time::timeout(Duration::from_secs(60), async {
         loop {
-            match c.request(b_id, ask()).await {
-                Ok(r) => return r,
-                Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
-            }
-        }
-    })
-    .await
-    .expect("C reaches B directly within 30 s");
-    assert_eq!(got, Response::Error { reason: "b".into() });
-    // The circuit is closed once the direct connection is up, and the peer
-    // is listed at its direct address.
-    let direct = tokio::time::timeout(Duration::from_secs(20), async {
-        loop {
-            let info = c.info().await.unwrap();
-            if let Some(p) = info.peers.iter().find(|p| p.id == b_id) {
-                if !p2p_net::nat::is_relayed(&p.address) {
-                    return p.address.clone();
+            if let Ok(r) = c.request(b_id, ask()).await {
+                assert_eq!(r, Response::Error { reason: "b".into() });
+                let info = c.info().await.unwrap();
+                if let Some(p) = info.peers.iter().find(|p| p.id == b_id) {
+                    if !p2p_net::nat::is_relayed(&p.address) {
+                        return p.address.clone();
+                    }
                 }
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
     })
     .await;
-    let direct = match direct {
+    let direct = match settled {
         Ok(d) => d,
         Err(_) => panic!(
-            "B is listed at a direct address: C's peers {:?}, C's metrics:\n{}",
+            "B did not answer at a direct address within 60 s: C's peers {:?}, C's metrics:\n{}",
             c.info().await.unwrap().peers,
             c.metrics()
                 .await
