@@ -170,6 +170,18 @@ fn no_chain_and_no_dest_is_a_clear_error_and_bad_peers_too() {
     let id = free_id();
     let e = env.fails("node", &id, &["startp2p", "--no-mdns"]);
     assert!(e.contains("no chain") && e.contains("--dest"), "{e}");
+    for bad in [
+        "/ip4/0.0.0.0/tcp/3000",
+        "/ip4/203.0.113.7/udp/3000",
+        "nonsense",
+    ] {
+        let e = env.fails(
+            "node",
+            &id,
+            &["startp2p", "--no-mdns", "--external-address", bad],
+        );
+        assert!(e.contains("--external-address"), "{bad}: {e}");
+    }
     env.wallet(&id, "w");
     let e = env.fails(
         "wallet-cli",

@@ -101,9 +101,8 @@ pub fn startp2p(ctx: &Ctx, a: StartArgs) -> Result<()> {
     };
     let external = parse_addrs(&a.external_address, "--external-address")?;
     for e in &external {
-        if !p2p_net::is_dialable(e) || p2p_net::nat::is_relayed(e) {
-            bail!("--external-address {e} is not an address peers can dial (give the public IP address and port, for example /ip4/203.0.113.7/tcp/3000)");
-        }
+        p2p_net::nat::check_external_address(e)
+            .map_err(|m| anyhow::anyhow!("--external-address {m}"))?;
     }
     let http = cli_support::http_address(a.http, a.no_http, &ctx.node_id).unwrap_or_else(|note| {
         eprintln!("note: {note}");

@@ -80,6 +80,7 @@ pub async fn start(
     let anchors = persist::take_anchors(&cfg.identity_dir.join("anchors.json"));
     let mut nat = Nat::default();
     for addr in &cfg.reach.external {
+        crate::nat::check_external_address(addr).map_err(NetError::Setup)?;
         let addr = transport_address(addr);
         swarm.add_external_address(addr.clone());
         nat.address_confirmed(addr);

@@ -38,6 +38,23 @@ impl Reachability {
     }
 }
 
+/// Checks an address given as this node's external address
+/// (`--external-address`): one peers can dial, an IP address (not
+/// 0.0.0.0 or `::`) and a TCP or QUIC port, not through a relay.
+pub fn check_external_address(addr: &Multiaddr) -> Result<(), String> {
+    let base = crate::addr::transport_address(addr);
+    if is_relayed(&base)
+        || !crate::addr::is_dialable(&base)
+        || !crate::addr::is_peer_listen_address(&base)
+        || ip_of(&base).is_none()
+    {
+        return Err(format!(
+            "{addr} is not an address peers can dial (give the public IP address and port, for example /ip4/203.0.113.7/tcp/3000)"
+        ));
+    }
+    Ok(())
+}
+
 /// Whether `addr` goes through a relay.
 pub fn is_relayed(addr: &Multiaddr) -> bool {
     addr.iter().any(|p| matches!(p, Protocol::P2pCircuit))

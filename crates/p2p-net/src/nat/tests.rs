@@ -209,3 +209,25 @@ fn a_failed_punch_closes_the_circuit_for_another_try_a_bounded_number_of_times()
     nat.on_closed(peer, conn(100), 1);
     assert_eq!(nat.punch_failed(&peer), vec![conn(PUNCH_TRIES as usize)]);
 }
+
+#[test]
+fn an_external_address_must_be_one_peers_can_dial() {
+    for good in [
+        "/ip4/203.0.113.7/tcp/3000",
+        "/ip4/203.0.113.7/udp/3000/quic-v1",
+        "/ip6/2001:db8::7/tcp/3000",
+    ] {
+        assert_eq!(check_external_address(&ma(good)), Ok(()), "{good}");
+    }
+    let relay = PeerId::random();
+    for bad in [
+        "/ip4/0.0.0.0/tcp/3000".to_string(),
+        "/ip4/203.0.113.7/tcp/0".to_string(),
+        "/ip4/203.0.113.7/udp/3000".to_string(),
+        "/memory/5".to_string(),
+        format!("/ip4/198.51.100.1/tcp/4000/p2p/{relay}/p2p-circuit"),
+    ] {
+        let e = check_external_address(&ma(&bad)).expect_err(&bad);
+        assert!(e.contains("not an address peers can dial"), "{e}");
+    }
+}
