@@ -14,17 +14,16 @@ use crate::events::EventQueue;
 use crate::handle::{
     Command, GossipId, NetError, NetEvent, NetHandle, NetInfo, PeerDetail, ReplyHandle, Verdict,
 };
-use crate::nat::{is_relayed, relay_of, Nat, OnConnection, Reachability};
+use crate::nat::{is_relayed, relay_of, Nat, Reachability};
 use crate::peers::{Action, Direction, Limits, Origin, PeerTable};
 use crate::persist;
 use crate::rate_limit::{Bucket, RATE_STATE_KEPT, RATE_STRIKES_TO_BAN, REQUESTS_PER_SEC};
 use futures::StreamExt;
 use libp2p::core::transport::ListenerId;
 use libp2p::swarm::dial_opts::DialOpts;
-use libp2p::swarm::{ConnectionId, DialError, SwarmEvent};
+use libp2p::swarm::{DialError, SwarmEvent};
 use libp2p::{
-    autonat, dcutr, gossipsub, identify, kad, mdns, ping, relay, request_response, Multiaddr,
-    PeerId, Swarm,
+    gossipsub, identify, kad, mdns, ping, relay, request_response, Multiaddr, PeerId, Swarm,
 };
 use p2p_proto::{Announcement, Response};
 use std::collections::HashMap;
@@ -156,58 +155,6 @@ struct Host {
     reservation_listener: Option<ListenerId>,
 }
 
-/// Metrics of reachability that libp2p's own do not give.
-struct NatMetrics {
-    /// 1 when some address of this node is confirmed reachable.
-    public: prometheus_client::metrics::gauge::Gauge,
-    /// 1 while a relay reservation is held.
-    reservation: prometheus_client::metrics::gauge::Gauge,
-    /// Open relayed connections.
-    relayed: prometheus_client::metrics::gauge::Gauge,
-    /// Hole punches that made a direct connection, and that failed.
-    punched: prometheus_client::metrics::counter::Counter,
-    punch_failed: prometheus_client::metrics::counter::Counter,
-}
-
-impl NatMetrics {
-    fn register(registry: &mut prometheus_client::registry::Registry) -> NatMetrics {
-        let m = NatMetrics {
-            public: Default::default(),
-            reservation: Default::default(),
-            relayed: Default::default(),
-            punched: Default::default(),
-            punch_failed: Default::default(),
-        };
-        let r = registry.sub_registry_with_prefix("nat");
-        r.register(
-            "public",
-            "1 when an address of this node is confirmed reachable",
-            m.public.clone(),
-        );
-        r.register(
-            "relay_reservation",
-            "1 while this node holds a relay reservation",
-            m.reservation.clone(),
-        );
-        r.register(
-            "relayed_connections",
-            "Open connections over relay circuits",
-            m.relayed.clone(),
-        );
-        r.register(
-            "hole_punch_succeeded",
-            "Hole punches that made a direct connection",
-            m.punched.clone(),
-        );
-        r.register(
-            "hole_punch_failed",
-            "Hole punches that failed",
-            m.punch_failed.clone(),
-        );
-        m
-    }
-}
-
 /// Options for a dial this node chooses to make.
 ///
 /// To a public address the dial goes from the listening port: a NAT in
@@ -232,6 +179,9 @@ fn dial_opts(peer: PeerId, addrs: &[Multiaddr]) -> DialOpts {
         opts.allocate_new_port().build()
     }
 }
+
+mod reach;
+use reach::NatMetrics;
 
 impl Host {
     async fn run(mut self, mut commands: mpsc::Receiver<Command>) {
@@ -694,60 +644,6 @@ impl Host {
         }
     }
 
-    /// A connection opened: relayed circuits are bounded per relay, and
-    /// not kept beside a direct connection.
-    fn on_nat_connection(
-        &mut self,
-        peer: PeerId,
-        connection: ConnectionId,
-        relayed: Option<Option<PeerId>>,
-        remote: &Multiaddr,
-        now: Instant,
-    ) {
-        if self
-            .nat
-            .on_established(peer, connection, relayed, remote, now)
-            == OnConnection::CloseThis
-        {
-            tracing::debug!(%peer, "a circuit not needed or over the relay's allowance: closed");
-            self.swarm.close_connection(connection);
-        }
-    }
-
-    /// Closes circuits whose peer is connected directly, and lists the
-    /// peer at its direct address.
-    fn close_circuits(&mut self, superseded: Vec<crate::nat::Superseded>) {
-        for s in superseded {
-            if self.swarm.close_connection(s.circuit) {
-                tracing::info!(peer = %s.peer, address = %s.direct, "connected directly: the relayed connection is closed");
-            }
-            self.table.direct_address(&s.peer, &s.direct);
-        }
-    }
-
-    /// Asks for a relay reservation when the node is private and holds none.
-    fn maybe_reserve(&mut self) {
-        let Some(r) = self.nat.reservation_wanted(Instant::now()) else {
-            return;
-        };
-        tracing::info!(relay = %r.relay, "not reachable from outside: asking a relay for a reservation");
-        match self.swarm.listen_on(r.address.clone()) {
-            Ok(id) => self.reservation_listener = Some(id),
-            Err(e) => {
-                tracing::warn!(address = %r.address, "cannot listen through the relay: {e}");
-                self.nat.reservation_lost(&r.address);
-            }
-        }
-    }
-
-    fn reservation_ended(&mut self) {
-        self.reservation_listener = None;
-        if let Some(addr) = self.nat.reservation().map(|r| r.address.clone()) {
-            self.nat.reservation_lost(&addr);
-        }
-        self.nat_metrics.reservation.set(0);
-    }
-
     /// Gives Kademlia an address of a peer this node dialled, when the peer
     /// is in its routing table already or its bucket has room, and the
     /// entry holds fewer than [`MAX_ADDRS_PER_PEER`] addresses. Into a full
@@ -946,56 +842,12 @@ impl Host {
                 }
                 self.on_identify(peer_id, info.listen_addrs, now);
             }
-            BehaviourEvent::Autonat(autonat::v2::client::Event {
-                tested_addr,
-                server,
-                result,
-                ..
-            }) => {
-                match result {
-                    Ok(()) => tracing::debug!(%tested_addr, %server, "AutoNAT: reachable"),
-                    // A relayed address is reached through the relay, not this node.
-                    Err(_) if is_relayed(&tested_addr) => {}
-                    Err(e) => {
-                        tracing::debug!(%tested_addr, %server, "AutoNAT: not reachable: {e}");
-                        let before = self.nat.reachability();
-                        self.nat.test_failed();
-                        if before != Reachability::Private
-                            && self.nat.reachability() == Reachability::Private
-                        {
-                            tracing::info!("not reachable from outside (AutoNAT): peers must come through a relay");
-                        }
-                        self.maybe_reserve();
-                    }
-                }
-            }
+            BehaviourEvent::Autonat(e) => self.on_autonat(e),
             BehaviourEvent::RelayClient(relay::client::Event::ReservationReqAccepted {
                 relay_peer_id,
                 ..
-            }) => {
-                if let Some(addr) = self.nat.reservation_accepted(relay_peer_id) {
-                    tracing::info!(relay = %relay_peer_id, %addr, "relay reservation accepted");
-                    self.nat_metrics.reservation.set(1);
-                }
-            }
-            BehaviourEvent::Dcutr(dcutr::Event {
-                remote_peer_id,
-                result,
-            }) => match result {
-                Ok(_) => {
-                    tracing::info!(peer = %remote_peer_id, "hole punch succeeded: connected directly");
-                    self.nat_metrics.punched.inc();
-                    let superseded = self.nat.hole_punched(&remote_peer_id);
-                    self.close_circuits(superseded);
-                }
-                Err(e) => {
-                    tracing::info!(peer = %remote_peer_id, "hole punch failed: {e}");
-                    self.nat_metrics.punch_failed.inc();
-                    for c in self.nat.punch_failed(&remote_peer_id) {
-                        self.swarm.close_connection(c);
-                    }
-                }
-            },
+            }) => self.on_reservation_accepted(relay_peer_id),
+            BehaviourEvent::Dcutr(e) => self.on_hole_punch(e),
             BehaviourEvent::Kad(kad::Event::RoutingUpdated {
                 peer, addresses, ..
             }) => {
