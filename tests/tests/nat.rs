@@ -52,6 +52,7 @@ struct Lab {
 }
 
 const INET: usize = 0;
+const R2: usize = 2;
 const H1: usize = 3;
 const H2: usize = 4;
 const PUBLIC: &str = "198.51.100.1";
@@ -203,8 +204,8 @@ impl Lab {
         Proc { child, log }
     }
 
-    /// GETs `path` from the API of the node in namespace `which`.
-    fn api(&self, which: usize, node: &Proc, path: &str) -> Option<Value> {
+    /// GETs `path` from the HTTP API of the node in namespace `which`.
+    fn get(&self, which: usize, node: &Proc, path: &str) -> Option<Vec<u8>> {
         let base = node.log_text().lines().find_map(|l| {
             let rest = l.strip_prefix("HTTP API and explorer on ")?;
             Some(rest.split(' ').next()?.trim_end_matches('/').to_string())
@@ -214,7 +215,53 @@ impl Lab {
             .arg(format!("{base}{path}"))
             .output()
             .ok()?;
-        serde_json::from_slice(&out.stdout).ok()
+        out.status.success().then_some(out.stdout)
+    }
+
+    /// GETs `path` from the API of the node in namespace `which` as JSON.
+    fn api(&self, which: usize, node: &Proc, path: &str) -> Option<Value> {
+        serde_json::from_slice(&self.get(which, node, path)?).ok()
+    }
+
+    /// Adds nftables counters to router `which` of the bytes it forwards
+    /// from each of `sources` (before its own rules), named `from_<i>`.
+    fn count_forwarded(&self, which: usize, sources: &[&str]) -> bool {
+        let mut rules = String::from("table ip count {\n");
+        for i in 0..sources.len() {
+            rules += &format!(" counter from_{i} {{}}\n");
+        }
+        rules += " chain forwarded {\n  type filter hook forward priority -10; policy accept;\n";
+        for (i, s) in sources.iter().enumerate() {
+            rules += &format!("  ip saddr {s} counter name from_{i}\n");
+        }
+        rules += " }\n}\n";
+        self.nft(&self.ns[which], &rules)
+    }
+
+    /// The bytes counted so far by counter `from_<i>` of router `which`.
+    fn forwarded(&self, which: usize, i: usize) -> u64 {
+        let out = Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                &self.ns[which],
+                "nft",
+                "-j",
+                "list",
+                "counter",
+                "ip",
+                "count",
+            ])
+            .arg(format!("from_{i}"))
+            .output()
+            .unwrap();
+        let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+        v["nftables"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find_map(|e| e["counter"]["bytes"].as_u64())
+            .unwrap()
     }
 }
 
@@ -492,6 +539,101 @@ fn behind_symmetric_nats_the_punch_fails_and_the_relay_keeps_them_connected() {
         !h2_log.contains("hole punch succeeded"),
         "h2 got the blocks, and no direct connection to h1 was made"
     );
+}
+
+/// Test 4: once h1 and h2 are connected directly, a 500-block sync
+/// between the two home networks runs over that connection. The blocks
+/// enter home 1 after the punch, from a second node there (h1b) that h1
+/// syncs from; h2 fetches them from home 1 (h1 or h1b) over direct
+/// connections, and from the public node, which fetched them from home 1
+/// too. The relay forwards nothing meanwhile: the bytes over h2's relayed
+/// connections (its bandwidth metrics) do not grow, and the bytes router
+/// r2 forwards from r1's address grow by much of the chain.
+#[test]
+fn a_500_block_sync_between_home_nodes_runs_over_the_direct_connection() {
+    let Some(w) = walk(
+        Routers {
+            symmetric: false,
+            drop_udp: false,
+        },
+        false,
+        0,
+    ) else {
+        return;
+    };
+    let h1_id = peer_id_of(&w.h1_relayed);
+    eventually(
+        Duration::from_secs(90),
+        "h1 listed at a direct address",
+        || listed(&w, H2, &w.h2, &h1_id).filter(|a| !a.contains("/p2p-circuit")),
+    );
+    // Circuits are closed once the direct connection has lasted 5 s.
+    let circuit_bytes = || -> u64 {
+        let text = String::from_utf8(w.lab.get(H2, &w.h2, "/metrics").unwrap()).unwrap();
+        text.lines()
+            .filter(|l| l.starts_with("libp2p_bandwidth_bytes_total") && l.contains("p2p-circuit"))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+            .sum()
+    };
+    eventually(Duration::from_secs(30), "h2's circuits closed", || {
+        let s = w.lab.api(H2, &w.h2, "/api/status")?;
+        (s["reachability"]["state"].is_string() && relayed_connections(&w) == Some(0)).then_some(())
+    });
+    assert!(
+        w.lab.count_forwarded(R2, &["198.51.100.11", PUBLIC]),
+        "nft counters on r2"
+    );
+    let circuit_before = circuit_bytes();
+
+    let params = chain_core::block::ChainParams::default();
+    let pkh = chain_core::PubkeyHash([9; 20]);
+    let genesis = chain_core::test_utils::genesis(&params, pkh);
+    let chain = chain_core::test_utils::chain_of(&params, &genesis, SYNC_BLOCKS, pkh);
+    let chain_bytes: usize = chain[1..].iter().map(|b| b.encoded_len()).sum();
+    w.env.store_chain("h1b", &chain);
+    let h1_local = format!("/ip4/127.0.0.1/tcp/4101/p2p/{h1_id}");
+    let h1b = w.lab.node(
+        &w.env,
+        H1,
+        "h1b",
+        &["--listen", "/ip4/0.0.0.0/tcp/4111", "-dest", &h1_local],
+    );
+    eventually(Duration::from_secs(120), "the 500 blocks at h2", || {
+        let s = w.lab.api(H2, &w.h2, "/api/status")?;
+        (s["tip"]["height"].as_u64()? == SYNC_BLOCKS as u64).then_some(())
+    });
+    let circuit_after = circuit_bytes();
+    let direct = w.lab.forwarded(R2, 0);
+    let via_public = w.lab.forwarded(R2, 1);
+    eprintln!(
+        "500 blocks ({chain_bytes} bytes) reached h2: r2 forwarded {direct} bytes from home 1's \
+         router and {via_public} from the public node; h2's relayed connections carried \
+         {circuit_before} bytes before the sync and {circuit_after} after; logs in {}",
+        w.env.path().display()
+    );
+    assert_eq!(
+        circuit_before, circuit_after,
+        "bytes went over a circuit during the sync"
+    );
+    assert!(
+        direct as usize >= chain_bytes / 4,
+        "home 1 sent {direct} bytes of a {chain_bytes}-byte chain directly"
+    );
+    drop(h1b);
+}
+
+/// Blocks of the direct-sync test.
+const SYNC_BLOCKS: usize = 500;
+
+/// h2's `nat_relayed_connections` gauge.
+fn relayed_connections(w: &Walk) -> Option<u64> {
+    let text = String::from_utf8(w.lab.get(H2, &w.h2, "/metrics")?).ok()?;
+    text.lines()
+        .find(|l| l.starts_with("nat_relayed_connections "))?
+        .rsplit(' ')
+        .next()?
+        .parse()
+        .ok()
 }
 
 /// Blocks only h1 holds at the start of the symmetric-NAT test.
