@@ -398,6 +398,7 @@ impl TestPeer {
             max_connections: 8,
             gossip: p2p_net::GossipParams::default(),
             reach: Default::default(),
+            link: None,
         };
         let (net, mut events, _task) = rt.block_on(p2p_net::start(cfg)).expect("peer starts");
         let node = node_addr

@@ -60,9 +60,46 @@ struct Args {
     /// Seconds the connected network settles before measuring.
     #[arg(long, default_value_t = 5)]
     settle_secs: u64,
+    /// Payments gossiped to every mempool before each block, which the
+    /// block then carries.
+    #[arg(long, default_value_t = 0)]
+    block_txs: usize,
+    /// The links between nodes: `loopback` (every byte at once) or
+    /// `internet` (8 regions' latencies, 50 Mbit/s or 1 Gbit/s per node).
+    #[arg(long, value_enum, default_value_t = Latency::Loopback)]
+    latency: Latency,
+    /// With `--latency internet`: the share of writes lost and resent
+    /// (0 to 1).
+    #[arg(long, default_value_t = 0.0, value_parser = share)]
+    loss: f64,
+    /// How minted blocks are announced: `compact` (header, short ids and
+    /// coinbase) or `full`.
+    #[arg(long, value_enum, default_value_t = Relay::Compact)]
+    relay: Relay,
     /// Where to write the CSV (default: net-sim-<nodes>-nodes-seed-<seed>.csv).
     #[arg(long)]
     csv: Option<PathBuf>,
+}
+
+/// How blocks are announced.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+enum Relay {
+    Compact,
+    Full,
+}
+
+/// The links between simulated nodes.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+enum Latency {
+    Loopback,
+    Internet,
+}
+
+fn share(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(x) if (0.0..=1.0).contains(&x) => Ok(x),
+        _ => Err(format!("'{s}' is not a share between 0 and 1")),
+    }
 }
 
 fn main() -> anyhow::Result<()> {
@@ -94,6 +131,9 @@ fn main() -> anyhow::Result<()> {
         gossip,
         settle: Duration::from_secs(a.settle_secs),
         timeout: Duration::from_secs(a.timeout_secs),
+        block_txs: a.block_txs,
+        internet: (a.latency == Latency::Internet).then_some(a.loss),
+        compact_blocks: a.relay == Relay::Compact,
         ..net_sim::SimConfig::default()
     };
     let csv = a.csv.unwrap_or_else(|| net_sim::default_csv(&cfg));

@@ -140,6 +140,7 @@ pub fn startp2p(ctx: &Ctx, a: StartArgs) -> Result<()> {
             external,
             upnp: a.upnp,
         },
+        link: None,
     };
     let node_cfg = NodeConfig {
         genesis_peers,
@@ -156,6 +157,7 @@ pub fn startp2p(ctx: &Ctx, a: StartArgs) -> Result<()> {
                 display.show(p.height.into(), p.target.into(), p.done);
             })
         },
+        compact_blocks: true,
     };
     let pool = chain_node::PoolSettings {
         config: chain_core::MempoolConfig {

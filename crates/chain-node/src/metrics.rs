@@ -61,6 +61,12 @@ pub struct ChainMetrics {
     sync_target: Gauge,
     bans: Family<ReasonLabel, Counter>,
     requests: Family<RequestLabels, Counter>,
+    compact: Family<OutcomeLabel, Counter>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OutcomeLabel {
+    outcome: &'static str,
 }
 
 impl Default for ChainMetrics {
@@ -80,6 +86,7 @@ impl Default for ChainMetrics {
             sync_target: Gauge::default(),
             bans: Family::default(),
             requests: Family::default(),
+            compact: Family::default(),
         }
     }
 }
@@ -130,6 +137,11 @@ impl ChainMetrics {
         );
         r.register("peer_bans", "Peers banned, by reason", self.bans.clone());
         r.register(
+            "compact_blocks",
+            "Compact blocks taken, by how: rebuilt from the mempool alone, needing transactions asked for, or the full block asked for",
+            self.compact.clone(),
+        );
+        r.register(
             "peer_requests",
             "Requests from peers answered, by kind and outcome",
             self.requests.clone(),
@@ -158,6 +170,22 @@ impl ChainMetrics {
     pub(crate) fn on_sync(&self, height: u32, target: u32) {
         self.sync_height.set(height.into());
         self.sync_target.set(target.into());
+    }
+
+    /// A compact block was rebuilt from the mempool alone (`true`) or
+    /// needed the network.
+    pub(crate) fn on_compact(&self, from_pool: bool) {
+        let outcome = if from_pool { "from_mempool" } else { "asked" };
+        self.compact.get_or_create(&OutcomeLabel { outcome }).inc();
+    }
+
+    /// A compact block was given up for the full block.
+    pub(crate) fn on_compact_fallback(&self) {
+        self.compact
+            .get_or_create(&OutcomeLabel {
+                outcome: "full_block",
+            })
+            .inc();
     }
 
     pub(crate) fn on_ban(&self, reason: BanReason) {

@@ -14,6 +14,7 @@
 //! window), `relay` (gossip in arrival order and the actor's verdicts),
 //! `inbound` (answers to requests) and `mining`.
 
+mod compact;
 mod download;
 mod inbound;
 mod mining;
@@ -166,6 +167,8 @@ pub struct NodeConfig<P> {
     pub agent: String,
     /// Called as a sync moves.
     pub progress: SyncProgressFn,
+    /// Announce minted blocks compact (`true`, the default) or in full.
+    pub compact_blocks: bool,
 }
 
 impl<N: Network> Node<N> {
@@ -186,6 +189,7 @@ impl<N: Network> Node<N> {
             net,
             gossip,
             gossip_bytes,
+            compact_fetches: Arc::new(tokio::sync::Semaphore::new(compact::COMPACT_FETCHES)),
             inbound_bytes,
             local: Mutex::new(Local {
                 peers: HashMap::new(),
@@ -202,6 +206,7 @@ impl<N: Network> Node<N> {
             mined_tx,
             agent: cfg.agent,
             progress: cfg.progress,
+            compact_blocks: cfg.compact_blocks,
         });
         tokio::spawn(node.clone().gossip_worker(gossip_rx));
         (node, mined_rx)
@@ -323,12 +328,14 @@ pub struct Node<N: Network> {
     net: N,
     gossip: mpsc::Sender<Gossip<N>>,
     gossip_bytes: Arc<tokio::sync::Semaphore>,
+    compact_fetches: Arc<tokio::sync::Semaphore>,
     inbound_bytes: Arc<tokio::sync::Semaphore>,
     local: Mutex<Local<N::Peer>>,
     minting: Minting,
     mined_tx: mpsc::Sender<Option<Block>>,
     agent: String,
     progress: SyncProgressFn,
+    compact_blocks: bool,
 }
 
 impl<N: Network> Node<N> {

@@ -21,6 +21,9 @@ struct Hub {
     nodes: Mutex<HashMap<u8, Arc<Node<FakeNet>>>>,
     links: Mutex<HashSet<(u8, u8)>>,
     bans: Mutex<Vec<(u8, u8)>>,
+    verdicts: Mutex<Vec<(u8, Verdict)>>,
+    /// Requests each node sent, by kind.
+    asked: Mutex<Vec<(u8, &'static str)>>,
 }
 
 impl Hub {
@@ -48,6 +51,12 @@ impl Network for FakeNet {
             return Err("not connected".into());
         }
         let node = self.hub.node(peer).ok_or("no such node")?;
+        let kind = match &request {
+            Request::GetBlockTxn { .. } => "getblocktxn",
+            Request::GetData { .. } => "getdata",
+            _ => "other",
+        };
+        self.hub.asked.lock().unwrap().push((self.me, kind));
         let (reply, rx) = oneshot::channel();
         node.on_event(Inbound::Request {
             peer: self.me,
@@ -79,7 +88,9 @@ impl Network for FakeNet {
             }
         }
     }
-    async fn validate(&self, _id: (), _verdict: Verdict) {}
+    async fn validate(&self, _id: (), verdict: Verdict) {
+        self.hub.verdicts.lock().unwrap().push((self.me, verdict));
+    }
     async fn ban(&self, peer: u8, _period: Duration) {
         self.hub.bans.lock().unwrap().push((self.me, peer));
         self.hub
@@ -127,6 +138,7 @@ impl Net {
                 minting,
                 agent: format!("fake-{id}"),
                 progress: Arc::new(|_| {}),
+                compact_blocks: true,
             },
         );
         let n = node.clone();
@@ -334,4 +346,137 @@ async fn a_peer_of_another_protocol_version_is_refused() {
         !net.hub.bans.lock().unwrap().contains(&(1, 8)),
         "a peer of the same version and chain is kept"
     );
+}
+
+/// A chain whose genesis coin is mature, a block `b` of four chained
+/// payments on it, and the payments.
+fn chain_and_block_of_payments() -> (Vec<Block>, Block, Vec<chain_core::Transaction>) {
+    let params = easy_params();
+    let key = PrivateKey::from_bytes(&[5; 32]).unwrap();
+    let pkh = key.public_key().pubkey_hash();
+    let g = genesis(&params, pkh);
+    let chain = chain_of(&params, &g, 40);
+    let mut coins = outputs_of(&g.transactions[0]);
+    let mut txs = Vec::new();
+    for _ in 0..4 {
+        let tx = spend(
+            &key,
+            &coins,
+            chain_core::PubkeyHash([3; 20]),
+            Amount(1),
+            Amount(1),
+        );
+        coins = outputs_of(&tx)[1..].to_vec();
+        txs.push(tx);
+    }
+    let tip = chain.last().unwrap().header;
+    let b = chain_core::test_utils::child(&params, &tip, txs.clone(), Amount(4), pkh);
+    (chain, b, txs)
+}
+
+/// Node 1 holds `b`; node 2 holds the chain before it and the first two
+/// of its payments in its mempool; they are connected.
+async fn two_nodes_one_block_apart() -> (Net, Block) {
+    let (chain, b, txs) = chain_and_block_of_payments();
+    let mut with_b = chain.clone();
+    with_b.push(b.clone());
+    let mut net = Net::new();
+    net.start(1, &with_b, &[], no_minting());
+    net.start(2, &chain, &[], no_minting());
+    let node2 = net.hub.node(2).unwrap();
+    for tx in &txs[..2] {
+        let (reply, rx) = oneshot::channel();
+        node2
+            .clone()
+            .on_event(Inbound::Request {
+                peer: 9,
+                request: Request::SubmitTx(tx.clone()),
+                reply,
+            })
+            .await;
+        assert!(matches!(rx.await.unwrap(), Response::TxAccepted { .. }));
+    }
+    // Linked, without the handshake that would have node 2 sync the
+    // block: the announcement is what is tested.
+    net.hub.links.lock().unwrap().insert((1, 2));
+    (net, b)
+}
+
+async fn announce(net: &Net, from: u8, to: u8, cb: p2p_proto::CompactBlock) {
+    let a = Announcement::CompactBlock(cb);
+    net.hub
+        .node(to)
+        .unwrap()
+        .on_event(Inbound::Announcement {
+            peer: from,
+            id: (),
+            size: a.encode().len(),
+            announcement: a,
+        })
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_compact_block_is_finished_with_the_transactions_the_mempool_lacked() {
+    let (net, b) = two_nodes_one_block_apart().await;
+    net.hub.asked.lock().unwrap().clear();
+    let cb = p2p_proto::CompactBlock::of(&b, [1; 8]).unwrap();
+    announce(&net, 1, 2, cb).await;
+    net.until("node 2 to take the block", || net.tip(2) == Some(b.hash()))
+        .await;
+    let asked = net.hub.asked.lock().unwrap().clone();
+    assert!(asked.contains(&(2, "getblocktxn")), "{asked:?}");
+    assert!(
+        !asked.contains(&(2, "getdata")),
+        "no full block needed: {asked:?}"
+    );
+    assert!(net
+        .hub
+        .verdicts
+        .lock()
+        .unwrap()
+        .contains(&(2, Verdict::Accept)));
+    assert!(net.hub.bans.lock().unwrap().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_compact_block_with_repeated_short_ids_is_fetched_in_full() {
+    let (net, b) = two_nodes_one_block_apart().await;
+    net.hub.asked.lock().unwrap().clear();
+    let mut cb = p2p_proto::CompactBlock::of(&b, [2; 8]).unwrap();
+    cb.short_ids[3] = cb.short_ids[0];
+    announce(&net, 1, 2, cb).await;
+    net.until("node 2 to take the block", || net.tip(2) == Some(b.hash()))
+        .await;
+    let asked = net.hub.asked.lock().unwrap().clone();
+    assert!(asked.contains(&(2, "getdata")), "{asked:?}");
+    assert!(
+        net.hub.bans.lock().unwrap().is_empty(),
+        "an honest collision is no offence"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_compact_block_whose_header_fails_its_context_is_rejected_and_its_sender_banned() {
+    let (net, b) = two_nodes_one_block_apart().await;
+    let mut bad = b.clone();
+    bad.header.height += 1;
+    chain_core::test_utils::remine(&mut bad);
+    let cb = p2p_proto::CompactBlock::of(&bad, [3; 8]).unwrap();
+    announce(&net, 1, 2, cb).await;
+    net.until("node 1 banned", || {
+        net.hub.bans.lock().unwrap().contains(&(2, 1))
+    })
+    .await;
+    assert!(net
+        .hub
+        .verdicts
+        .lock()
+        .unwrap()
+        .contains(&(2, Verdict::Reject)));
+    assert!(
+        !net.hub.asked.lock().unwrap().contains(&(2, "getblocktxn")),
+        "nothing asked for a block whose header fails"
+    );
+    assert_ne!(net.tip(2), Some(b.hash()));
 }

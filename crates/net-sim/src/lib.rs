@@ -16,6 +16,7 @@
 //! sent once a block's writes have landed or a payment is in the mempool.
 
 mod fixture;
+pub mod internet;
 pub mod report;
 pub mod stats;
 
@@ -66,6 +67,15 @@ pub struct SimConfig {
     /// How long the connected network is left to settle before measuring
     /// (Kademlia's first lookups, gossip meshes).
     pub settle: Duration,
+    /// Payments gossiped to every mempool before each block, which the
+    /// block then carries.
+    pub block_txs: usize,
+    /// The links between nodes: `None`, loopback's (every byte at once);
+    /// `Some(loss)`, the internet's latencies and rates ([`internet`]),
+    /// each write lost with probability `loss`.
+    pub internet: Option<f64>,
+    /// Blocks announced compact (`true`) or in full.
+    pub compact_blocks: bool,
 }
 
 impl Default for SimConfig {
@@ -83,6 +93,9 @@ impl Default for SimConfig {
             gossip: GossipParams::default(),
             timeout: Duration::from_secs(30),
             settle: Duration::from_secs(5),
+            block_txs: 0,
+            internet: None,
+            compact_blocks: true,
         }
     }
 }
@@ -196,6 +209,11 @@ struct Sim {
     fixture: Fixture,
     /// Who dialled whom at start.
     edges: Vec<(usize, usize)>,
+    /// The simulated links, and the draw of each node's (its own random
+    /// stream, so that the topology is the same with or without them).
+    links: Option<(Arc<p2p_net::link::LinkNetwork>, StdRng)>,
+    /// Fixture coins spent so far.
+    spent: usize,
 }
 
 /// Runs the simulation `cfg` describes and reports what it measured.
@@ -214,7 +232,13 @@ pub async fn run(cfg: SimConfig) -> anyhow::Result<Report> {
         );
     }
     let started = Instant::now();
-    let fixture = Fixture::new(cfg.txs);
+    let fixture = Fixture::new(cfg.txs + cfg.blocks * cfg.block_txs);
+    let links = cfg.internet.map(|loss| {
+        (
+            internet::network(loss, cfg.seed),
+            StdRng::seed_from_u64(cfg.seed ^ 0x6c69_6e6b),
+        )
+    });
     let root = tempfile::tempdir().context("a temporary directory for the nodes")?;
     make_template(root.path(), &fixture)?;
     let mut sim = Sim {
@@ -225,6 +249,8 @@ pub async fn run(cfg: SimConfig) -> anyhow::Result<Report> {
         obs: Observer::new(),
         fixture,
         edges: Vec::new(),
+        links,
+        spent: 0,
     };
     let mut report = Report::new(&sim.cfg);
     let result = sim.measure(&mut report, started).await;
@@ -265,11 +291,23 @@ impl Sim {
         }
         self.connect().await?;
         report.startup = started.elapsed();
-        let before = self.traffic().await;
+        let mut block_traffic = vec![Traffic::default(); self.nodes.len()];
         for _ in 0..self.cfg.blocks {
+            if self.cfg.block_txs > 0 {
+                self.spread_payments(self.cfg.block_txs).await?;
+                // Copies still on their way (gossip's duplicates, and the
+                // IHAVEs of the last three heartbeats) land before the
+                // block's bytes are counted.
+                tokio::time::sleep(self.cfg.gossip.heartbeat * 4).await;
+            }
             let m = self.rng.gen_range(0..self.nodes.len());
             let everyone: Vec<usize> = (0..self.nodes.len()).collect();
+            let before = self.traffic().await;
             let (_, arrivals) = self.mint_at(m, &everyone).await?;
+            let after = self.traffic().await;
+            for (sum, d) in block_traffic.iter_mut().zip(diff(&after, &before)) {
+                *sum = sum.plus(&d);
+            }
             report.blocks.push(arrivals);
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
@@ -277,7 +315,7 @@ impl Sim {
         for node in &self.nodes {
             report.peers.push(node.running.net.peers().await?.len());
         }
-        report.block_traffic = diff(&after_blocks, &before);
+        report.block_traffic = block_traffic;
         self.payments(report).await?;
         report.tx_traffic = diff(&self.traffic().await, &after_blocks);
         if self.cfg.partition > 0 {
@@ -305,12 +343,16 @@ impl Sim {
             max_connections: self.cfg.max_connections,
             gossip: self.cfg.gossip,
             reach: Default::default(),
+            link: self
+                .links
+                .as_mut()
+                .map(|(net, rng)| net.attach(internet::draw(rng))),
         };
         let setup = NodeSetup {
             store: Some(store),
             chain_dir,
             pool: PoolSettings::default(),
-            node: node_config(),
+            node: node_config(self.cfg.compact_blocks),
             http: None,
         };
         let (stop, stopped) = oneshot::channel::<()>();
@@ -439,6 +481,41 @@ impl Sim {
         Ok((hash, arrivals))
     }
 
+    /// Submits `n` payments at random nodes and waits until every mempool
+    /// holds them (a block then carries them).
+    async fn spread_payments(&mut self, n: usize) -> anyhow::Result<()> {
+        let mut ids = Vec::with_capacity(n);
+        for _ in 0..n {
+            let tx = self.fixture.payment(self.spent, PubkeyHash(self.rng.gen()));
+            self.spent += 1;
+            let at = self.rng.gen_range(0..self.nodes.len());
+            ids.push(tx.txid());
+            let answer = self.nodes[at].running.node.submit_tx(tx, None).await;
+            if !matches!(answer, chain_node::Submitted::Accepted(_)) {
+                bail!("node {at} refused a simulated payment: {answer:?}");
+            }
+        }
+        let n = self.nodes.len();
+        let everywhere = |o: &Observer| {
+            ids.iter().all(|t| {
+                o.txs
+                    .get(t)
+                    .is_some_and(|v| v.len() == n && v.iter().all(Option::is_some))
+            })
+        };
+        if !self
+            .obs
+            .until(Instant::now() + self.cfg.timeout, everywhere)
+            .await
+        {
+            bail!(
+                "the payments of a block did not reach every mempool in {:?}",
+                self.cfg.timeout
+            );
+        }
+        Ok(())
+    }
+
     /// Payments at random nodes, at the configured rate.
     async fn payments(&mut self, report: &mut Report) -> anyhow::Result<()> {
         let n = self.nodes.len();
@@ -449,7 +526,9 @@ impl Sim {
                 let due = t0 + Duration::from_secs_f64(k as f64 / self.cfg.tx_rate);
                 tokio::time::sleep_until(due.into()).await;
             }
-            let tx = self.fixture.payment(k, PubkeyHash(self.rng.gen()));
+            let tx = self
+                .fixture
+                .payment(self.spent + k, PubkeyHash(self.rng.gen()));
             let at = self.rng.gen_range(0..n);
             let txid = tx.txid();
             let sent_at = Instant::now();
@@ -625,7 +704,7 @@ fn diff(after: &[Traffic], before: &[Traffic]) -> Vec<Traffic> {
 }
 
 /// A node that relays and never mines (the simulation mints its blocks).
-fn node_config() -> NodeConfig<PeerId> {
+fn node_config(compact_blocks: bool) -> NodeConfig<PeerId> {
     NodeConfig {
         genesis_peers: HashSet::new(),
         expected_genesis: None,
@@ -636,6 +715,7 @@ fn node_config() -> NodeConfig<PeerId> {
         },
         agent: "net-sim".into(),
         progress: Arc::new(|_| {}),
+        compact_blocks,
     }
 }
 

@@ -217,6 +217,15 @@ impl Report {
                 format!("{conn_mean:.1}/{conn_max:.0}")
             );
         }
+        if !self.block_traffic.is_empty() && !self.blocks.is_empty() {
+            let per = self.blocks.len() as f64 * 1024.0;
+            let (in_mean, in_max) = mean_max(&self.block_traffic, |t| t.bytes_in / per);
+            let (out_mean, out_max) = mean_max(&self.block_traffic, |t| t.bytes_out / per);
+            let _ = writeln!(
+                t,
+                "per node per block: KiB in {in_mean:.1} (max {in_max:.1}), KiB out {out_mean:.1} (max {out_max:.1})"
+            );
+        }
         if let Some((small, large)) = self.partition {
             let _ = writeln!(
                 t,

@@ -69,6 +69,17 @@ impl Traffic {
         }
     }
 
+    /// Both readings' counts added.
+    pub fn plus(&self, other: &Traffic) -> Traffic {
+        Traffic {
+            bytes_in: self.bytes_in + other.bytes_in,
+            bytes_out: self.bytes_out + other.bytes_out,
+            gossip_received: self.gossip_received + other.gossip_received,
+            gossip_first: self.gossip_first + other.gossip_first,
+            connections: self.connections + other.connections,
+        }
+    }
+
     /// What was counted between `earlier` and this reading.
     pub fn since(&self, earlier: &Traffic) -> Traffic {
         Traffic {

@@ -25,6 +25,7 @@ fn net_config(dir: &std::path::Path, bootstrap: Vec<Multiaddr>) -> NetConfig {
         max_connections: 16,
         gossip: p2p_net::GossipParams::default(),
         reach: Default::default(),
+        link: None,
     }
 }
 
@@ -46,6 +47,7 @@ fn setup(store: Option<ChainStore>, dir: &std::path::Path, dest: &[Multiaddr]) -
             },
             agent: "memory-node".into(),
             progress: Arc::new(|_| {}),
+            compact_blocks: true,
         },
         http: None,
     }

@@ -129,14 +129,29 @@ pub(crate) fn build_swarm(
         // libp2p's in-process transport, for `/memory/<n>` addresses: many
         // hosts in one process (simulations, tests) with the same Noise and
         // Yamux upgrades and the same protocols as over TCP.
+        // With a simulated link (`crate::link`), what this host writes on
+        // them is delayed as the link model says.
         .with_other_transport(|key| {
+            let link = cfg.link.clone();
+            let memory = libp2p::Transport::and_then(
+                libp2p::core::transport::MemoryTransport::default(),
+                move |io, endpoint: libp2p::core::ConnectedPoint| {
+                    let link = link.clone();
+                    async move {
+                        match link {
+                            Some(l) => l
+                                .wrap(io, endpoint.is_dialer())
+                                .await
+                                .map(futures::future::Either::Left),
+                            None => Ok(futures::future::Either::Right(io)),
+                        }
+                    }
+                },
+            );
             Ok::<_, Box<dyn std::error::Error + Send + Sync>>(
-                libp2p::Transport::upgrade(
-                    libp2p::core::transport::MemoryTransport::default(),
-                    libp2p::core::upgrade::Version::V1,
-                )
-                .authenticate(noise::Config::new(key)?)
-                .multiplex(yamux::Config::default()),
+                libp2p::Transport::upgrade(memory, libp2p::core::upgrade::Version::V1)
+                    .authenticate(noise::Config::new(key)?)
+                    .multiplex(yamux::Config::default()),
             )
         })
         .map_err(|e| setup(e.to_string()))?

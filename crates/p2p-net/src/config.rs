@@ -136,6 +136,9 @@ pub struct NetConfig {
     pub gossip: GossipParams,
     /// External addresses and UPnP.
     pub reach: Reach,
+    /// For simulations: the link model that delays what this host writes
+    /// over `/memory/` addresses (`None`: delivered at once).
+    pub link: Option<crate::link::SimLink>,
 }
 
 /// Inbound connections that may be peers: the rest of the slots are for

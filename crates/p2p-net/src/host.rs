@@ -409,7 +409,7 @@ impl Host {
                 reply,
             } => {
                 let topic = match announcement {
-                    Announcement::Block(_) => self.blocks.clone(),
+                    Announcement::Block(_) | Announcement::CompactBlock(_) => self.blocks.clone(),
                     Announcement::Tx(_) => self.txs.clone(),
                 };
                 let result = match self

@@ -34,6 +34,7 @@ pub mod handle;
 pub mod host;
 #[cfg(feature = "test-utils")]
 pub mod hostile;
+pub mod link;
 pub mod nat;
 pub mod peers;
 pub mod persist;

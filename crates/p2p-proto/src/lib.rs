@@ -13,7 +13,10 @@ use chain_core::{
 use serde::{Deserialize, Serialize};
 
 pub mod bounded;
+pub mod compact;
 mod raw;
+
+pub use compact::{CompactBlock, ShortId};
 
 pub use raw::BlockBytes;
 
@@ -49,13 +52,14 @@ pub fn encode<T: Serialize>(v: &T) -> Vec<u8> {
 
 /// The protocol version spoken. Version 2 carried transactions and blocks
 /// in their hand-written consensus encoding (version 1 used postcard's);
-/// version 3 gossips them unsigned, on topics of their own. A peer that
+/// version 3 gossips them unsigned, on topics of their own; version 4
+/// announces blocks as compact blocks, on a topic of its own. A peer that
 /// speaks another version is refused.
-pub const PROTOCOL_VERSION: u32 = 3;
+pub const PROTOCOL_VERSION: u32 = 4;
 /// Request/response protocol id.
 pub const SYNC_PROTOCOL: &str = "/chain/sync/1";
 /// Gossipsub topic of block announcements.
-pub const BLOCK_TOPIC: &str = "chain/blocks/2";
+pub const BLOCK_TOPIC: &str = "chain/blocks/3";
 /// Gossipsub topic of transaction announcements.
 pub const TX_TOPIC: &str = "chain/txs/2";
 /// Most block hashes in one `Inv`.
@@ -149,6 +153,14 @@ pub enum Request {
         /// Where to stop, if anywhere.
         stop: Option<BlockHash>,
     },
+    /// Transactions of a block, by position, to finish a compact block.
+    GetBlockTxn {
+        /// The block.
+        hash: BlockHash,
+        /// Positions in the block, strictly ascending.
+        #[serde(deserialize_with = "bounded::vec::<_, _, { compact::MAX_BLOCK_TXS }>")]
+        indexes: Vec<u32>,
+    },
 }
 
 /// A response.
@@ -202,6 +214,14 @@ pub enum Response {
         #[serde(deserialize_with = "bounded::vec::<_, _, MAX_HEADERS>")]
         headers: Vec<BlockHeader>,
     },
+    /// The transactions a `GetBlockTxn` asked for, in its order.
+    BlockTxn {
+        /// The block.
+        hash: BlockHash,
+        /// The transactions.
+        #[serde(deserialize_with = "bounded::vec::<_, _, { compact::MAX_BLOCK_TXS }>")]
+        txs: Vec<Transaction>,
+    },
 }
 
 /// A gossip announcement.
@@ -212,6 +232,8 @@ pub enum Announcement {
     Block(BlockBytes),
     /// A new transaction.
     Tx(Transaction),
+    /// A new block as its header, coinbase and short ids (version 4).
+    CompactBlock(CompactBlock),
 }
 
 /// Why bytes are not a valid message.

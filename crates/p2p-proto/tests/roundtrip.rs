@@ -147,7 +147,7 @@ fn the_documented_chainless_status_bytes() {
         total_work: [0; 32],
         agent: "py".into(),
     });
-    let mut expected = vec![0x00, 0x03];
+    let mut expected = vec![0x00, 0x04];
     expected.extend([0u8; 32]);
     expected.push(0x00);
     expected.extend([0u8; 64]);

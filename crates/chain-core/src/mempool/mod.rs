@@ -349,6 +349,11 @@ impl Mempool {
         self.entries.contains_key(txid)
     }
 
+    /// Every transaction with its id, in no particular order.
+    pub fn iter(&self) -> impl Iterator<Item = (&Txid, &crate::Transaction)> {
+        self.entries.iter().map(|(id, e)| (id, &e.tx))
+    }
+
     /// The transaction with this id.
     pub fn get(&self, txid: &Txid) -> Option<&crate::Transaction> {
         self.entries.get(txid).map(|e| &e.tx)

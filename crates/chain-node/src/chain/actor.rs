@@ -85,6 +85,9 @@ impl<P: Copy + Eq + Hash + std::fmt::Display> Actor<P> {
                 Command::Template(to, min, r) => {
                     let _ = r.send(self.template(to, min));
                 }
+                Command::Compact(cb, r) => {
+                    let _ = r.send(self.prepare_compact(&cb));
+                }
                 Command::Pool(req, r) => {
                     let _ = r.send(crate::pool_reads::answer(&self.mempool, req));
                 }

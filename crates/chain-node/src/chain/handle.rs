@@ -218,6 +218,12 @@ impl<P: Copy + Send + 'static> ChainHandle<P> {
             .flatten()
     }
 
+    /// A compact block's header checked and its transactions looked up in
+    /// the mempool (`None`: the node is stopping).
+    pub async fn prepare_compact(&self, cb: p2p_proto::CompactBlock) -> Option<Prepared> {
+        self.ask(|r| Command::Compact(Box::new(cb), r)).await
+    }
+
     /// Drops what `peer` left in the orphan pool (it was banned).
     pub async fn forget_peer(&self, peer: P) {
         let _ = self.tx.send(Command::ForgetPeer(peer)).await;

@@ -28,11 +28,13 @@ use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 
 mod actor;
+mod compact;
 mod handle;
 #[cfg(test)]
 mod tests;
 
 use actor::Actor;
+pub use compact::Prepared;
 pub use handle::ChainHandle;
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
@@ -193,6 +195,7 @@ enum Command<P> {
     PoolCoins(PubkeyHash, usize, oneshot::Sender<PoolCoins>),
     CreateFromGenesis(Block, oneshot::Sender<Result<bool, String>>),
     Template(PubkeyHash, usize, oneshot::Sender<Option<Block>>),
+    Compact(Box<p2p_proto::CompactBlock>, oneshot::Sender<Prepared>),
     ForgetPeer(P),
     Pool(
         crate::pool_reads::PoolRequest,

@@ -7,7 +7,7 @@ use super::peers::status_of;
 use super::Node;
 use crate::reads::{ReadError, ReadRequest, ReadResponse};
 use crate::Network;
-use chain_core::{Txid, UnminedTx};
+use chain_core::{BlockHash, Txid, UnminedTx};
 use p2p_proto::{Announcement, BlockBytes, Request, Response, UtxoEntry};
 use std::sync::Arc;
 
@@ -42,6 +42,7 @@ impl<N: Network> Node<N> {
                     reason: p2p_proto::clip_reason(reason),
                 },
             },
+            Request::GetBlockTxn { hash, indexes } => self.block_txn(hash, indexes).await,
             other => match to_read(other) {
                 Some(read) => to_response(self.chain.read(read).await),
                 None => Response::Error {
@@ -75,7 +76,7 @@ pub(crate) fn to_read(request: Request) -> Option<ReadRequest> {
             pubkey_hash,
             limit: p2p_proto::MAX_UTXOS,
         },
-        Request::Status(_) | Request::SubmitTx(_) => return None,
+        Request::Status(_) | Request::SubmitTx(_) | Request::GetBlockTxn { .. } => return None,
     })
 }
 
@@ -104,6 +105,64 @@ pub(crate) fn to_response(read: Result<ReadResponse, ReadError>) -> Response {
             reason: p2p_proto::clip_reason(e.to_string()),
         },
     }
+}
+
+impl<N: Network> Node<N> {
+    /// The transactions at `indexes` (strictly ascending) of the stored
+    /// block `hash`, for a peer finishing a compact block.
+    async fn block_txn(self: &Arc<Self>, hash: BlockHash, indexes: Vec<u32>) -> Response {
+        if indexes.windows(2).any(|w| w[0] >= w[1]) {
+            return Response::Error {
+                reason: "indexes must be strictly ascending".into(),
+            };
+        }
+        let read = self
+            .chain
+            .read(ReadRequest::Blocks {
+                hashes: vec![hash],
+                max_count: 1,
+                max_bytes: chain_core::MAX_BLOCK_SIZE,
+            })
+            .await;
+        let bytes = match read {
+            Ok(ReadResponse::Blocks { mut blocks, .. }) if !blocks.is_empty() => {
+                blocks.swap_remove(0)
+            }
+            Ok(_) => {
+                return Response::Error {
+                    reason: format!("no block {hash}"),
+                }
+            }
+            Err(e) => return to_response(Err(e)),
+        };
+        let Ok(block) = chain_core::Block::decode(&bytes) else {
+            return Response::Error {
+                reason: "the stored block does not decode".into(),
+            };
+        };
+        match pick(block.transactions, &indexes) {
+            Some(txs) => Response::BlockTxn { hash, txs },
+            None => Response::Error {
+                reason: format!("block {hash} has no transaction at one of those indexes"),
+            },
+        }
+    }
+}
+
+/// The transactions at `indexes` (ascending), or `None` if one is past the end.
+fn pick(
+    txs: Vec<chain_core::Transaction>,
+    indexes: &[u32],
+) -> Option<Vec<chain_core::Transaction>> {
+    let mut wanted = indexes.iter().peekable();
+    let mut out = Vec::with_capacity(indexes.len());
+    for (i, tx) in txs.into_iter().enumerate() {
+        if wanted.peek().is_some_and(|&&w| w as usize == i) {
+            out.push(tx);
+            wanted.next();
+        }
+    }
+    wanted.peek().is_none().then_some(out)
 }
 
 /// What became of a submitted payment.
@@ -156,6 +215,7 @@ fn request_kind(request: &Request) -> &'static str {
         Request::SubmitTx(_) => "tx",
         Request::GetUtxos { .. } => "getutxos",
         Request::GetHeaders { .. } => "getheaders",
+        Request::GetBlockTxn { .. } => "getblocktxn",
     }
 }
 
@@ -163,6 +223,8 @@ fn request_kind(request: &Request) -> &'static str {
 pub(super) fn answer_cost(request: &Request) -> usize {
     match request {
         Request::GetData { .. } => p2p_proto::BLOCKS_REPLY_BUDGET + chain_core::MAX_BLOCK_SIZE,
+        // The block read, decoded, and the transactions picked from it.
+        Request::GetBlockTxn { .. } => 3 * chain_core::MAX_BLOCK_SIZE,
         // About 100 bytes per encoded header.
         Request::GetHeaders { .. } => p2p_proto::MAX_HEADERS * 100,
         Request::GetBlocks { .. } => p2p_proto::MAX_INV * 32,
@@ -216,6 +278,20 @@ mod tests {
             })),
             None
         );
+    }
+
+    #[test]
+    fn block_txn_picks_by_position_and_refuses_one_past_the_end() {
+        let tx = |v: u32| chain_core::Transaction {
+            version: v,
+            inputs: vec![],
+            outputs: vec![],
+        };
+        let txs: Vec<_> = (0..5).map(tx).collect();
+        let got = pick(txs.clone(), &[1, 3, 4]).unwrap();
+        assert_eq!(got, vec![tx(1), tx(3), tx(4)]);
+        assert_eq!(pick(txs.clone(), &[]), Some(vec![]));
+        assert_eq!(pick(txs, &[2, 5]), None);
     }
 
     #[test]

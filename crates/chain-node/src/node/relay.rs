@@ -6,7 +6,7 @@ use super::{Gossip, Node, BAN};
 use crate::chain::Verdict;
 use crate::Network;
 use chain_core::{ReceivedBlock, UnminedTx};
-use p2p_proto::{Announcement, BlockBytes};
+use p2p_proto::{Announcement, BlockBytes, CompactBlock};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use tokio::sync::mpsc;
@@ -34,6 +34,9 @@ impl<N: Network> Node<N> {
                             self.ban(peer, crate::BanReason::InvalidBlock).await;
                         }
                     }
+                }
+                Announcement::CompactBlock(cb) => {
+                    self.clone().on_compact(peer, id, cb).await;
                 }
                 Announcement::Tx(tx) => {
                     // Hashed once, here.
@@ -95,9 +98,18 @@ impl<N: Network> Node<N> {
         // Taken out of the outcome: no caller needs it after this.
         if let Some(m) = out.publish.take() {
             tracing::info!(height = m.height, hash = %m.hash.short(), txs = m.txs, "minted block");
-            // Published from the bytes it was stored from, without a copy.
+            // Announced compact: peers rebuild it from their mempools.
             let b = BlockBytes::new(m.bytes);
-            self.net.publish(Announcement::Block(b)).await;
+            let compact = self
+                .compact_blocks
+                .then(|| b.decode().ok())
+                .flatten()
+                .and_then(|block| CompactBlock::of(&block, rand::random()));
+            let announcement = match compact {
+                Some(cb) => Announcement::CompactBlock(cb),
+                None => Announcement::Block(b),
+            };
+            self.net.publish(announcement).await;
         }
         if let Some(p) = out.ask_status {
             // It sent a block whose header meets the chain's difficulty: its

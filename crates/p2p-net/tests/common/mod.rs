@@ -42,6 +42,7 @@ pub fn config(
         max_connections: max,
         gossip: p2p_net::GossipParams::default(),
         reach: Default::default(),
+        link: None,
     }
 }
 
