@@ -190,6 +190,7 @@ impl<N: Network> Node<N> {
             gossip,
             gossip_bytes,
             compact_fetches: Arc::new(tokio::sync::Semaphore::new(compact::COMPACT_FETCHES)),
+            rebuilt: Mutex::new(std::collections::VecDeque::new()),
             inbound_bytes,
             local: Mutex::new(Local {
                 peers: HashMap::new(),
@@ -329,6 +330,8 @@ pub struct Node<N: Network> {
     gossip: mpsc::Sender<Gossip<N>>,
     gossip_bytes: Arc<tokio::sync::Semaphore>,
     compact_fetches: Arc<tokio::sync::Semaphore>,
+    /// The last blocks rebuilt from compact blocks (`node::compact`).
+    rebuilt: Mutex<std::collections::VecDeque<Arc<Block>>>,
     inbound_bytes: Arc<tokio::sync::Semaphore>,
     local: Mutex<Local<N::Peer>>,
     minting: Minting,

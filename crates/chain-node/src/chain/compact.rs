@@ -20,8 +20,10 @@ pub enum Prepared {
     Orphan,
     /// Two of its short ids are the same: fetch the full block.
     DuplicateIds,
-    /// Its transactions found in the mempool, and the gaps.
-    Partial(PartialBlock),
+    /// Its transactions found in the mempool, and the gaps; whether it
+    /// extends the best chain's tip (then it is forwarded as soon as it is
+    /// rebuilt, before it is connected).
+    Partial(PartialBlock, bool),
 }
 
 impl<P: Copy + Eq + std::hash::Hash + std::fmt::Display> Actor<P> {
@@ -48,9 +50,10 @@ impl<P: Copy + Eq + std::hash::Hash + std::fmt::Display> Actor<P> {
             }
             Err(_) => return Prepared::Orphan,
         }
+        let extends_tip = store.tip().hash == cb.header.prev;
         match cb.rebuild(self.mempool.iter()) {
             Rebuild::DuplicateIds => Prepared::DuplicateIds,
-            Rebuild::Partial(p) => Prepared::Partial(p),
+            Rebuild::Partial(p) => Prepared::Partial(p, extends_tip),
         }
     }
 }

@@ -1,13 +1,15 @@
 //! Compact blocks: a gossiped compact block rebuilt from the mempool, the
 //! missing transactions asked of the peer that relayed it in one
 //! `GetBlockTxn`, and the full block asked for when the rebuild cannot
-//! finish. The block then takes the path of any gossiped block (checks,
-//! verdict, forwarding).
+//! finish. A rebuilt block that extends the tip is forwarded at once,
+//! before it is connected (as BIP152's high-bandwidth relay): its header
+//! has shown its proof of work and fits the tip, and its transactions are
+//! the header's. Any other block takes the path of a gossiped full block.
 
 use super::{Node, BAN};
 use crate::chain::{Prepared, Verdict};
 use crate::Network;
-use chain_core::{BlockHash, ReceivedBlock};
+use chain_core::{Block, BlockHash, ReceivedBlock};
 use p2p_proto::compact::PartialBlock;
 use p2p_proto::{CompactBlock, Request, Response};
 use std::sync::Arc;
@@ -15,6 +17,8 @@ use std::sync::Arc;
 /// Compact blocks being finished over the network at once; more are
 /// ignored (each came with valid proof of work, so this is rarely reached).
 pub const COMPACT_FETCHES: usize = 8;
+/// Rebuilt blocks kept to answer `GetBlockTxn` before they are stored.
+pub const REBUILT_KEPT: usize = 4;
 
 impl<N: Network> Node<N> {
     /// Handles a gossiped compact block from `peer`.
@@ -28,7 +32,7 @@ impl<N: Network> Node<N> {
         let Some(prepared) = self.chain.prepare_compact(cb).await else {
             return;
         };
-        let partial = match prepared {
+        let (partial, extends_tip) = match prepared {
             Prepared::Known => {
                 self.net.validate(id, Verdict::Ignore).await;
                 return;
@@ -41,15 +45,14 @@ impl<N: Network> Node<N> {
                 }
                 return;
             }
-            Prepared::Orphan | Prepared::DuplicateIds => None,
-            Prepared::Partial(p) => Some(p),
+            Prepared::Orphan | Prepared::DuplicateIds => (None, false),
+            Prepared::Partial(p, extends_tip) => (Some(p), extends_tip),
         };
         if let Some(p) = &partial {
             if p.missing().is_empty() {
                 if let Ok(block) = p.finish() {
                     self.chain.metrics().on_compact(true);
-                    self.on_block(ReceivedBlock::new(block), Some(peer), Some(id), false)
-                        .await;
+                    self.take_rebuilt(block, peer, id, extends_tip).await;
                     return;
                 }
             }
@@ -62,22 +65,62 @@ impl<N: Network> Node<N> {
         };
         self.chain.metrics().on_compact(false);
         tokio::spawn(async move {
-            let block = match partial {
+            let rebuilt = match partial {
                 Some(p) if !p.missing().is_empty() => self.missing_from(peer, hash, p).await,
                 _ => None,
             };
-            let block = match block {
-                Some(b) => Some(b),
-                None => self.full_block_from(peer, hash).await,
-            };
-            match block {
-                Some(b) => {
-                    self.on_block(b, Some(peer), Some(id), false).await;
-                }
-                None => self.net.validate(id, Verdict::Ignore).await,
+            if let Some(b) = rebuilt {
+                self.take_rebuilt(b, peer, id, extends_tip).await;
+            } else if let Some(b) = self.full_block_from(peer, hash).await {
+                self.clone().on_block(b, Some(peer), Some(id), false).await;
+            } else {
+                self.net.validate(id, Verdict::Ignore).await;
             }
             drop(permit);
         });
+    }
+
+    /// Takes a rebuilt block: one that extends the tip is forwarded first
+    /// and connected after; its sender, which may have forwarded it before
+    /// connecting it too, is not banned if its body fails. Any other goes
+    /// the way of a gossiped full block.
+    async fn take_rebuilt(
+        self: &Arc<Self>,
+        block: Block,
+        peer: N::Peer,
+        id: N::GossipId,
+        extends_tip: bool,
+    ) {
+        if !extends_tip {
+            self.clone()
+                .on_block(ReceivedBlock::new(block), Some(peer), Some(id), false)
+                .await;
+            return;
+        }
+        self.remember_rebuilt(&block);
+        self.net.validate(id, Verdict::Accept).await;
+        let mut out = self
+            .chain
+            .accept_block(ReceivedBlock::new(block), Some(peer))
+            .await;
+        out.offender = None;
+        self.clone().carry_out(out, None).await;
+    }
+
+    /// Keeps the last few rebuilt blocks, to answer `GetBlockTxn` for a
+    /// block forwarded before it is stored.
+    fn remember_rebuilt(&self, block: &Block) {
+        let mut recent = self.rebuilt.lock().unwrap_or_else(|p| p.into_inner());
+        if recent.len() >= REBUILT_KEPT {
+            recent.pop_front();
+        }
+        recent.push_back(Arc::new(block.clone()));
+    }
+
+    /// A block rebuilt here lately, by hash.
+    pub(super) fn rebuilt(&self, hash: &BlockHash) -> Option<Arc<Block>> {
+        let recent = self.rebuilt.lock().unwrap_or_else(|p| p.into_inner());
+        recent.iter().find(|b| b.hash() == *hash).cloned()
     }
 
     /// Asks `peer` for the transactions `p` lacks and finishes the block;
@@ -87,7 +130,7 @@ impl<N: Network> Node<N> {
         peer: N::Peer,
         hash: BlockHash,
         mut p: PartialBlock,
-    ) -> Option<ReceivedBlock> {
+    ) -> Option<Block> {
         let indexes = p.missing();
         let asked = indexes.len();
         let answer = self
@@ -109,7 +152,7 @@ impl<N: Network> Node<N> {
         match finished {
             Ok(block) => {
                 tracing::debug!(hash = %hash.short(), asked, "compact block finished");
-                Some(ReceivedBlock::new(block))
+                Some(block)
             }
             Err(e) => {
                 tracing::debug!(%peer, hash = %hash.short(), "compact block not rebuilt: {e}; asking for the full block");

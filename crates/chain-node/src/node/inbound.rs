@@ -116,6 +116,14 @@ impl<N: Network> Node<N> {
                 reason: "indexes must be strictly ascending".into(),
             };
         }
+        if let Some(block) = self.rebuilt(&hash) {
+            return match pick(block.transactions.clone(), &indexes) {
+                Some(txs) => Response::BlockTxn { hash, txs },
+                None => Response::Error {
+                    reason: format!("block {hash} has no transaction at one of those indexes"),
+                },
+            };
+        }
         let read = self
             .chain
             .read(ReadRequest::Blocks {
