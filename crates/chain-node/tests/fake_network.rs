@@ -480,3 +480,61 @@ async fn a_compact_block_whose_header_fails_its_context_is_rejected_and_its_send
     );
     assert_ne!(net.tip(2), Some(b.hash()));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rebuilt_block_with_a_bad_body_is_forwarded_dropped_and_its_relayer_not_banned() {
+    let (chain, _, txs) = chain_and_block_of_payments();
+    // The same payments, but a coinbase that claims more fees than they pay.
+    let params = easy_params();
+    let tip = chain.last().unwrap().header;
+    let greedy = chain_core::test_utils::child(
+        &params,
+        &tip,
+        txs.clone(),
+        Amount(1_000),
+        chain_core::PubkeyHash([8; 20]),
+    );
+    let mut net = Net::new();
+    net.start(2, &chain, &[], no_minting());
+    let node2 = net.hub.node(2).unwrap();
+    for tx in &txs {
+        let (reply, rx) = oneshot::channel();
+        node2
+            .clone()
+            .on_event(Inbound::Request {
+                peer: 9,
+                request: Request::SubmitTx(tx.clone()),
+                reply,
+            })
+            .await;
+        assert!(matches!(rx.await.unwrap(), Response::TxAccepted { .. }));
+    }
+    let before = net.tip(2);
+    announce(
+        &net,
+        1,
+        2,
+        p2p_proto::CompactBlock::of(&greedy, [4; 8]).unwrap(),
+    )
+    .await;
+    // Forwarded as soon as rebuilt (every payment was in the pool)...
+    net.until("node 2 to forward it", || {
+        net.hub
+            .verdicts
+            .lock()
+            .unwrap()
+            .contains(&(2, Verdict::Accept))
+    })
+    .await;
+    // ...then refused when connected, without a ban of the relayer.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(net.tip(2), before, "the block was refused");
+    assert!(
+        net.hub.bans.lock().unwrap().is_empty(),
+        "the relayer may have forwarded it unchecked"
+    );
+    assert!(
+        net.hub.asked.lock().unwrap().is_empty(),
+        "nothing was missing"
+    );
+}
