@@ -383,11 +383,19 @@ async fn two_nodes_one_block_apart() -> (Net, Block) {
     let mut net = Net::new();
     net.start(1, &with_b, &[], no_minting());
     net.start(2, &chain, &[], no_minting());
-    let node2 = net.hub.node(2).unwrap();
-    for tx in &txs[..2] {
+    submit_all(&net, 2, &txs[..2]).await;
+    // Linked, without the handshake that would have node 2 sync the
+    // block: the announcement is what is tested.
+    net.hub.links.lock().unwrap().insert((1, 2));
+    (net, b)
+}
+
+/// Submits `txs` to node `to`, as a wallet would, each accepted.
+async fn submit_all(net: &Net, to: u8, txs: &[chain_core::Transaction]) {
+    let node = net.hub.node(to).unwrap();
+    for tx in txs {
         let (reply, rx) = oneshot::channel();
-        node2
-            .clone()
+        node.clone()
             .on_event(Inbound::Request {
                 peer: 9,
                 request: Request::SubmitTx(tx.clone()),
@@ -396,10 +404,6 @@ async fn two_nodes_one_block_apart() -> (Net, Block) {
             .await;
         assert!(matches!(rx.await.unwrap(), Response::TxAccepted { .. }));
     }
-    // Linked, without the handshake that would have node 2 sync the
-    // block: the announcement is what is tested.
-    net.hub.links.lock().unwrap().insert((1, 2));
-    (net, b)
 }
 
 async fn announce(net: &Net, from: u8, to: u8, cb: p2p_proto::CompactBlock) {
@@ -496,19 +500,7 @@ async fn a_rebuilt_block_with_a_bad_body_is_forwarded_dropped_and_its_relayer_no
     );
     let mut net = Net::new();
     net.start(2, &chain, &[], no_minting());
-    let node2 = net.hub.node(2).unwrap();
-    for tx in &txs {
-        let (reply, rx) = oneshot::channel();
-        node2
-            .clone()
-            .on_event(Inbound::Request {
-                peer: 9,
-                request: Request::SubmitTx(tx.clone()),
-                reply,
-            })
-            .await;
-        assert!(matches!(rx.await.unwrap(), Response::TxAccepted { .. }));
-    }
+    submit_all(&net, 2, &txs).await;
     let before = net.tip(2);
     announce(
         &net,

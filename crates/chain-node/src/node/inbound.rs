@@ -116,14 +116,29 @@ impl<N: Network> Node<N> {
                 reason: "indexes must be strictly ascending".into(),
             };
         }
-        if let Some(block) = self.rebuilt(&hash) {
-            return match pick(block.transactions.clone(), &indexes) {
-                Some(txs) => Response::BlockTxn { hash, txs },
-                None => Response::Error {
-                    reason: format!("block {hash} has no transaction at one of those indexes"),
-                },
-            };
+        let transactions = match self.rebuilt(&hash) {
+            Some(block) => block.transactions.clone(),
+            None => match self.stored_transactions(hash).await {
+                Ok(txs) => txs,
+                Err(answer) => return answer,
+            },
+        };
+        match pick(transactions, &indexes) {
+            Some(txs) => Response::BlockTxn { hash, txs },
+            None => Response::Error {
+                reason: format!("block {hash} has no transaction at one of those indexes"),
+            },
         }
+    }
+}
+
+impl<N: Network> Node<N> {
+    /// The transactions of the stored block `hash`, or the answer saying
+    /// why there are none.
+    async fn stored_transactions(
+        &self,
+        hash: BlockHash,
+    ) -> Result<Vec<chain_core::Transaction>, Response> {
         let read = self
             .chain
             .read(ReadRequest::Blocks {
@@ -137,23 +152,17 @@ impl<N: Network> Node<N> {
                 blocks.swap_remove(0)
             }
             Ok(_) => {
-                return Response::Error {
+                return Err(Response::Error {
                     reason: format!("no block {hash}"),
-                }
+                })
             }
-            Err(e) => return to_response(Err(e)),
+            Err(e) => return Err(to_response(Err(e))),
         };
-        let Ok(block) = chain_core::Block::decode(&bytes) else {
-            return Response::Error {
+        chain_core::Block::decode(&bytes)
+            .map(|b| b.transactions)
+            .map_err(|_| Response::Error {
                 reason: "the stored block does not decode".into(),
-            };
-        };
-        match pick(block.transactions, &indexes) {
-            Some(txs) => Response::BlockTxn { hash, txs },
-            None => Response::Error {
-                reason: format!("block {hash} has no transaction at one of those indexes"),
-            },
-        }
+            })
     }
 }
 
