@@ -21,7 +21,12 @@
 //! the plain sync. The asking peers run in the idle scheduling class, as
 //! peers on other machines would take none of the node's CPU.
 //!
-//! `cargo run -p e2e-tests --bin sync-bench -- [BLOCKS] [TXS_PER_BLOCK] [CLIENTS] [REPEAT]`
+//! With `--sync-only`, only the local import, the plain sync (REPEAT
+//! times) and the signature rate run; when BLOCKS is over 2,000 a fresh
+//! node also syncs the chain's first 2,000 blocks from a second source,
+//! and both syncs' peak resident memory are printed with their ratio.
+//!
+//! `cargo run -p e2e-tests --bin sync-bench -- [--sync-only] [BLOCKS] [TXS_PER_BLOCK] [CLIENTS] [REPEAT]`
 
 use anyhow::{bail, Context, Result};
 use chain_core::block::ChainParams;
@@ -34,6 +39,10 @@ use rayon::prelude::*;
 use std::process::{Command, Stdio};
 use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
+
+/// Blocks after the genesis that `--sync-only` syncs a second time, to
+/// compare the peak memory of a longer sync with.
+const PREFIX_BLOCKS: usize = 2000;
 
 /// Coins the watched address holds.
 const WATCHED_COINS: usize = 100_000;
@@ -81,7 +90,16 @@ fn mine(b: &mut Block) {
 }
 
 fn main() -> Result<()> {
-    let mut args = std::env::args().skip(1);
+    let (flags, positional): (Vec<String>, Vec<String>) =
+        std::env::args().skip(1).partition(|a| a.starts_with("--"));
+    let mut sync_only = false;
+    for f in &flags {
+        match f.as_str() {
+            "--sync-only" => sync_only = true,
+            other => bail!("unknown flag {other}; the only flag is --sync-only"),
+        }
+    }
+    let mut args = positional.into_iter();
     let n_blocks: u32 = args.next().map(|a| a.parse()).transpose()?.unwrap_or(2000);
     let per_block: usize = args.next().map(|a| a.parse()).transpose()?.unwrap_or(50);
     let clients: usize = args.next().map(|a| a.parse()).transpose()?.unwrap_or(16);
@@ -172,14 +190,32 @@ fn main() -> Result<()> {
     let a_id = port.to_string();
     let b_id = format!("{port}b");
     let a_dir = dir.path().join(format!("blocks_{a_id}"));
-    let t_import = Instant::now();
-    {
-        let mut store = ChainStore::create(&a_dir, &chain[0])?;
-        for b in &chain[1..] {
-            store.accept_block(b, chain_store::unix_now())?;
+    // The import and the signature rate it is compared with are measured
+    // REPEAT times in turn, and their medians taken: on a shared 2-core
+    // machine either varies by a tenth from one run to the next. The last
+    // import is the store the source node serves.
+    let (mut imports, mut sig_rates) = (Vec::new(), Vec::new());
+    for i in 0..repeat {
+        let into = if i + 1 == repeat {
+            a_dir.clone()
+        } else {
+            dir.path().join(format!("import{i}"))
+        };
+        let t_import = Instant::now();
+        {
+            let mut store = ChainStore::create(&into, &chain[0])?;
+            for b in &chain[1..] {
+                store.accept_block(b, chain_store::unix_now())?;
+            }
         }
+        imports.push(t_import.elapsed().as_secs_f64());
+        if into != a_dir {
+            std::fs::remove_dir_all(&into)?;
+        }
+        sig_rates.push(signature_rate(&chain));
     }
-    let import = t_import.elapsed().as_secs_f64();
+    let import = median(&mut imports.clone());
+    let sig_rate = median(&mut sig_rates.clone());
 
     let exe = std::env::current_exe()?;
     let node = exe.parent().context("target dir")?.join("node");
@@ -235,74 +271,165 @@ fn main() -> Result<()> {
     // node's status over the protocol, which costs the node next to nothing
     // (opening its store read-only would replay its write-ahead log).
     let hashes: Vec<String> = chain.iter().map(|b| b.hash().to_string()).collect();
-    let sync_once =
-        |name: &str, clients: usize, nice: Priority, askers: usize| -> Result<(f64, u64, Load)> {
-            let port = std::net::TcpListener::bind("127.0.0.1:0")?
+    let sync_once = |src: &str,
+                     want: chain_core::BlockHash,
+                     name: &str,
+                     clients: usize,
+                     nice: Priority,
+                     askers: usize|
+     -> Result<(f64, u64, Load)> {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
+        let t = Instant::now();
+        let (mut child, b_addr, http) = start(
+            name,
+            &[
+                "--listen",
+                &format!("/ip4/127.0.0.1/tcp/{port}"),
+                "--dest",
+                src,
+            ],
+        )?;
+        let stop = std::sync::Arc::new(AtomicBool::new(false));
+        let hammers: Vec<_> = (0..clients)
+            .map(|i| {
+                let (stop, http, hashes) = (stop.clone(), http.clone(), hashes.clone());
+                std::thread::spawn(move || {
+                    client_priority(nice);
+                    hammer(&http, &hashes, i, &stop)
+                })
+            })
+            .collect();
+        // Peers asking for the watched address's coins, each as fast as
+        // the node's per-peer rate limit lets it.
+        let asking: Vec<_> = (0..askers)
+            .map(|_| {
+                let (stop, b_addr) = (stop.clone(), b_addr.clone());
+                std::thread::spawn(move || {
+                    // As peers on other machines would, they take only the
+                    // CPU time the nodes leave (their runtime's threads
+                    // inherit the class).
+                    client_priority(Priority::Idle);
+                    ask_coins(&b_addr, watched, &stop)
+                })
+            })
+            .collect();
+        let watcher = e2e_tests::TestPeer::connect(&b_addr);
+        let deadline = Instant::now() + Duration::from_secs(1800);
+        while watcher.status().map(|s| s.best_hash) != Ok(want) {
+            if Instant::now() > deadline {
+                bail!("sync did not finish");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let took = t.elapsed().as_secs_f64();
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let mut load = Load::default();
+        for h in hammers {
+            load.merge(
+                h.join()
+                    .map_err(|_| anyhow::anyhow!("client thread panicked"))?,
+            );
+        }
+        for a in asking {
+            load.merge(
+                a.join()
+                    .map_err(|_| anyhow::anyhow!("asking thread panicked"))?,
+            );
+        }
+        let peak = peak_rss_kib(child.id());
+        drop(watcher);
+        let _ = child.kill();
+        let _ = child.wait();
+        Ok((took, peak, load))
+    };
+    if sync_only {
+        let mut plain = Vec::new();
+        let mut peak = 0;
+        for i in 0..repeat {
+            let (took, p, _) =
+                sync_once(&addr, want, &format!("{b_id}{i}"), 0, Priority::Normal, 0)?;
+            plain.push(took);
+            peak = u64::max(peak, p);
+        }
+        // The first 2,000 blocks from a second source, for the memory
+        // that grows with the chain's length.
+        let prefix = if chain.len() > PREFIX_BLOCKS + 1 {
+            let p_port = std::net::TcpListener::bind("127.0.0.1:0")?
                 .local_addr()?
                 .port();
-            let t = Instant::now();
-            let (mut child, b_addr, http) = start(
-                name,
-                &[
-                    "--listen",
-                    &format!("/ip4/127.0.0.1/tcp/{port}"),
-                    "--dest",
-                    &addr,
-                ],
-            )?;
-            let stop = std::sync::Arc::new(AtomicBool::new(false));
-            let hammers: Vec<_> = (0..clients)
-                .map(|i| {
-                    let (stop, http, hashes) = (stop.clone(), http.clone(), hashes.clone());
-                    std::thread::spawn(move || {
-                        client_priority(nice);
-                        hammer(&http, &hashes, i, &stop)
-                    })
-                })
-                .collect();
-            // Peers asking for the watched address's coins, each as fast as
-            // the node's per-peer rate limit lets it.
-            let asking: Vec<_> = (0..askers)
-                .map(|_| {
-                    let (stop, b_addr) = (stop.clone(), b_addr.clone());
-                    std::thread::spawn(move || {
-                        // As peers on other machines would, they take only the
-                        // CPU time the nodes leave (their runtime's threads
-                        // inherit the class).
-                        client_priority(Priority::Idle);
-                        ask_coins(&b_addr, watched, &stop)
-                    })
-                })
-                .collect();
-            let watcher = e2e_tests::TestPeer::connect(&b_addr);
-            let deadline = Instant::now() + Duration::from_secs(1800);
-            while watcher.status().map(|s| s.best_hash) != Ok(want) {
-                if Instant::now() > deadline {
-                    bail!("sync did not finish");
+            let p_id = format!("{a_id}p");
+            {
+                let mut store =
+                    ChainStore::create(&dir.path().join(format!("blocks_{p_id}")), &chain[0])?;
+                for b in &chain[1..=PREFIX_BLOCKS] {
+                    store.accept_block(b, chain_store::unix_now())?;
                 }
-                std::thread::sleep(Duration::from_millis(50));
             }
-            let took = t.elapsed().as_secs_f64();
-            stop.store(true, std::sync::atomic::Ordering::Relaxed);
-            let mut load = Load::default();
-            for h in hammers {
-                load.merge(
-                    h.join()
-                        .map_err(|_| anyhow::anyhow!("client thread panicked"))?,
-                );
-            }
-            for a in asking {
-                load.merge(
-                    a.join()
-                        .map_err(|_| anyhow::anyhow!("asking thread panicked"))?,
-                );
-            }
-            let peak = peak_rss_kib(child.id());
-            drop(watcher);
-            let _ = child.kill();
-            let _ = child.wait();
-            Ok((took, peak, load))
+            let (mut p_node, p_addr, _) = start(
+                &p_id,
+                &["--listen", &format!("/ip4/127.0.0.1/tcp/{p_port}")],
+            )?;
+            let (took, p_peak, _) = sync_once(
+                &p_addr,
+                chain[PREFIX_BLOCKS].hash(),
+                &format!("{port}q"),
+                0,
+                Priority::Normal,
+                0,
+            )?;
+            let _ = p_node.kill();
+            let _ = p_node.wait();
+            Some((took, p_peak))
+        } else {
+            None
         };
+        let _ = a.kill();
+        let _ = a.wait();
+        let sync = median(&mut plain);
+        let (blocks, txs) = (chain.len() as f64, total_txs as f64);
+        println!(
+            "chain: {} blocks, {total_txs} transactions ({per_block} per block)",
+            chain.len()
+        );
+        println!(
+            "local import: {import:.2} s, {:.0} blocks/s, {:.0} tx/s (median of {repeat} runs: {})",
+            blocks / import,
+            txs / import,
+            runs(&imports)
+        );
+        println!(
+            "network sync: {sync:.2} s, {:.0} blocks/s, {:.0} tx/s (fresh node, from process start; median of {repeat} runs: {})",
+            blocks / sync,
+            txs / sync,
+            runs(&plain)
+        );
+        println!(
+            "sync/import time ratio: {:.2}; network sync/local import rate ratio: {:.2}",
+            sync / import,
+            import / sync
+        );
+        println!(
+            "parallel signature verification: {sig_rate:.0} signatures/s on all cores (median of {repeat} runs, each after an import: {}); local import/verification ratio: {:.2}",
+            sig_rates.iter().map(|r| format!("{r:.0}")).collect::<Vec<_>>().join(", "),
+            (txs / import) / sig_rate
+        );
+        println!(
+            "syncing node's peak resident memory: {} MiB ({} blocks)",
+            peak / 1024,
+            chain.len()
+        );
+        if let Some((took, p_peak)) = prefix {
+            println!(
+                "syncing node's peak resident memory: {} MiB ({} blocks, synced in {took:.2} s); ratio {:.2}",
+                p_peak / 1024,
+                PREFIX_BLOCKS + 1,
+                peak as f64 / p_peak.max(1) as f64
+            );
+        }
+        return Ok(());
+    }
     // The plain sync and the sync under niced clients are each run REPEAT
     // times, in turn, and their medians compared: one run varies by several
     // per cent on a busy 2-core machine.
@@ -312,16 +439,32 @@ fn main() -> Result<()> {
     let mut sync_peak = 0;
     let (mut load_niced, mut load_idle) = (Load::default(), Load::default());
     for i in 0..repeat {
-        let (took, peak, _) = sync_once(&format!("{b_id}{i}"), 0, Priority::Normal, 0)?;
+        let (took, peak, _) =
+            sync_once(&addr, want, &format!("{b_id}{i}"), 0, Priority::Normal, 0)?;
         plain.push(took);
         sync_peak = sync_peak.max(peak);
-        let (took, _, load) = sync_once(&format!("{port}n{i}"), clients, Priority::Nice19, 0)?;
+        let (took, _, load) = sync_once(
+            &addr,
+            want,
+            &format!("{port}n{i}"),
+            clients,
+            Priority::Nice19,
+            0,
+        )?;
         niced.push(took);
         load_niced.merge(load);
-        let (took, _, load) = sync_once(&format!("{port}i{i}"), clients, Priority::Idle, 0)?;
+        let (took, _, load) = sync_once(
+            &addr,
+            want,
+            &format!("{port}i{i}"),
+            clients,
+            Priority::Idle,
+            0,
+        )?;
         idle.push(took);
         load_idle.merge(load);
-        let (took, _, load) = sync_once(&format!("{port}u{i}"), 0, Priority::Normal, 4)?;
+        let (took, _, load) =
+            sync_once(&addr, want, &format!("{port}u{i}"), 0, Priority::Normal, 4)?;
         asked.push(took);
         load_asked.merge(load);
     }
@@ -331,7 +474,14 @@ fn main() -> Result<()> {
     let loaded_idle = median(&mut idle);
     let idle_total: f64 = idle.iter().sum();
     let loaded_asked = median(&mut asked);
-    let (loaded, _, load) = sync_once(&format!("{port}h"), clients, Priority::Normal, 0)?;
+    let (loaded, _, load) = sync_once(
+        &addr,
+        want,
+        &format!("{port}h"),
+        clients,
+        Priority::Normal,
+        0,
+    )?;
 
     // The same sync while a peer floods the source with junk frames and
     // blocks that fail proof of work, from a new identity each time.
@@ -361,7 +511,7 @@ fn main() -> Result<()> {
             rounds
         })
     };
-    let (flooded, _, _) = sync_once(&format!("{port}c"), 0, Priority::Normal, 0)?;
+    let (flooded, _, _) = sync_once(&addr, want, &format!("{port}c"), 0, Priority::Normal, 0)?;
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let rounds = flood
         .join()
@@ -375,9 +525,10 @@ fn main() -> Result<()> {
         chain.len()
     );
     println!(
-        "local import: {import:.2} s, {:.0} blocks/s, {:.0} tx/s",
+        "local import: {import:.2} s, {:.0} blocks/s, {:.0} tx/s (median of {repeat} runs: {})",
         blocks / import,
-        txs / import
+        txs / import,
+        runs(&imports)
     );
     println!(
         "network sync: {sync:.2} s, {:.0} blocks/s, {:.0} tx/s (fresh node, from process start; median of {repeat} runs: {})",
@@ -453,9 +604,9 @@ fn main() -> Result<()> {
             println!("    {n} x {kind}");
         }
     }
-    let sig_rate = signature_rate(&chain);
     println!(
-        "parallel signature verification: {sig_rate:.0} signatures/s on all cores; local import/verification ratio: {:.2}",
+        "parallel signature verification: {sig_rate:.0} signatures/s on all cores (median of {repeat} runs, each after an import: {}); local import/verification ratio: {:.2}",
+            sig_rates.iter().map(|r| format!("{r:.0}")).collect::<Vec<_>>().join(", "),
         (txs / import) / sig_rate
     );
     println!(

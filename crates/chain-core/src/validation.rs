@@ -19,9 +19,11 @@ use crate::block::{merkle_root, Block, BlockHeader, ChainParams, BLOCK_VERSION, 
 use crate::hash::{BlockHash, MerkleRoot, Txid};
 use crate::pow::{retarget, CompactTarget, Target};
 use crate::transaction::{OutPoint, Transaction, TxError, TxOut};
-use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
+use sig_queue::{verify_during, verify_jobs, SigJob};
 use std::collections::{HashMap, HashSet};
+
+mod sig_queue;
 
 /// How far into the future a block's time may be, in seconds.
 pub const MAX_FUTURE_BLOCK_TIME: u64 = 2 * 60 * 60;
@@ -440,15 +442,6 @@ pub fn next_bits(
     retarget(parent.bits, actual, expected)
 }
 
-/// One signature to verify: everything is computed before the parallel step.
-struct SigJob<'a> {
-    txid: Txid,
-    index: usize,
-    pubkey: &'a [u8],
-    msg: [u8; 32],
-    sig: &'a [u8],
-}
-
 /// Checks a non-coinbase transaction's inputs, returning its fee and its
 /// signature jobs. `lookup` finds the coin each input spends.
 fn check_inputs<'a>(
@@ -484,20 +477,6 @@ fn check_inputs<'a>(
         inputs: total,
         outputs,
     })
-}
-
-/// Verifies signature jobs across all cores; the first failure in block order is reported.
-fn verify_jobs(jobs: &[SigJob<'_>]) -> Result<(), InputError> {
-    let failure = jobs.par_iter().find_map_first(|j| {
-        crate::keys::verify_signature(j.pubkey, &j.msg, j.sig)
-            .err()
-            .map(|e| InputError::BadSignature {
-                txid: j.txid,
-                index: j.index,
-                reason: e.to_string(),
-            })
-    });
-    failure.map_or(Ok(()), Err)
 }
 
 /// Checks a single transaction against a UTXO view: the mempool's path.
@@ -588,91 +567,121 @@ pub fn connect_block_with(
     view: &impl UtxoView,
     cache: &(impl SignatureCache + ?Sized),
 ) -> Result<BlockChanges, BlockError> {
+    connect_block_and(block, params, view, cache, |_| ()).map(|(changes, ())| changes)
+}
+
+/// [`connect_block_with`], running `meanwhile` on the calling thread while
+/// the block's signatures are being checked on the other cores: it is
+/// given what the block changes (every rule but the signatures has passed)
+/// and its result is returned beside the changes once every signature has
+/// verified. A store stages the block's write there, so the staging
+/// overlaps the signature checks instead of following them.
+///
+/// The signature checks start while the inputs are still being looked up:
+/// each transaction's are queued as soon as its coins are found. The error
+/// reported is the one a lookup of every input followed by a check of
+/// every signature would give: a lookup's, else the coinbase's, else the
+/// first bad signature in block order.
+pub fn connect_block_and<U>(
+    block: &CheckedBlock,
+    params: &ChainParams,
+    view: &impl UtxoView,
+    cache: &(impl SignatureCache + ?Sized),
+    meanwhile: impl FnOnce(&BlockChanges) -> U,
+) -> Result<(BlockChanges, U), BlockError> {
     let height = block.header.height;
     let mut created: HashMap<OutPoint, Coin> = HashMap::new();
     let mut spent_here: HashSet<OutPoint> = HashSet::new();
-    let mut changes = BlockChanges::default();
-    let mut jobs = Vec::new();
     let mut order: Vec<OutPoint> = Vec::new();
     let mut coins: Vec<Coin> = Vec::new();
-    for (i, (tx, &txid)) in block.transactions.iter().zip(block.txids()).enumerate() {
-        if i > 0 {
-            let first_job = jobs.len();
-            coins.clear();
-            let fee = check_inputs(
-                tx,
-                txid,
-                |index, op| {
-                    if !spent_here.insert(*op) {
-                        return Err(InputError::Missing {
-                            txid,
-                            index,
-                            outpoint: *op,
-                        });
-                    }
-                    if let Some(c) = created.remove(op) {
-                        coins.push(c);
-                        return Ok(c);
-                    }
-                    let c = view.coin(op).ok_or(InputError::Missing {
+    let mut tx_jobs = Vec::new();
+    // The walk hands each transaction's signature checks to the pool as
+    // soon as its inputs are found (and the cache has not seen them).
+    verify_during(
+        |queue| {
+            let mut changes = BlockChanges::default();
+            for (i, (tx, &txid)) in block.transactions.iter().zip(block.txids()).enumerate() {
+                if i > 0 {
+                    coins.clear();
+                    tx_jobs.clear();
+                    let fee = check_inputs(
+                        tx,
                         txid,
-                        index,
-                        outpoint: *op,
+                        |index, op| {
+                            if !spent_here.insert(*op) {
+                                return Err(InputError::Missing {
+                                    txid,
+                                    index,
+                                    outpoint: *op,
+                                });
+                            }
+                            if let Some(c) = created.remove(op) {
+                                coins.push(c);
+                                return Ok(c);
+                            }
+                            let c = view.coin(op).ok_or(InputError::Missing {
+                                txid,
+                                index,
+                                outpoint: *op,
+                            })?;
+                            changes.spent.push((*op, c));
+                            coins.push(c);
+                            Ok(c)
+                        },
+                        &mut tx_jobs,
+                    )
+                    .map_err(|e| match e {
+                        InputError::Missing { outpoint, .. }
+                            if was_spent_earlier(block, i, &outpoint) =>
+                        {
+                            BlockError::DoubleSpendInBlock { txid, outpoint }
+                        }
+                        e => BlockError::Input(e),
                     })?;
-                    changes.spent.push((*op, c));
-                    coins.push(c);
-                    Ok(c)
-                },
-                &mut jobs,
-            )
-            .map_err(|e| match e {
-                InputError::Missing { outpoint, .. } if was_spent_earlier(block, i, &outpoint) => {
-                    BlockError::DoubleSpendInBlock { txid, outpoint }
+                    if !cache.verified(&txid, &coins) {
+                        queue.extend(tx_jobs.drain(..));
+                    }
+                    changes.fees = changes
+                        .fees
+                        .checked_add(fee)
+                        .ok_or(BlockError::FeeOverflow)?;
                 }
-                e => BlockError::Input(e),
-            })?;
-            if cache.verified(&txid, &coins) {
-                jobs.truncate(first_job);
+                for (vout, out) in tx.outputs.iter().enumerate() {
+                    // Outputs are bounded by the transaction size limit, far below u32::MAX.
+                    let op = OutPoint {
+                        txid,
+                        vout: vout as u32,
+                    };
+                    created.insert(
+                        op,
+                        Coin {
+                            output: *out,
+                            height,
+                            is_coinbase: i == 0,
+                        },
+                    );
+                    order.push(op);
+                }
             }
-            changes.fees = changes
-                .fees
-                .checked_add(fee)
+            let allowed = params
+                .reward
+                .checked_add(changes.fees)
                 .ok_or(BlockError::FeeOverflow)?;
-        }
-        for (vout, out) in tx.outputs.iter().enumerate() {
-            // Outputs are bounded by the transaction size limit, far below u32::MAX.
-            let op = OutPoint {
-                txid,
-                vout: vout as u32,
-            };
-            created.insert(
-                op,
-                Coin {
-                    output: *out,
-                    height,
-                    is_coinbase: i == 0,
-                },
-            );
-            order.push(op);
-        }
-    }
-    let allowed = params
-        .reward
-        .checked_add(changes.fees)
-        .ok_or(BlockError::FeeOverflow)?;
-    let claimed = block.transactions[0]
-        .output_value()
-        .ok_or(BlockError::FeeOverflow)?;
-    if claimed > allowed {
-        return Err(BlockError::CoinbaseTooLarge { claimed, allowed });
-    }
-    verify_jobs(&jobs)?;
-    changes.signatures_verified = jobs.len();
-    changes.created = order
-        .into_iter()
-        .filter_map(|op| created.get(&op).map(|c| (op, *c)))
-        .collect();
-    Ok(changes)
+            let claimed = block.transactions[0]
+                .output_value()
+                .ok_or(BlockError::FeeOverflow)?;
+            if claimed > allowed {
+                return Err(BlockError::CoinbaseTooLarge { claimed, allowed });
+            }
+            changes.signatures_verified = queue.queued();
+            changes.created = order
+                .into_iter()
+                .filter_map(|op| created.get(&op).map(|c| (op, *c)))
+                .collect();
+            Ok(changes)
+        },
+        meanwhile,
+    )
 }
 
 /// True when a transaction before index `before` in the block spends `outpoint`.

@@ -422,3 +422,135 @@ fn a_checked_block_carries_its_hash_txids_and_encoding() {
     let stored = chain_core::CheckedBlock::from_stored_bytes(checked.bytes()).unwrap();
     assert_eq!(stored, checked);
 }
+
+/// A UTXO set of `n` coins of 10 owned by `f.key`, and a block after the
+/// genesis with one payment spending each (in that order).
+fn many_payments(f: &Fixture, n: usize) -> (HashMap<OutPoint, Coin>, Vec<Transaction>) {
+    let mut utxo = f.utxo.clone();
+    let txs = (0..n)
+        .map(|i| {
+            let op = OutPoint {
+                txid: chain_core::Txid([i as u8 + 1; 32]),
+                vout: 0,
+            };
+            let out = TxOut {
+                value: Amount(10),
+                pubkey_hash: f.pkh,
+            };
+            utxo.insert(
+                op,
+                Coin {
+                    output: out,
+                    height: 0,
+                    is_coinbase: false,
+                },
+            );
+            spend(
+                &f.key,
+                &[(op, out)],
+                PubkeyHash([2; 20]),
+                Amount(9),
+                Amount(1),
+            )
+        })
+        .collect();
+    (utxo, txs)
+}
+
+/// A signature over other bytes, with the same key.
+fn forged(f: &Fixture) -> Vec<u8> {
+    spend(
+        &f.key,
+        &[coinbase_coin(f)],
+        PubkeyHash([7; 20]),
+        Amount(1),
+        Amount(0),
+    )
+    .inputs[0]
+        .signature
+        .clone()
+}
+
+#[test]
+fn of_several_bad_signatures_the_first_in_block_order_is_reported() {
+    let f = fixture();
+    let (utxo, mut txs) = many_payments(&f, 60);
+    // Bad signatures late, then early: the workers may check the late one
+    // first.
+    for i in [59, 41, 23] {
+        txs[i].inputs[0].signature = forged(&f);
+    }
+    let first = txs[23].txid();
+    let b = child(&f.params, &f.genesis.header, txs, Amount(60), f.pkh);
+    let b = check_block(&b).unwrap();
+    for _ in 0..20 {
+        match connect_block(&b, &f.params, &utxo) {
+            Err(BlockError::Input(InputError::BadSignature { txid, index: 0, .. })) => {
+                assert_eq!(txid, first)
+            }
+            other => panic!("expected the bad signature of payment 23, got {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn an_input_error_after_a_bad_signature_is_reported_first() {
+    let f = fixture();
+    let (mut utxo, mut txs) = many_payments(&f, 40);
+    txs[3].inputs[0].signature = forged(&f);
+    // Payment 35's coin is gone: the walk fails after payment 3's check
+    // was queued, and its error is the one reported, as if every
+    // signature were checked after the walk.
+    let gone = txs[35].inputs[0].prevout;
+    utxo.remove(&gone);
+    let b = child(&f.params, &f.genesis.header, txs, Amount(40), f.pkh);
+    assert!(matches!(
+        connect_block(&check_block(&b).unwrap(), &f.params, &utxo),
+        Err(BlockError::Input(InputError::Missing { outpoint, .. })) if outpoint == gone
+    ));
+}
+
+#[test]
+fn every_signature_of_a_valid_block_is_counted_once_and_a_cache_skips_its_own() {
+    struct Seen(std::collections::HashSet<chain_core::Txid>);
+    impl chain_core::validation::SignatureCache for Seen {
+        fn verified(&self, txid: &chain_core::Txid, _: &[Coin]) -> bool {
+            self.0.contains(txid)
+        }
+    }
+    let f = fixture();
+    let (utxo, txs) = many_payments(&f, 50);
+    let cached = Seen(txs.iter().step_by(5).map(Transaction::txid).collect());
+    let b = child(&f.params, &f.genesis.header, txs, Amount(50), f.pkh);
+    let b = check_block(&b).unwrap();
+    let changes = connect_block(&b, &f.params, &utxo).unwrap();
+    assert_eq!(changes.signatures_verified, 50);
+    assert_eq!(changes.fees, Amount(50));
+    assert_eq!(changes.spent.len(), 50);
+    let changes =
+        chain_core::validation::connect_block_with(&b, &f.params, &utxo, &cached).unwrap();
+    assert_eq!(changes.signatures_verified, 40);
+}
+
+#[test]
+fn a_bad_signature_in_a_cached_transaction_is_not_checked_and_one_outside_is() {
+    struct Only(chain_core::Txid);
+    impl chain_core::validation::SignatureCache for Only {
+        fn verified(&self, txid: &chain_core::Txid, _: &[Coin]) -> bool {
+            *txid == self.0
+        }
+    }
+    let f = fixture();
+    let (utxo, mut txs) = many_payments(&f, 12);
+    txs[4].inputs[0].signature = forged(&f);
+    let bad = txs[4].txid();
+    let b = child(&f.params, &f.genesis.header, txs, Amount(12), f.pkh);
+    let b = check_block(&b).unwrap();
+    // The cache vouches for it: nothing to check (the cache's own tests
+    // say when it may).
+    assert!(chain_core::validation::connect_block_with(&b, &f.params, &utxo, &Only(bad)).is_ok());
+    assert!(matches!(
+        connect_block(&b, &f.params, &utxo),
+        Err(BlockError::Input(InputError::BadSignature { txid, .. })) if txid == bad
+    ));
+}

@@ -49,8 +49,8 @@ use behind::{Staged, Writer};
 use chain_core::block::{Block, BlockHeader, ChainParams};
 use chain_core::pow::Work;
 use chain_core::validation::{
-    self, check_block, check_header_context, connect_block, connect_block_with, BlockChanges,
-    BlockError, CheckedBlock, Coin, HeaderContext, NoCache, SignatureCache, UtxoView,
+    self, check_block, check_header_context, connect_block, connect_block_and, BlockError,
+    CheckedBlock, Coin, HeaderContext, NoCache, SignatureCache, UtxoView,
 };
 use chain_core::{
     Amount, BlockHash, OutPoint, PubkeyHash, ReceivedBlock, Transaction, Txid, UnminedTx,
@@ -1042,9 +1042,10 @@ impl ChainStore {
     ) -> Result<ChainUpdate, StoreError> {
         let hash = block.hash();
         let view = self.prefetch_inputs(&block)?;
-        match connect_block_with(&block, &self.params, &view, cache) {
-            Ok(changes) => {
-                self.commit_connect(true, &block, entry, &changes)?;
+        let db = std::sync::Arc::clone(&self.db);
+        match self.connect_and_stage(&db, true, &block, entry, &view, cache) {
+            Ok(staged) => {
+                self.commit_connect(staged?, &block, entry)?;
                 Ok(ChainUpdate {
                     disconnected: Vec::new(),
                     connected: vec![block],
@@ -1073,36 +1074,55 @@ impl ChainStore {
         cache: &dyn SignatureCache,
     ) -> Result<(), StoreError> {
         let view = self.prefetch_inputs(block)?;
-        let changes = connect_block_with(block, &self.params, &view, cache).map_err(|error| {
-            StoreError::InvalidBlock {
+        let db = std::sync::Arc::clone(&self.db);
+        let staged = self
+            .connect_and_stage(&db, false, block, entry, &view, cache)
+            .map_err(|error| StoreError::InvalidBlock {
                 hash: block.hash(),
                 error,
-            }
-        })?;
-        self.commit_connect(false, block, entry, &changes)
+            })?;
+        self.commit_connect(staged?, block, entry)
     }
 
-    /// Stages what connecting `block` changes (and the block itself when
-    /// `store_block`), marks its header valid, hands the batch to the
-    /// writer ([`behind`]) and moves the tip to it.
-    fn commit_connect(
-        &mut self,
+    /// Checks `block` against `view` and, while its signatures are checked
+    /// on the other cores, stages what connecting it writes (and the block
+    /// itself when `store_block`) and waits for the previous block's write:
+    /// the bookkeeping of one block overlaps its signatures instead of
+    /// following them. The staged write is returned once they all verify.
+    fn connect_and_stage<'d>(
+        &self,
+        db: &'d DB,
         store_block: bool,
         block: &CheckedBlock,
         entry: HeaderEntry,
-        changes: &BlockChanges,
+        view: &HashMap<OutPoint, Coin>,
+        cache: &dyn SignatureCache,
+    ) -> Result<Result<Staged<'d>, StoreError>, BlockError> {
+        connect_block_and(block, &self.params, view, cache, |changes| {
+            let mut staged = Staged::new(db);
+            if store_block {
+                staged.put(BLOCK_BY_HASH, &block.hash().0, block.bytes());
+            }
+            stage_connect(&mut staged, block, changes);
+            let valid = HeaderEntry {
+                status: Status::Valid,
+                ..entry
+            };
+            staged.put(HEADER_BY_HASH, &block.hash().0, &valid.encode());
+            self.writer.settle().map(|()| staged)
+        })
+        .map(|(_, staged)| staged)
+    }
+
+    /// Hands the write [`ChainStore::connect_and_stage`] staged for `block`
+    /// to the writer ([`behind`]) and moves the tip to it.
+    fn commit_connect(
+        &mut self,
+        staged: Staged<'_>,
+        block: &CheckedBlock,
+        entry: HeaderEntry,
     ) -> Result<(), StoreError> {
         let hash = block.hash();
-        let mut staged = Staged::new(&self.db);
-        if store_block {
-            staged.put(BLOCK_BY_HASH, &hash.0, block.bytes());
-        }
-        stage_connect(&mut staged, block, changes);
-        let valid = HeaderEntry {
-            status: Status::Valid,
-            ..entry
-        };
-        staged.put(HEADER_BY_HASH, &hash.0, &valid.encode());
         let sync = self.synced_at.elapsed() >= WAL_SYNC_INTERVAL;
         self.writer.write_behind(&self.db, staged, sync)?;
         if sync {
