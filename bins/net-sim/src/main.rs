@@ -57,7 +57,8 @@ struct Args {
     /// payments to reach every node.
     #[arg(long, default_value_t = 30)]
     timeout_secs: u64,
-    /// Seconds the connected network settles before measuring.
+    /// Seconds the connected network settles before measuring; then, until
+    /// no node has made a connection for 3 s (at most --timeout-secs more).
     #[arg(long, default_value_t = 5)]
     settle_secs: u64,
     /// Payments gossiped to every mempool before each block, which the

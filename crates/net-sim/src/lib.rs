@@ -65,7 +65,8 @@ pub struct SimConfig {
     /// How long to wait for one block or for the payments to reach every node.
     pub timeout: Duration,
     /// How long the connected network is left to settle before measuring
-    /// (Kademlia's first lookups, gossip meshes).
+    /// (gossip meshes); then, until no node has made a connection for
+    /// [`QUIET`] (Kademlia's first lookups), at most the timeout.
     pub settle: Duration,
     /// Payments gossiped to every mempool before each block, which the
     /// block then carries.
@@ -114,6 +115,10 @@ type Seen = (usize, ChainEvent, Instant);
 
 /// How often [`Observer::until`] asks whether it is done.
 const CHECK_EVERY: Duration = Duration::from_millis(10);
+
+/// How long no node may have made a connection before the network counts
+/// as settled.
+pub const QUIET: Duration = Duration::from_secs(3);
 
 /// When each node saw each block (as its tip) and each payment.
 struct Observer {
@@ -452,6 +457,38 @@ impl Sim {
             }
         }
         tokio::time::sleep(self.cfg.settle.max(self.cfg.gossip.heartbeat * 4)).await;
+        self.quiet().await
+    }
+
+    /// Waits until no node has made a connection for [`QUIET`]: the
+    /// Kademlia lookups each node starts with (tens of connections each at
+    /// a hundred nodes, slower the more nodes share this machine's cores)
+    /// are over, and what is measured next is the settled network's. Gives
+    /// up after the timeout, saying so.
+    async fn quiet(&mut self) -> anyhow::Result<()> {
+        let start = Instant::now();
+        let made = |t: &[Traffic]| t.iter().map(|t| t.connections).sum::<f64>();
+        let mut last = made(&self.traffic().await);
+        let mut since = Instant::now();
+        while since.elapsed() < QUIET {
+            if start.elapsed() > self.cfg.timeout {
+                eprintln!(
+                    "the nodes still made connections after {:?} of settling; measuring anyway",
+                    self.cfg.timeout
+                );
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            let now = made(&self.traffic().await);
+            if now != last {
+                last = now;
+                since = Instant::now();
+            }
+        }
+        eprintln!(
+            "quiet (no connection made for {QUIET:?}) after {:.1} s more",
+            start.elapsed().as_secs_f64()
+        );
         Ok(())
     }
 
