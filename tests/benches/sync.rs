@@ -214,8 +214,6 @@ fn main() -> Result<()> {
         }
         sig_rates.push(signature_rate(&chain));
     }
-    let import = median(&mut imports.clone());
-    let sig_rate = median(&mut sig_rates.clone());
 
     let exe = std::env::current_exe()?;
     let node = exe.parent().context("target dir")?.join("node");
@@ -387,34 +385,14 @@ fn main() -> Result<()> {
         };
         let _ = a.kill();
         let _ = a.wait();
-        let sync = median(&mut plain);
-        let (blocks, txs) = (chain.len() as f64, total_txs as f64);
-        println!(
-            "chain: {} blocks, {total_txs} transactions ({per_block} per block)",
-            chain.len()
-        );
-        println!(
-            "local import: {import:.2} s, {:.0} blocks/s, {:.0} tx/s (median of {repeat} runs: {})",
-            blocks / import,
-            txs / import,
-            runs(&imports)
-        );
-        println!(
-            "network sync: {sync:.2} s, {:.0} blocks/s, {:.0} tx/s (fresh node, from process start; median of {repeat} runs: {})",
-            blocks / sync,
-            txs / sync,
-            runs(&plain)
-        );
-        println!(
-            "sync/import time ratio: {:.2}; network sync/local import rate ratio: {:.2}",
-            sync / import,
-            import / sync
-        );
-        println!(
-            "parallel signature verification: {sig_rate:.0} signatures/s on all cores (median of {repeat} runs, each after an import: {}); local import/verification ratio: {:.2}",
-            sig_rates.iter().map(|r| format!("{r:.0}")).collect::<Vec<_>>().join(", "),
-            (txs / import) / sig_rate
-        );
+        print_rates(&Rates {
+            blocks: chain.len(),
+            txs: total_txs,
+            per_block,
+            imports: &imports,
+            syncs: &plain,
+            sig_rates: &sig_rates,
+        });
         println!(
             "syncing node's peak resident memory: {} MiB ({} blocks)",
             peak / 1024,
@@ -518,25 +496,14 @@ fn main() -> Result<()> {
         .map_err(|_| anyhow::anyhow!("flood thread panicked"))?;
     let _ = a.kill();
     let _ = a.wait();
-    let blocks = chain.len() as f64;
-    let txs = total_txs as f64;
-    println!(
-        "chain: {} blocks, {total_txs} transactions ({per_block} per block)",
-        chain.len()
-    );
-    println!(
-        "local import: {import:.2} s, {:.0} blocks/s, {:.0} tx/s (median of {repeat} runs: {})",
-        blocks / import,
-        txs / import,
-        runs(&imports)
-    );
-    println!(
-        "network sync: {sync:.2} s, {:.0} blocks/s, {:.0} tx/s (fresh node, from process start; median of {repeat} runs: {})",
-        blocks / sync,
-        txs / sync,
-        runs(&plain)
-    );
-    println!("sync/import time ratio: {:.2}", sync / import);
+    print_rates(&Rates {
+        blocks: chain.len(),
+        txs: total_txs,
+        per_block,
+        imports: &imports,
+        syncs: &plain,
+        sig_rates: &sig_rates,
+    });
     println!(
         "network sync under a flood: {flooded:.2} s ({rounds} flood rounds of 2 junk frames and 1 invalid block); flooded/plain ratio: {:.2}",
         flooded / sync
@@ -604,11 +571,6 @@ fn main() -> Result<()> {
             println!("    {n} x {kind}");
         }
     }
-    println!(
-        "parallel signature verification: {sig_rate:.0} signatures/s on all cores (median of {repeat} runs, each after an import: {}); local import/verification ratio: {:.2}",
-            sig_rates.iter().map(|r| format!("{r:.0}")).collect::<Vec<_>>().join(", "),
-        (txs / import) / sig_rate
-    );
     println!(
         "syncing node's peak resident memory: {} MiB",
         sync_peak / 1024
@@ -734,6 +696,60 @@ fn client_priority(p: Priority) {
             );
         }
     }
+}
+
+/// What the import, the plain sync and the signature checks measured.
+struct Rates<'a> {
+    blocks: usize,
+    txs: usize,
+    per_block: usize,
+    /// Seconds of each import, each sync, and signatures a second of each
+    /// check, in the order they ran.
+    imports: &'a [f64],
+    syncs: &'a [f64],
+    sig_rates: &'a [f64],
+}
+
+/// Prints the chain, the import and sync rates (medians) and their ratios
+/// to each other and to the signature rate.
+fn print_rates(r: &Rates<'_>) {
+    let import = median(&mut r.imports.to_vec());
+    let sync = median(&mut r.syncs.to_vec());
+    let sig_rate = median(&mut r.sig_rates.to_vec());
+    let (blocks, txs) = (r.blocks as f64, r.txs as f64);
+    println!(
+        "chain: {} blocks, {} transactions ({} per block)",
+        r.blocks, r.txs, r.per_block
+    );
+    println!(
+        "local import: {import:.2} s, {:.0} blocks/s, {:.0} tx/s (median of {} runs: {})",
+        blocks / import,
+        txs / import,
+        r.imports.len(),
+        runs(r.imports)
+    );
+    println!(
+        "network sync: {sync:.2} s, {:.0} blocks/s, {:.0} tx/s (fresh node, from process start; median of {} runs: {})",
+        blocks / sync,
+        txs / sync,
+        r.syncs.len(),
+        runs(r.syncs)
+    );
+    println!(
+        "sync/import time ratio: {:.2}; network sync/local import rate ratio: {:.2}",
+        sync / import,
+        import / sync
+    );
+    println!(
+        "parallel signature verification: {sig_rate:.0} signatures/s on all cores (median of {} runs, each after an import: {}); local import/verification ratio: {:.2}",
+        r.sig_rates.len(),
+        r.sig_rates
+            .iter()
+            .map(|r| format!("{r:.0}"))
+            .collect::<Vec<_>>()
+            .join(", "),
+        (txs / import) / sig_rate
+    );
 }
 
 /// The median of `v` (sorted in place).
