@@ -38,6 +38,8 @@ use tokio::sync::mpsc;
 
 /// How long a peer that sent invalid data is refused.
 pub const BAN: Duration = Duration::from_secs(600);
+/// Hashes [`Node::blocks_in_hand`] keeps for a receiver that falls behind.
+pub const IN_HAND_QUEUE: usize = 64;
 /// Gossip messages waiting for the gossip task.
 const GOSSIP_QUEUE: usize = 256;
 /// Encoded bytes of gossip waiting for the gossip task: with the count
@@ -191,6 +193,7 @@ impl<N: Network> Node<N> {
             gossip_bytes,
             compact_fetches: Arc::new(tokio::sync::Semaphore::new(compact::COMPACT_FETCHES)),
             rebuilt: Mutex::new(std::collections::VecDeque::new()),
+            in_hand: tokio::sync::broadcast::channel(IN_HAND_QUEUE).0,
             inbound_bytes,
             local: Mutex::new(Local {
                 peers: HashMap::new(),
@@ -216,6 +219,16 @@ impl<N: Network> Node<N> {
     /// The chain actor's handle.
     pub fn chain(&self) -> &ChainHandle<N::Peer> {
         &self.chain
+    }
+
+    /// The hash of each gossiped block once this node has it whole, before
+    /// it is checked against the chain and connected: a compact block
+    /// rebuilt (from the mempool, with its missing transactions, or asked
+    /// for in full), or a full block decoded. What the network took to
+    /// deliver a block, apart from what connecting it took here. A receiver
+    /// that falls more than [`IN_HAND_QUEUE`] behind misses some.
+    pub fn blocks_in_hand(&self) -> tokio::sync::broadcast::Receiver<BlockHash> {
+        self.in_hand.subscribe()
     }
 
     /// The agent string this node sends in `Status`.
@@ -332,6 +345,8 @@ pub struct Node<N: Network> {
     compact_fetches: Arc<tokio::sync::Semaphore>,
     /// The last blocks rebuilt from compact blocks (`node::compact`).
     rebuilt: Mutex<std::collections::VecDeque<Arc<Block>>>,
+    /// Gossiped blocks this node has whole, before they are connected.
+    in_hand: tokio::sync::broadcast::Sender<BlockHash>,
     inbound_bytes: Arc<tokio::sync::Semaphore>,
     local: Mutex<Local<N::Peer>>,
     minting: Minting,

@@ -8,7 +8,7 @@ use chain_core::block::{Block, ChainParams};
 use chain_core::keys::PrivateKey;
 use chain_core::test_utils::{easy_params, genesis, outputs_of, spend};
 use chain_core::{Amount, BlockHash};
-use chain_node::{Inbound, Minting, Network, Node, NodeConfig, Verdict};
+use chain_node::{ChainEvent, Inbound, Minting, Network, Node, NodeConfig, Verdict};
 use chain_store::ChainStore;
 use p2p_proto::{Announcement, Request, Response};
 use std::collections::{HashMap, HashSet};
@@ -441,6 +441,56 @@ async fn a_compact_block_is_finished_with_the_transactions_the_mempool_lacked() 
         .unwrap()
         .contains(&(2, Verdict::Accept)));
     assert!(net.hub.bans.lock().unwrap().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gossiped_block_is_reported_in_hand_once_whole_and_a_bad_header_never() {
+    // Rebuilt with the transactions asked for, and fetched in full after a
+    // short-id collision: both are reported once whole, before the tip.
+    for collide in [false, true] {
+        let (net, b) = two_nodes_one_block_apart().await;
+        let node = net.hub.node(2).unwrap();
+        let mut in_hand = node.blocks_in_hand();
+        let mut events = node.chain().events();
+        let mut cb = p2p_proto::CompactBlock::of(&b, [4; 8]).unwrap();
+        if collide {
+            cb.short_ids[3] = cb.short_ids[0];
+        }
+        announce(&net, 1, 2, cb).await;
+        net.until("node 2 to take the block", || net.tip(2) == Some(b.hash()))
+            .await;
+        assert_eq!(
+            in_hand.try_recv().ok(),
+            Some(b.hash()),
+            "collide: {collide}"
+        );
+        // The tip moved after: its event is still queued for a receiver
+        // that subscribed before the block came.
+        assert!(matches!(
+            events.try_recv(),
+            Ok(ChainEvent::Tip { tip, .. }) if tip.hash == b.hash()
+        ));
+    }
+    let (net, b) = two_nodes_one_block_apart().await;
+    let mut in_hand = net.hub.node(2).unwrap().blocks_in_hand();
+    let mut bad = b.clone();
+    bad.header.height += 1;
+    chain_core::test_utils::remine(&mut bad);
+    announce(
+        &net,
+        1,
+        2,
+        p2p_proto::CompactBlock::of(&bad, [3; 8]).unwrap(),
+    )
+    .await;
+    net.until("node 1 banned", || {
+        net.hub.bans.lock().unwrap().contains(&(2, 1))
+    })
+    .await;
+    assert!(
+        in_hand.try_recv().is_err(),
+        "a block whose header fails is never in hand"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,6 +1,9 @@
 //! chain-store benchmarks: connecting blocks (transactions per second) and
 //! `getbalance` latency with 10,000 and 100,000 coins in the UTXO set, which
 //! should be about the same because balances read one address-index prefix.
+//! A relayed block of 1,000 payments the mempool already holds (the
+//! signature cache spares their checks), connected, then the mempool's
+//! update for it: what every node does for each block it is relayed.
 //! They measure; they assert nothing.
 
 #![allow(clippy::unwrap_used)]
@@ -10,7 +13,9 @@ use chain_core::block::ChainParams;
 use chain_core::keys::PrivateKey;
 use chain_core::pow::POW_LIMIT_BITS;
 use chain_core::test_utils::{child, genesis, outputs_of, spend};
-use chain_core::{Amount, Block, PubkeyHash, Transaction, TxOut};
+use chain_core::{
+    Amount, Block, Mempool, MempoolConfig, PubkeyHash, ReceivedBlock, Transaction, TxOut,
+};
 use chain_store::ChainStore;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use std::time::{Duration, Instant};
@@ -124,5 +129,86 @@ fn getbalance(c: &mut Criterion) {
     grp.finish();
 }
 
-criterion_group!(benches, connect, getbalance);
+/// Connecting a block of 1,000 payments whose signatures the mempool
+/// has checked, and the mempool's update for it, on a fresh store each time.
+fn relayed(c: &mut Criterion) {
+    let p = params();
+    let key = PrivateKey::generate();
+    let pkh = key.public_key().pubkey_hash();
+    let g = genesis(&p, pkh);
+    let coin = outputs_of(&g.transactions[0]);
+    let mut fan = spend(&key, &coin, pkh, Amount(1), Amount(0));
+    fan.outputs = (0..1000)
+        .map(|_| TxOut {
+            value: Amount(1_000_000),
+            pubkey_hash: pkh,
+        })
+        .collect();
+    fan.sign_all(&[coin[0].1], &[&key]);
+    let b1 = child(&p, &g.header, vec![fan.clone()], Amount(0), pkh);
+    let fee = Amount(10_000);
+    let payments: Vec<Transaction> = outputs_of(&fan)
+        .iter()
+        .map(|c| {
+            spend(
+                &key,
+                &[*c],
+                PubkeyHash([3; 20]),
+                Amount(c.1.value.0 - fee.0),
+                fee,
+            )
+        })
+        .collect();
+    let b2 = child(&p, &b1.header, payments.clone(), Amount(fee.0 * 1000), pkh);
+    let fresh = || {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = ChainStore::create(&dir.path().join("c"), &g).unwrap();
+        s.accept_block(&b1, NOW).unwrap();
+        let mut pool = Mempool::new(MempoolConfig::default());
+        for tx in &payments {
+            pool.accept(tx.clone(), &s, NOW).unwrap();
+        }
+        (dir, s, pool)
+    };
+    let mut grp = c.benchmark_group("relayed block");
+    grp.sample_size(10);
+    grp.throughput(Throughput::Elements(1000));
+    grp.bench_function("connect 1,000 payments the mempool holds", |b| {
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            for _ in 0..iters {
+                let (_dir, mut s, pool) = fresh();
+                let t = Instant::now();
+                s.accept_block_with(ReceivedBlock::new(b2.clone()), NOW, false, &pool)
+                    .unwrap();
+                s.wait_written().unwrap();
+                total += t.elapsed();
+            }
+            total
+        })
+    });
+    grp.bench_function("the mempool's update for it", |b| {
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            for _ in 0..iters {
+                let (_dir, mut s, mut pool) = fresh();
+                let update = match s
+                    .accept_block_with(ReceivedBlock::new(b2.clone()), NOW, false, &pool)
+                    .unwrap()
+                {
+                    chain_store::Accepted::NewTip(u) => u,
+                    other => panic!("not connected: {other:?}"),
+                };
+                let t = Instant::now();
+                pool.update_for_chain(update.returned_transactions(), &update.connected, &s, NOW);
+                total += t.elapsed();
+                assert!(pool.is_empty());
+            }
+            total
+        })
+    });
+    grp.finish();
+}
+
+criterion_group!(benches, connect, getbalance, relayed);
 criterion_main!(benches);

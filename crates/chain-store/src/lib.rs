@@ -47,6 +47,7 @@ pub use headers::{HeaderBranch, MAX_BRANCH_HEADERS};
 pub use reads::StoreReader;
 pub use schema::{HeaderEntry, Status};
 
+#[cfg(any(test, feature = "test-utils"))]
 use audit::clear_cf;
 use behind::{Staged, Writer};
 use chain_core::block::{Block, BlockHeader, ChainParams};

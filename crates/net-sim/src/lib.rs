@@ -110,8 +110,16 @@ struct SimNode {
     task: tokio::task::JoinHandle<anyhow::Result<()>>,
 }
 
-/// A chain event at node `.0`, when it was seen.
-type Seen = (usize, ChainEvent, Instant);
+/// What a node reported.
+enum Event {
+    /// From its chain actor: a new tip, a payment in the mempool.
+    Chain(ChainEvent),
+    /// From its engine: a gossiped block it has whole, not yet connected.
+    InHand(BlockHash),
+}
+
+/// An event at node `.0`, when it was seen.
+type Seen = (usize, Event, Instant);
 
 /// How often [`Observer::until`] asks whether it is done.
 const CHECK_EVERY: Duration = Duration::from_millis(10);
@@ -120,12 +128,13 @@ const CHECK_EVERY: Duration = Duration::from_millis(10);
 /// as settled.
 pub const QUIET: Duration = Duration::from_secs(3);
 
-/// When each node saw each block (as its tip) and each payment.
+/// When each node had each block (whole, then as its tip) and each payment.
 struct Observer {
     rx: mpsc::UnboundedReceiver<Seen>,
     tx: mpsc::UnboundedSender<Seen>,
     tips: Vec<BlockHash>,
     blocks: HashMap<BlockHash, Vec<Option<Instant>>>,
+    in_hand: HashMap<BlockHash, Vec<Option<Instant>>>,
     txs: HashMap<Txid, Vec<Option<Instant>>>,
     /// Events a watcher missed by falling behind.
     lost: Arc<std::sync::atomic::AtomicUsize>,
@@ -139,23 +148,41 @@ impl Observer {
             tx,
             tips: Vec::new(),
             blocks: HashMap::new(),
+            in_hand: HashMap::new(),
             txs: HashMap::new(),
             lost: Arc::default(),
         }
     }
 
-    /// Watches node `i`'s chain from now on.
-    fn watch(&mut self, i: usize, mut events: broadcast::Receiver<ChainEvent>, tip: BlockHash) {
+    /// Watches node `i`'s chain and the blocks it has whole from now on.
+    fn watch(
+        &mut self,
+        i: usize,
+        events: broadcast::Receiver<ChainEvent>,
+        in_hand: broadcast::Receiver<BlockHash>,
+        tip: BlockHash,
+    ) {
         if self.tips.len() <= i {
             self.tips.resize(i + 1, tip);
         }
         self.tips[i] = tip;
+        self.forward(i, events, Event::Chain);
+        self.forward(i, in_hand, Event::InHand);
+    }
+
+    /// Passes what `rx` receives to the observer as node `i`'s, timed now.
+    fn forward<T: Clone + Send + 'static>(
+        &self,
+        i: usize,
+        mut rx: broadcast::Receiver<T>,
+        wrap: fn(T) -> Event,
+    ) {
         let (tx, lost) = (self.tx.clone(), self.lost.clone());
         tokio::spawn(async move {
             loop {
-                match events.recv().await {
+                match rx.recv().await {
                     Ok(ev) => {
-                        if tx.send((i, ev, Instant::now())).is_err() {
+                        if tx.send((i, wrap(ev), Instant::now())).is_err() {
                             return;
                         }
                     }
@@ -171,18 +198,34 @@ impl Observer {
     fn record(&mut self, (i, ev, at): Seen) {
         let n = self.tips.len();
         match ev {
-            ChainEvent::Tip { tip, .. } => {
+            Event::Chain(ChainEvent::Tip { tip, .. }) => {
                 self.tips[i] = tip.hash;
-                let seen = self.blocks.entry(tip.hash).or_insert_with(|| vec![None; n]);
-                seen.resize(n, None);
-                seen[i].get_or_insert(at);
+                first_at(&mut self.blocks, tip.hash, (i, n), at);
+                // A node that connected a block has it (the minter's own).
+                first_at(&mut self.in_hand, tip.hash, (i, n), at);
             }
-            ChainEvent::TxAccepted(txid) => {
-                let seen = self.txs.entry(txid).or_insert_with(|| vec![None; n]);
-                seen.resize(n, None);
-                seen[i].get_or_insert(at);
-            }
+            Event::Chain(ChainEvent::TxAccepted(txid)) => first_at(&mut self.txs, txid, (i, n), at),
+            Event::InHand(hash) => first_at(&mut self.in_hand, hash, (i, n), at),
         }
+    }
+
+    /// Each of `nodes`' delay from `t0` to its first time in `seen[hash]`.
+    fn delays(
+        seen: &HashMap<BlockHash, Vec<Option<Instant>>>,
+        hash: &BlockHash,
+        nodes: &[usize],
+        t0: Instant,
+    ) -> Vec<Option<Duration>> {
+        let seen = seen.get(hash).map(Vec::as_slice).unwrap_or_default();
+        nodes
+            .iter()
+            .map(|&i| {
+                seen.get(i)
+                    .copied()
+                    .flatten()
+                    .map(|t| t.saturating_duration_since(t0))
+            })
+            .collect()
     }
 
     /// Takes events until `done` holds or `deadline` passes; whether it holds.
@@ -218,6 +261,27 @@ impl Observer {
     fn all_at(&self, nodes: &[usize], hash: BlockHash) -> bool {
         nodes.iter().all(|&i| self.tips[i] == hash)
     }
+}
+
+/// A minted block, and each node's delay from its minting until it had
+/// the block whole and until it connected it (`None`: it never did).
+struct Arrivals {
+    hash: BlockHash,
+    connected: Vec<Option<Duration>>,
+    in_hand: Vec<Option<Duration>>,
+}
+
+/// Records `at` as node `i`'s (of `n`) first time for `key`, unless it
+/// has one.
+fn first_at<K: std::hash::Hash + Eq>(
+    map: &mut HashMap<K, Vec<Option<Instant>>>,
+    key: K,
+    (i, n): (usize, usize),
+    at: Instant,
+) {
+    let seen = map.entry(key).or_insert_with(|| vec![None; n]);
+    seen.resize(n, None);
+    seen[i].get_or_insert(at);
 }
 
 /// The simulation's running state.
@@ -324,12 +388,13 @@ impl Sim {
             let m = self.rng.gen_range(0..self.nodes.len());
             let everyone: Vec<usize> = (0..self.nodes.len()).collect();
             let before = self.traffic().await;
-            let (_, arrivals) = self.mint_at(m, &everyone).await?;
+            let arrivals = self.mint_at(m, &everyone).await?;
             let after = self.traffic().await;
             for (sum, d) in block_traffic.iter_mut().zip(diff(&after, &before)) {
                 *sum = sum.plus(&d);
             }
-            report.blocks.push(arrivals);
+            report.blocks.push(arrivals.connected);
+            report.blocks_in_hand.push(arrivals.in_hand);
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         let after_blocks = self.traffic().await;
@@ -397,7 +462,12 @@ impl Sim {
         ));
         let running = run_rx.await.context("a node did not start")?;
         let addr = addr_rx.await.context("a node did not listen")?;
-        self.obs.watch(i, running.node.chain().events(), tip);
+        self.obs.watch(
+            i,
+            running.node.chain().events(),
+            running.node.blocks_in_hand(),
+            tip,
+        );
         let peer = running.net.local_peer_id();
         self.nodes.push(SimNode {
             running,
@@ -493,12 +563,8 @@ impl Sim {
     }
 
     /// Mints a block on node `m`'s tip and waits until every node of `side`
-    /// has it as its tip. Returns its hash and each node's arrival delay.
-    async fn mint_at(
-        &mut self,
-        m: usize,
-        side: &[usize],
-    ) -> anyhow::Result<(BlockHash, Vec<Option<Duration>>)> {
+    /// has it as its tip.
+    async fn mint_at(&mut self, m: usize, side: &[usize]) -> anyhow::Result<Arrivals> {
         let to = PubkeyHash(self.rng.gen());
         let node = self.nodes[m].running.node.clone();
         let mut block = node
@@ -521,17 +587,11 @@ impl Sim {
         if !reached {
             tracing::warn!(block = %hash.short(), "a block did not reach every node in time");
         }
-        let seen = self.obs.blocks.get(&hash).cloned().unwrap_or_default();
-        let arrivals = side
-            .iter()
-            .map(|&i| {
-                seen.get(i)
-                    .copied()
-                    .flatten()
-                    .map(|t| t.saturating_duration_since(t0))
-            })
-            .collect();
-        Ok((hash, arrivals))
+        Ok(Arrivals {
+            hash,
+            connected: Observer::delays(&self.obs.blocks, &hash, side, t0),
+            in_hand: Observer::delays(&self.obs.in_hand, &hash, side, t0),
+        })
     }
 
     /// Submits `n` payments at random nodes and waits until every mempool
@@ -661,7 +721,7 @@ impl Sim {
         let mut small_tip = None;
         for _ in 0..=rounds {
             let m = small[self.rng.gen_range(0..small.len())];
-            small_tip = Some(self.mint_at(m, &small).await?.0);
+            small_tip = Some(self.mint_at(m, &small).await?.hash);
         }
         for _ in 0..rounds {
             let m = large[self.rng.gen_range(0..large.len())];

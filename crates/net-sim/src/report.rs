@@ -18,6 +18,11 @@ pub struct Report {
     /// For each block, each node's delay from minting to having it as its
     /// tip (`None`: it never did).
     pub blocks: Vec<Vec<Option<Duration>>>,
+    /// For each block, each node's delay from minting to having it whole
+    /// from gossip (a compact block rebuilt, a full block received), before
+    /// connecting it: what the network took, without this machine's cores
+    /// shared by every node's connect.
+    pub blocks_in_hand: Vec<Vec<Option<Duration>>>,
     /// For each payment, each node's delay from submission to its mempool.
     pub txs: Vec<Vec<Option<Duration>>>,
     /// From the first payment's submission until every node held every
@@ -135,7 +140,11 @@ impl Report {
             "{:<22} {:>9} {:>9} {:>9} {:>9}   {:>26}",
             "arrival (ms)", "p50", "p90", "p99", "max", "mean time to 50/90/99/100%"
         );
-        for (name, arrivals) in [("blocks", &self.blocks), ("payments", &self.txs)] {
+        for (name, arrivals) in [
+            ("blocks: in hand", &self.blocks_in_hand),
+            ("blocks: connected", &self.blocks),
+            ("payments", &self.txs),
+        ] {
             let Some(s) = Spread::of(arrivals) else {
                 continue;
             };
@@ -251,13 +260,18 @@ impl Report {
     }
 
     /// The measurements as CSV, one row per value: `kind,item,node,value`.
-    /// Kinds: `block_ms` and `tx_ms` (arrival delay of item at node; empty
-    /// when it never arrived), `bytes_in`, `bytes_out` and `duplicates`
+    /// Kinds: `block_ms`, `block_in_hand_ms` and `tx_ms` (delay of item at
+    /// node until it was connected, had whole, or in the mempool; empty
+    /// when it never was), `bytes_in`, `bytes_out` and `duplicates`
     /// for each phase (`blocks`, `payments`) and node, and `heal_ms`,
     /// `txs_everywhere_ms`, `newcomer_ms`.
     pub fn csv(&self) -> String {
         let mut out = String::from("kind,item,node,value\n");
-        for (kind, arrivals) in [("block_ms", &self.blocks), ("tx_ms", &self.txs)] {
+        for (kind, arrivals) in [
+            ("block_ms", &self.blocks),
+            ("block_in_hand_ms", &self.blocks_in_hand),
+            ("tx_ms", &self.txs),
+        ] {
             for (item, per_node) in arrivals.iter().enumerate() {
                 for (node, a) in per_node.iter().enumerate() {
                     let v = a.map(|d| format!("{:.3}", d.as_secs_f64() * 1000.0));

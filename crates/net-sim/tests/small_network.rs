@@ -30,6 +30,13 @@ async fn blocks_payments_a_heal_and_a_newcomer_reach_every_node() {
             "block {b}: {per_node:?}"
         );
     }
+    // Each node had each block whole no later than it connected it.
+    assert_eq!(report.blocks_in_hand.len(), 3);
+    for (hand, tip) in report.blocks_in_hand.iter().zip(&report.blocks) {
+        for (h, t) in hand.iter().zip(tip) {
+            assert!(h.is_some() && *h <= *t, "in hand {h:?}, connected {t:?}");
+        }
+    }
     assert_eq!(report.txs.len(), 20);
     assert!(report.txs.iter().flatten().all(Option::is_some));
     assert!(report.txs_everywhere.is_some());
@@ -46,6 +53,12 @@ async fn blocks_payments_a_heal_and_a_newcomer_reach_every_node() {
     let csv = report.csv();
     assert_eq!(
         csv.lines().filter(|l| l.starts_with("block_ms,")).count(),
+        3 * 8
+    );
+    assert_eq!(
+        csv.lines()
+            .filter(|l| l.starts_with("block_in_hand_ms,"))
+            .count(),
         3 * 8
     );
 }

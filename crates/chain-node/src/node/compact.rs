@@ -98,6 +98,7 @@ impl<N: Network> Node<N> {
             return;
         }
         self.remember_rebuilt(&block);
+        let _ = self.in_hand.send(block.hash());
         self.net.validate(id, Verdict::Accept).await;
         let mut out = self
             .chain

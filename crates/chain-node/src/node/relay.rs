@@ -70,6 +70,10 @@ impl<N: Network> Node<N> {
         gossip: Option<N::GossipId>,
         requested: bool,
     ) -> crate::BlockOutcome<N::Peer> {
+        if gossip.is_some() {
+            // No receiver is not an error.
+            let _ = self.in_hand.send(block.hash());
+        }
         let out = match from {
             Some(p) if requested => self.chain.accept_requested_block(block, p).await,
             _ => self.chain.accept_block(block, from).await,
