@@ -33,7 +33,7 @@ pub(crate) struct Behaviour {
     pub(crate) relay_client: relay::client::Behaviour,
     pub(crate) relay: crate::relay_service::RelayService,
     pub(crate) dcutr: dcutr::Behaviour,
-    pub(crate) autonat: autonat::v2::client::Behaviour,
+    pub(crate) autonat: crate::autonat_probe::AutonatClient,
     pub(crate) autonat_server: autonat::v2::server::Behaviour,
     pub(crate) upnp: Toggle<upnp::tokio::Behaviour>,
 }
@@ -226,7 +226,9 @@ pub(crate) fn build_swarm(
                     relay_config(),
                 )),
                 dcutr: dcutr::Behaviour::new(peer),
-                autonat: autonat::v2::client::Behaviour::default(),
+                autonat: crate::autonat_probe::AutonatClient::new(
+                    autonat::v2::client::Behaviour::default(),
+                ),
                 autonat_server: autonat::v2::server::Behaviour::default(),
                 upnp: Toggle::from(upnp_on.then(upnp::tokio::Behaviour::default)),
             })

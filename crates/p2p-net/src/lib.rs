@@ -19,10 +19,12 @@
 //! - [`peers`]: the peer table and the connection policy (pure);
 //! - [`discovery`]: the address book and the bootstrap redials;
 //! - [`nat`]: reachability, the relay reservation, relayed connections;
+//!   `autonat_probe`: AutoNAT tests only addresses on a listening port;
 //! - [`rate_limit`], [`addr`], [`persist`], [`gossip`];
 //! - [`client`]: the one-shot client and its session.
 
 pub mod addr;
+mod autonat_probe;
 mod behaviour;
 pub mod client;
 mod codec;
