@@ -13,11 +13,15 @@
 //! - a newcomer with a bare genesis and many peers: how long its sync takes.
 //!
 //! Times are taken from the chain actors' events ([`chain_node::ChainEvent`]),
-//! sent once a block's writes have landed or a payment is in the mempool.
+//! sent once a block's writes have landed or a payment is in the mempool,
+//! and from each node's blocks in hand ([`chain_node::Node::blocks_in_hand`]).
+//! The nodes' chain threads run at a lower priority than the runtime's
+//! workers, which carry every node's networking ([`sched`]).
 
 mod fixture;
 pub mod internet;
 pub mod report;
+pub mod sched;
 pub mod stats;
 
 pub use fixture::Fixture;
@@ -461,6 +465,9 @@ impl Sim {
             },
         ));
         let running = run_rx.await.context("a node did not start")?;
+        if let Err(e) = sched::lower_chain_threads() {
+            tracing::warn!("the chain threads keep their priority: {e}");
+        }
         let addr = addr_rx.await.context("a node did not listen")?;
         self.obs.watch(
             i,
