@@ -77,6 +77,11 @@ struct Args {
     /// coinbase) or `full`.
     #[arg(long, value_enum, default_value_t = Relay::Compact)]
     relay: Relay,
+    /// Run the nodes' chain threads this many `nice` steps below the
+    /// process (0 to 19; 0: the same), so that the runtime's workers,
+    /// which carry every node's networking, are served first.
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(i32).range(0..=19))]
+    chain_nice: i32,
     /// Where to write the CSV (default: net-sim-<nodes>-nodes-seed-<seed>.csv).
     #[arg(long)]
     csv: Option<PathBuf>,
@@ -135,6 +140,7 @@ fn main() -> anyhow::Result<()> {
         block_txs: a.block_txs,
         internet: (a.latency == Latency::Internet).then_some(a.loss),
         compact_blocks: a.relay == Relay::Compact,
+        chain_nice: a.chain_nice,
         ..net_sim::SimConfig::default()
     };
     let csv = a.csv.unwrap_or_else(|| net_sim::default_csv(&cfg));

@@ -15,8 +15,9 @@
 //! Times are taken from the chain actors' events ([`chain_node::ChainEvent`]),
 //! sent once a block's writes have landed or a payment is in the mempool,
 //! and from each node's blocks in hand ([`chain_node::Node::blocks_in_hand`]).
-//! The nodes' chain threads run at a lower priority than the runtime's
-//! workers, which carry every node's networking ([`sched`]).
+//! With [`SimConfig::chain_nice`], the nodes' chain threads run at a lower
+//! priority than the runtime's workers, which carry every node's
+//! networking ([`sched`]).
 
 mod fixture;
 pub mod internet;
@@ -81,6 +82,9 @@ pub struct SimConfig {
     pub internet: Option<f64>,
     /// Blocks announced compact (`true`) or in full.
     pub compact_blocks: bool,
+    /// `nice` steps the nodes' chain threads run below the process (0:
+    /// none; see [`sched`]).
+    pub chain_nice: i32,
 }
 
 impl Default for SimConfig {
@@ -101,6 +105,7 @@ impl Default for SimConfig {
             block_txs: 0,
             internet: None,
             compact_blocks: true,
+            chain_nice: 0,
         }
     }
 }
@@ -465,8 +470,9 @@ impl Sim {
             },
         ));
         let running = run_rx.await.context("a node did not start")?;
-        if let Err(e) = sched::lower_chain_threads() {
-            tracing::warn!("the chain threads keep their priority: {e}");
+        if self.cfg.chain_nice > 0 {
+            sched::lower_chain_threads(self.cfg.chain_nice)
+                .context("lowering the chain threads' priority")?;
         }
         let addr = addr_rx.await.context("a node did not listen")?;
         self.obs.watch(

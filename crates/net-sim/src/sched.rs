@@ -7,12 +7,10 @@
 //! networking of all hundred got two fifty-seconds of the machine, and
 //! every node's gossip waited on other nodes' checks. On its own machine
 //! a node's networking does not wait for another node's chain, so the
-//! simulation runs the chain threads at a lower priority (their `nice`
-//! value [`CHAIN_NICE_STEP`] above the process's): the workers are served
-//! first and the chain threads take the rest.
-
-/// How much higher the chain threads' `nice` value is than the process's.
-pub const CHAIN_NICE_STEP: i32 = 10;
+//! simulation can run the chain threads at a lower priority (a `nice`
+//! value some steps above the process's): the workers are served first
+//! and the chain threads take the rest. Then it is the chain's work that
+//! waits: payments, each checked at every node, spread more slowly.
 
 /// The highest `nice` value.
 const NICEST: i32 = 19;
@@ -30,23 +28,23 @@ fn nice_of(stat: &str) -> Option<i32> {
     rest.split_whitespace().nth(16)?.parse().ok()
 }
 
-/// The `nice` value the chain threads get: [`CHAIN_NICE_STEP`] above the
-/// process's, at most 19.
-pub fn chain_nice() -> std::io::Result<i32> {
+/// The `nice` value the chain threads get: `steps` above the process's,
+/// at most 19.
+pub fn chain_nice(steps: i32) -> std::io::Result<i32> {
     let stat = std::fs::read_to_string("/proc/self/stat")?;
     let base =
         nice_of(&stat).ok_or_else(|| std::io::Error::other("no nice value in /proc/self/stat"))?;
-    Ok((base + CHAIN_NICE_STEP).min(NICEST))
+    Ok((base + steps).min(NICEST))
 }
 
-/// Sets [`chain_nice`] on every chain thread of this process that has a
-/// lower value, with `renice` (util-linux); returns how many it changed.
-/// Linux only (elsewhere 0).
-pub fn lower_chain_threads() -> std::io::Result<usize> {
+/// Sets [`chain_nice`]`(steps)` on every chain thread of this process that
+/// has a lower value, with `renice` (util-linux); returns how many it
+/// changed. Linux only (elsewhere 0).
+pub fn lower_chain_threads(steps: i32) -> std::io::Result<usize> {
     if !cfg!(target_os = "linux") {
         return Ok(0);
     }
-    let target = chain_nice()?;
+    let target = chain_nice(steps)?;
     let mut tids = Vec::new();
     for task in std::fs::read_dir("/proc/self/task")? {
         let task = task?;
@@ -122,8 +120,8 @@ mod tests {
             .unwrap()
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
             .collect();
-        let target = chain_nice().unwrap();
-        assert!(lower_chain_threads().unwrap() >= 1);
+        let target = chain_nice(10).unwrap();
+        assert!(lower_chain_threads(10).unwrap() >= 1);
         let mut lowered = 0;
         for tid in &before {
             // Other tests' threads may have ended since.
@@ -139,7 +137,7 @@ mod tests {
         }
         assert!(lowered >= 1);
         // Done once: a second call finds nothing to change.
-        assert_eq!(lower_chain_threads().unwrap(), 0);
+        assert_eq!(lower_chain_threads(10).unwrap(), 0);
         go.send(()).unwrap();
         t.join().unwrap();
     }
