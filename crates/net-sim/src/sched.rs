@@ -3,9 +3,9 @@
 //! Every node's networking runs on the runtime's few workers, and each
 //! node's chain on threads of its own (`chain`, `chain-write`, `reads-N`).
 //! The kernel shares the cores between threads, not between nodes: while
-//! fifty nodes connected a block, the two workers that carry the
-//! networking of all hundred got two fifty-seconds of the machine, and
-//! every node's gossip waited on other nodes' checks. On its own machine
+//! fifty nodes connect a block, the two workers that carry the networking
+//! of all hundred get a small share of the machine, and every node's
+//! gossip waits on other nodes' checks. On its own machine
 //! a node's networking does not wait for another node's chain, so the
 //! simulation can run the chain threads at a lower priority (a `nice`
 //! value some steps above the process's): the workers are served first
