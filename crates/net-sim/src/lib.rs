@@ -280,8 +280,9 @@ struct Arrivals {
     in_hand: Vec<Option<Duration>>,
 }
 
-/// Records `at` as node `i`'s (of `n`) first time for `key`, unless it
-/// has one.
+/// Records `at` as node `i`'s (of `n`) time for `key`, unless it has an
+/// earlier one (the watchers of one node forward their events in tasks of
+/// their own, so an earlier event can be recorded after a later one).
 fn first_at<K: std::hash::Hash + Eq>(
     map: &mut HashMap<K, Vec<Option<Instant>>>,
     key: K,
@@ -290,7 +291,7 @@ fn first_at<K: std::hash::Hash + Eq>(
 ) {
     let seen = map.entry(key).or_insert_with(|| vec![None; n]);
     seen.resize(n, None);
-    seen[i].get_or_insert(at);
+    seen[i] = Some(seen[i].map_or(at, |t| t.min(at)));
 }
 
 /// The simulation's running state.
