@@ -30,20 +30,35 @@ fn params() -> ChainParams {
     }
 }
 
+/// A genesis and a payment that splits its coin into 1,000 of 1,000,000.
+struct Fan {
+    key: PrivateKey,
+    pkh: PubkeyHash,
+    g: Block,
+    fan: Transaction,
+}
+
+impl Fan {
+    fn new(p: &ChainParams) -> Fan {
+        let key = PrivateKey::generate();
+        let pkh = key.public_key().pubkey_hash();
+        let g = genesis(p, pkh);
+        let coin = outputs_of(&g.transactions[0]);
+        let mut fan = spend(&key, &coin, pkh, Amount(1), Amount(0));
+        fan.outputs = (0..1000)
+            .map(|_| TxOut {
+                value: Amount(1_000_000),
+                pubkey_hash: pkh,
+            })
+            .collect();
+        fan.sign_all(&[coin[0].1], &[&key]);
+        Fan { key, pkh, g, fan }
+    }
+}
+
 fn connect(c: &mut Criterion) {
     let p = params();
-    let key = PrivateKey::generate();
-    let pkh = key.public_key().pubkey_hash();
-    let g = genesis(&p, pkh);
-    let coin = outputs_of(&g.transactions[0]);
-    let mut fan = spend(&key, &coin, pkh, Amount(1), Amount(0));
-    fan.outputs = (0..1000)
-        .map(|_| TxOut {
-            value: Amount(1_000_000),
-            pubkey_hash: pkh,
-        })
-        .collect();
-    fan.sign_all(&[coin[0].1], &[&key]);
+    let Fan { key, pkh, g, fan } = Fan::new(&p);
     let coins = outputs_of(&fan);
     let b1 = child(&p, &g.header, vec![fan], Amount(0), pkh);
     let mut blocks: Vec<Block> = Vec::new();
@@ -133,18 +148,7 @@ fn getbalance(c: &mut Criterion) {
 /// has checked, and the mempool's update for it, on a fresh store each time.
 fn relayed(c: &mut Criterion) {
     let p = params();
-    let key = PrivateKey::generate();
-    let pkh = key.public_key().pubkey_hash();
-    let g = genesis(&p, pkh);
-    let coin = outputs_of(&g.transactions[0]);
-    let mut fan = spend(&key, &coin, pkh, Amount(1), Amount(0));
-    fan.outputs = (0..1000)
-        .map(|_| TxOut {
-            value: Amount(1_000_000),
-            pubkey_hash: pkh,
-        })
-        .collect();
-    fan.sign_all(&[coin[0].1], &[&key]);
+    let Fan { key, pkh, g, fan } = Fan::new(&p);
     let b1 = child(&p, &g.header, vec![fan.clone()], Amount(0), pkh);
     let fee = Amount(10_000);
     let payments: Vec<Transaction> = outputs_of(&fan)
