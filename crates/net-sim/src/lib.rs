@@ -14,7 +14,9 @@
 //!
 //! Times are taken from the chain actors' events ([`chain_node::ChainEvent`]),
 //! sent once a block's writes have landed or a payment is in the mempool,
-//! and from each node's blocks in hand ([`chain_node::Node::blocks_in_hand`]).
+//! and from each node's blocks in hand ([`chain_node::Node::blocks_in_hand`]),
+//! each timed as a thread of the simulation's own receives it (not the
+//! runtime the nodes share, which may be busy).
 //! With [`SimConfig::chain_nice`], the nodes' chain threads run at a lower
 //! priority than the runtime's workers, which carry every node's
 //! networking ([`sched`]).
@@ -147,6 +149,58 @@ struct Observer {
     txs: HashMap<Txid, Vec<Option<Instant>>>,
     /// Events a watcher missed by falling behind.
     lost: Arc<std::sync::atomic::AtomicUsize>,
+    /// The watchers' own thread: an event is timed when it is sent, not
+    /// when the runtime the nodes share, busy with their networking, gets
+    /// round to a watcher.
+    watchers: Watchers,
+}
+
+/// A thread of its own running the watchers' tasks, stopped on drop.
+struct Watchers {
+    handle: tokio::runtime::Handle,
+    stop: Option<oneshot::Sender<()>>,
+}
+
+impl Watchers {
+    fn start() -> Watchers {
+        let (handle_tx, handle_rx) = std::sync::mpsc::channel();
+        let (stop, stopped) = oneshot::channel::<()>();
+        std::thread::Builder::new()
+            .name("net-sim-watch".into())
+            .spawn(move || {
+                let rt = match tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    Ok(rt) => rt,
+                    Err(e) => {
+                        eprintln!("cannot start the watchers' runtime: {e}");
+                        return;
+                    }
+                };
+                let _ = handle_tx.send(rt.handle().clone());
+                rt.block_on(async {
+                    let _ = stopped.await;
+                });
+            })
+            .ok();
+        let handle = handle_rx
+            .recv()
+            // Without a thread of their own, the watchers share the nodes'.
+            .unwrap_or_else(|_| tokio::runtime::Handle::current());
+        Watchers {
+            handle,
+            stop: Some(stop),
+        }
+    }
+}
+
+impl Drop for Watchers {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
 }
 
 impl Observer {
@@ -160,6 +214,7 @@ impl Observer {
             in_hand: HashMap::new(),
             txs: HashMap::new(),
             lost: Arc::default(),
+            watchers: Watchers::start(),
         }
     }
 
@@ -179,7 +234,8 @@ impl Observer {
         self.forward(i, in_hand, Event::InHand);
     }
 
-    /// Passes what `rx` receives to the observer as node `i`'s, timed now.
+    /// Passes what `rx` receives to the observer as node `i`'s, timed when
+    /// the watchers' thread takes it.
     fn forward<T: Clone + Send + 'static>(
         &self,
         i: usize,
@@ -187,7 +243,7 @@ impl Observer {
         wrap: fn(T) -> Event,
     ) {
         let (tx, lost) = (self.tx.clone(), self.lost.clone());
-        tokio::spawn(async move {
+        self.watchers.handle.spawn(async move {
             loop {
                 match rx.recv().await {
                     Ok(ev) => {
