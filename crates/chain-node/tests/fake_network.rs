@@ -16,6 +16,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
 
+/// How long a request waits for its answer, as the network's timeout.
+const STALLED_FOR: Duration = Duration::from_secs(10);
+
 #[derive(Default)]
 struct Hub {
     nodes: Mutex<HashMap<u8, Arc<Node<FakeNet>>>>,
@@ -24,6 +27,8 @@ struct Hub {
     verdicts: Mutex<Vec<(u8, Verdict)>>,
     /// Requests each node sent, by kind.
     asked: Mutex<Vec<(u8, &'static str)>>,
+    /// Nodes that never answer a request (it times out after 10 s).
+    stalling: Mutex<HashSet<u8>>,
 }
 
 impl Hub {
@@ -57,6 +62,10 @@ impl Network for FakeNet {
             _ => "other",
         };
         self.hub.asked.lock().unwrap().push((self.me, kind));
+        if self.hub.stalling.lock().unwrap().contains(&peer) {
+            tokio::time::sleep(STALLED_FOR).await;
+            return Err("timed out".into());
+        }
         let (reply, rx) = oneshot::channel();
         node.on_event(Inbound::Request {
             peer: self.me,
@@ -64,7 +73,7 @@ impl Network for FakeNet {
             reply,
         })
         .await;
-        tokio::time::timeout(Duration::from_secs(10), rx)
+        tokio::time::timeout(STALLED_FOR, rx)
             .await
             .map_err(|_| "timed out".to_string())?
             .map_err(|e| e.to_string())
@@ -578,5 +587,45 @@ async fn a_rebuilt_block_with_a_bad_body_is_forwarded_dropped_and_its_relayer_no
     assert!(
         net.hub.asked.lock().unwrap().is_empty(),
         "nothing was missing"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_compact_block_whose_relayer_stalls_is_taken_in_full_from_another_peer() {
+    let (chain, b, txs) = chain_and_block_of_payments();
+    let mut with_b = chain.clone();
+    with_b.push(b.clone());
+    let mut net = Net::new();
+    // Node 1 relays the block and then answers nothing; node 3 has it.
+    net.start(1, &with_b, &[], no_minting());
+    net.start(2, &chain, &[], no_minting());
+    net.start(3, &with_b, &[], no_minting());
+    submit_all(&net, 2, &txs[..2]).await;
+    net.hub.links.lock().unwrap().insert((1, 2));
+    net.hub.stalling.lock().unwrap().insert(1);
+    let mut in_hand = net.hub.node(2).unwrap().blocks_in_hand();
+    let start = Instant::now();
+    announce(&net, 1, 2, p2p_proto::CompactBlock::of(&b, [6; 8]).unwrap()).await;
+    net.connect(2, 3).await;
+    // The announcement is finished, not dropped: the block is in hand
+    // through it (a sync from node 3 would not report it), well before
+    // the staller's request would time out.
+    let got = tokio::time::timeout(STALLED_FOR * 2, in_hand.recv())
+        .await
+        .expect("the gossiped block in hand");
+    assert_eq!(got.unwrap(), b.hash());
+    assert!(
+        start.elapsed() < STALLED_FOR,
+        "waited {:?} for the staller",
+        start.elapsed()
+    );
+    net.until("node 2 to take the block", || net.tip(2) == Some(b.hash()))
+        .await;
+    let asked = net.hub.asked.lock().unwrap().clone();
+    assert!(asked.contains(&(2, "getblocktxn")), "{asked:?}");
+    assert!(asked.contains(&(2, "getdata")), "{asked:?}");
+    assert!(
+        !net.hub.bans.lock().unwrap().contains(&(2, 1)),
+        "a slow peer is not banned"
     );
 }

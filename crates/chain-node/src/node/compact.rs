@@ -1,10 +1,13 @@
 //! Compact blocks: a gossiped compact block rebuilt from the mempool, the
 //! missing transactions asked of the peer that relayed it in one
 //! `GetBlockTxn`, and the full block asked for when the rebuild cannot
-//! finish. A rebuilt block that extends the tip is forwarded at once,
-//! before it is connected (as BIP152's high-bandwidth relay): its header
-//! has shown its proof of work and fits the tip, and its transactions are
-//! the header's. Any other block takes the path of a gossiped full block.
+//! finish: of the relaying peer if it answered, then of a few other
+//! peers, each ask within [`COMPACT_DEADLINE`], so a relayer that stalls
+//! holds the block up for seconds, not for the request timeout. A rebuilt
+//! block that extends the tip is forwarded at once, before it is connected
+//! (as BIP152's high-bandwidth relay): its header has shown its proof of
+//! work and fits the tip, and its transactions are the header's. Any other
+//! block takes the path of a gossiped full block.
 
 use super::{Node, BAN};
 use crate::chain::{Prepared, Verdict};
@@ -13,12 +16,19 @@ use chain_core::{Block, BlockHash, ReceivedBlock};
 use p2p_proto::compact::PartialBlock;
 use p2p_proto::{CompactBlock, Request, Response};
 use std::sync::Arc;
+use std::time::Duration;
 
 /// Compact blocks being finished over the network at once; more are
 /// ignored (each came with valid proof of work, so this is rarely reached).
 pub const COMPACT_FETCHES: usize = 8;
 /// Rebuilt blocks kept to answer `GetBlockTxn` before they are stored.
 pub const REBUILT_KEPT: usize = 4;
+/// How long each ask for a compact block's missing transactions or for the
+/// full block may take before the next peer is asked.
+pub const COMPACT_DEADLINE: Duration = Duration::from_secs(2);
+/// Peers besides the relaying one asked for the full block, one after
+/// another, when the relaying peer did not finish it.
+pub const FULL_BLOCK_PEERS: usize = 3;
 
 impl<N: Network> Node<N> {
     /// Handles a gossiped compact block from `peer`.
@@ -65,19 +75,59 @@ impl<N: Network> Node<N> {
         };
         self.chain.metrics().on_compact(false);
         tokio::spawn(async move {
-            let rebuilt = match partial {
+            // Whether the relaying peer is worth asking for the full block:
+            // not when it let the ask for the missing transactions lapse.
+            let (rebuilt, relayer_answers) = match partial {
                 Some(p) if !p.missing().is_empty() => self.missing_from(peer, hash, p).await,
-                _ => None,
+                _ => (None, true),
             };
             if let Some(b) = rebuilt {
                 self.take_rebuilt(b, peer, id, extends_tip).await;
-            } else if let Some(b) = self.full_block_from(peer, hash).await {
-                self.clone().on_block(b, Some(peer), Some(id), false).await;
+            } else if let Some((b, from)) =
+                self.full_block_from_any(peer, relayer_answers, hash).await
+            {
+                self.clone().on_block(b, Some(from), Some(id), false).await;
             } else {
                 self.net.validate(id, Verdict::Ignore).await;
             }
             drop(permit);
         });
+    }
+
+    /// The full block `hash`, from the relaying peer first when
+    /// `ask_relayer`, then from up to [`FULL_BLOCK_PEERS`] others, each
+    /// given [`COMPACT_DEADLINE`]; with the peer that sent it.
+    async fn full_block_from_any(
+        &self,
+        relayer: N::Peer,
+        ask_relayer: bool,
+        hash: BlockHash,
+    ) -> Option<(ReceivedBlock, N::Peer)> {
+        self.chain.metrics().on_compact_fallback();
+        let others: Vec<N::Peer> = self
+            .local()
+            .peers
+            .keys()
+            .copied()
+            .filter(|p| *p != relayer)
+            .collect();
+        let others = others.into_iter().filter(|p| !self.is_slow(p));
+        let asked = ask_relayer
+            .then_some(relayer)
+            .into_iter()
+            .chain(others.take(FULL_BLOCK_PEERS));
+        for p in asked {
+            match tokio::time::timeout(COMPACT_DEADLINE, self.full_block_from(p, hash)).await {
+                Ok(Some(b)) => return Some((b, p)),
+                Ok(None) => {
+                    tracing::debug!(peer = %p, hash = %hash.short(), "no full block for a compact block")
+                }
+                Err(_) => {
+                    tracing::debug!(peer = %p, hash = %hash.short(), "no full block for a compact block within {} s", COMPACT_DEADLINE.as_secs())
+                }
+            }
+        }
+        None
     }
 
     /// Takes a rebuilt block: one that extends the tip is forwarded first
@@ -124,40 +174,48 @@ impl<N: Network> Node<N> {
         recent.iter().find(|b| b.hash() == *hash).cloned()
     }
 
-    /// Asks `peer` for the transactions `p` lacks and finishes the block;
-    /// `None` when the answer does not make the announced block.
+    /// Asks `peer` for the transactions `p` lacks, within
+    /// [`COMPACT_DEADLINE`], and finishes the block; `None` when the answer
+    /// does not make the announced block. The flag: whether `peer`
+    /// answered in time.
     async fn missing_from(
         &self,
         peer: N::Peer,
         hash: BlockHash,
         mut p: PartialBlock,
-    ) -> Option<Block> {
+    ) -> (Option<Block>, bool) {
         let indexes = p.missing();
         let asked = indexes.len();
-        let answer = self
+        let request = self
             .net
-            .request(peer, Request::GetBlockTxn { hash, indexes })
-            .await;
+            .request(peer, Request::GetBlockTxn { hash, indexes });
+        let answer = match tokio::time::timeout(COMPACT_DEADLINE, request).await {
+            Ok(a) => a,
+            Err(_) => {
+                tracing::debug!(%peer, hash = %hash.short(), "no transactions for a compact block within {} s; asking other peers", COMPACT_DEADLINE.as_secs());
+                return (None, false);
+            }
+        };
         let txs = match answer {
             Ok(Response::BlockTxn { hash: h, txs }) if h == hash => txs,
             Ok(other) => {
                 tracing::debug!(%peer, hash = %hash.short(), "no transactions for a compact block: {}", kind(&other));
-                return None;
+                return (None, true);
             }
             Err(e) => {
                 tracing::debug!(%peer, hash = %hash.short(), "no transactions for a compact block: {e}");
-                return None;
+                return (None, false);
             }
         };
         let finished = p.fill(txs).and_then(|()| p.finish());
         match finished {
             Ok(block) => {
                 tracing::debug!(hash = %hash.short(), asked, "compact block finished");
-                Some(block)
+                (Some(block), true)
             }
             Err(e) => {
                 tracing::debug!(%peer, hash = %hash.short(), "compact block not rebuilt: {e}; asking for the full block");
-                None
+                (None, true)
             }
         }
     }
@@ -165,7 +223,6 @@ impl<N: Network> Node<N> {
     /// Asks `peer` for the whole block `hash`. A reply holding another
     /// block is misbehaviour.
     async fn full_block_from(&self, peer: N::Peer, hash: BlockHash) -> Option<ReceivedBlock> {
-        self.chain.metrics().on_compact_fallback();
         let answer = self
             .net
             .request(peer, Request::GetData { hashes: vec![hash] })
