@@ -386,11 +386,19 @@ fn chain_and_block_of_payments() -> (Vec<Block>, Block, Vec<chain_core::Transact
 /// Node 1 holds `b`; node 2 holds the chain before it and the first two
 /// of its payments in its mempool; they are connected.
 async fn two_nodes_one_block_apart() -> (Net, Block) {
+    nodes_one_block_apart(&[1]).await
+}
+
+/// As [`two_nodes_one_block_apart`], with the nodes `holding` (node 1
+/// among them) holding `b`; only nodes 1 and 2 are linked.
+async fn nodes_one_block_apart(holding: &[u8]) -> (Net, Block) {
     let (chain, b, txs) = chain_and_block_of_payments();
     let mut with_b = chain.clone();
     with_b.push(b.clone());
     let mut net = Net::new();
-    net.start(1, &with_b, &[], no_minting());
+    for id in holding {
+        net.start(*id, &with_b, &[], no_minting());
+    }
     net.start(2, &chain, &[], no_minting());
     submit_all(&net, 2, &txs[..2]).await;
     // Linked, without the handshake that would have node 2 sync the
@@ -592,16 +600,8 @@ async fn a_rebuilt_block_with_a_bad_body_is_forwarded_dropped_and_its_relayer_no
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_compact_block_whose_relayer_stalls_is_taken_in_full_from_another_peer() {
-    let (chain, b, txs) = chain_and_block_of_payments();
-    let mut with_b = chain.clone();
-    with_b.push(b.clone());
-    let mut net = Net::new();
     // Node 1 relays the block and then answers nothing; node 3 has it.
-    net.start(1, &with_b, &[], no_minting());
-    net.start(2, &chain, &[], no_minting());
-    net.start(3, &with_b, &[], no_minting());
-    submit_all(&net, 2, &txs[..2]).await;
-    net.hub.links.lock().unwrap().insert((1, 2));
+    let (net, b) = nodes_one_block_apart(&[1, 3]).await;
     net.hub.stalling.lock().unwrap().insert(1);
     let mut in_hand = net.hub.node(2).unwrap().blocks_in_hand();
     let start = Instant::now();

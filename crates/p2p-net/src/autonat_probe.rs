@@ -11,17 +11,12 @@
 //! candidate on only when it ends in a port (or `/memory/` number) this
 //! node listens on, and everything else unchanged.
 
+use crate::filtered::{Filter, Filtered};
 use libp2p::autonat::v2::client;
-use libp2p::core::transport::PortUse;
-use libp2p::core::Endpoint;
 use libp2p::multiaddr::Protocol;
-use libp2p::swarm::{
-    ConnectionDenied, ConnectionId, FromSwarm, NetworkBehaviour, THandler, THandlerInEvent,
-    THandlerOutEvent, ToSwarm,
-};
-use libp2p::{Multiaddr, PeerId};
+use libp2p::swarm::FromSwarm;
+use libp2p::Multiaddr;
 use std::collections::HashSet;
-use std::task::{Context, Poll};
 
 /// The endpoint an address is reached at, after its host: which
 /// transport, and its port or `/memory/` number.
@@ -40,102 +35,33 @@ pub(crate) fn could_be_dialled_back(candidate: &Multiaddr, listen: &HashSet<Mult
     port_of(candidate).is_some_and(|c| listen.iter().any(|l| port_of(l) == Some(c)))
 }
 
-pub(crate) struct AutonatClient {
-    inner: client::Behaviour,
-    /// This node's listen addresses (as the swarm reports them).
-    listen: HashSet<Multiaddr>,
+/// AutoNAT's client, shown only candidates on a listening port.
+pub(crate) type AutonatClient = Filtered<client::Behaviour, ListeningPorts>;
+
+pub(crate) fn autonat_client(inner: client::Behaviour) -> AutonatClient {
+    Filtered::new(inner, ListeningPorts::default())
 }
 
-impl AutonatClient {
-    pub(crate) fn new(inner: client::Behaviour) -> AutonatClient {
-        AutonatClient {
-            inner,
-            listen: HashSet::new(),
-        }
-    }
-}
+/// This node's listen addresses (as the swarm reports them).
+#[derive(Default)]
+pub(crate) struct ListeningPorts(HashSet<Multiaddr>);
 
-impl NetworkBehaviour for AutonatClient {
-    type ConnectionHandler = <client::Behaviour as NetworkBehaviour>::ConnectionHandler;
-    type ToSwarm = client::Event;
-
-    fn handle_pending_inbound_connection(
-        &mut self,
-        id: ConnectionId,
-        local: &Multiaddr,
-        remote: &Multiaddr,
-    ) -> Result<(), ConnectionDenied> {
-        self.inner
-            .handle_pending_inbound_connection(id, local, remote)
-    }
-
-    fn handle_established_inbound_connection(
-        &mut self,
-        id: ConnectionId,
-        peer: PeerId,
-        local: &Multiaddr,
-        remote: &Multiaddr,
-    ) -> Result<THandler<Self>, ConnectionDenied> {
-        self.inner
-            .handle_established_inbound_connection(id, peer, local, remote)
-    }
-
-    fn handle_pending_outbound_connection(
-        &mut self,
-        id: ConnectionId,
-        peer: Option<PeerId>,
-        addresses: &[Multiaddr],
-        role: Endpoint,
-    ) -> Result<Vec<Multiaddr>, ConnectionDenied> {
-        self.inner
-            .handle_pending_outbound_connection(id, peer, addresses, role)
-    }
-
-    fn handle_established_outbound_connection(
-        &mut self,
-        id: ConnectionId,
-        peer: PeerId,
-        addr: &Multiaddr,
-        role: Endpoint,
-        port_use: PortUse,
-    ) -> Result<THandler<Self>, ConnectionDenied> {
-        self.inner
-            .handle_established_outbound_connection(id, peer, addr, role, port_use)
-    }
-
-    fn on_swarm_event(&mut self, event: FromSwarm) {
-        match &event {
+impl Filter<client::Behaviour> for ListeningPorts {
+    fn shows(&mut self, event: &FromSwarm) -> bool {
+        match event {
             FromSwarm::NewListenAddr(l) => {
-                self.listen.insert(l.addr.clone());
+                self.0.insert(l.addr.clone());
             }
             FromSwarm::ExpiredListenAddr(l) => {
-                self.listen.remove(l.addr);
+                self.0.remove(l.addr);
             }
-            FromSwarm::NewExternalAddrCandidate(c)
-                if !could_be_dialled_back(c.addr, &self.listen) =>
-            {
+            FromSwarm::NewExternalAddrCandidate(c) if !could_be_dialled_back(c.addr, &self.0) => {
                 tracing::trace!(addr = %c.addr, "not tested: no listener on its port");
-                return;
+                return false;
             }
             _ => {}
         }
-        self.inner.on_swarm_event(event);
-    }
-
-    fn on_connection_handler_event(
-        &mut self,
-        peer: PeerId,
-        id: ConnectionId,
-        event: THandlerOutEvent<Self>,
-    ) {
-        self.inner.on_connection_handler_event(peer, id, event);
-    }
-
-    fn poll(
-        &mut self,
-        cx: &mut Context<'_>,
-    ) -> Poll<ToSwarm<Self::ToSwarm, THandlerInEvent<Self>>> {
-        self.inner.poll(cx)
+        true
     }
 }
 

@@ -20,6 +20,8 @@
 //! - [`discovery`]: the address book and the bootstrap redials;
 //! - [`nat`]: reachability, the relay reservation, relayed connections;
 //!   `autonat_probe`: AutoNAT tests only addresses on a listening port;
+//!   `relay_service`: no commands to relayed connections' handlers; both
+//!   are filters over libp2p's behaviours (`filtered`);
 //! - [`rate_limit`], [`addr`], [`persist`], [`gossip`];
 //! - [`client`]: the one-shot client and its session.
 
@@ -31,6 +33,7 @@ mod codec;
 pub mod config;
 pub mod discovery;
 mod events;
+mod filtered;
 pub mod gossip;
 pub mod handle;
 pub mod host;

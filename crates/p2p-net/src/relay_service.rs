@@ -8,121 +8,53 @@
 //! are open), so this wrapper drops commands addressed to relayed
 //! connections and passes everything else through.
 
+use crate::filtered::{Filter, Filtered};
 use crate::nat::is_relayed;
-use libp2p::core::transport::PortUse;
-use libp2p::core::Endpoint;
 use libp2p::relay;
 use libp2p::swarm::{
-    ConnectionDenied, ConnectionId, FromSwarm, NetworkBehaviour, NotifyHandler, THandler,
-    THandlerInEvent, THandlerOutEvent, ToSwarm,
+    ConnectionId, FromSwarm, NetworkBehaviour, NotifyHandler, THandlerInEvent, ToSwarm,
 };
-use libp2p::{Multiaddr, PeerId};
+use libp2p::Multiaddr;
 use std::collections::HashSet;
-use std::task::{Context, Poll};
 
-pub(crate) struct RelayService {
-    inner: relay::Behaviour,
-    /// Open relayed connections (bounded by the swarm's connection limits).
-    relayed: HashSet<ConnectionId>,
+/// The relay service, its commands to relayed connections dropped.
+pub(crate) type RelayService = Filtered<relay::Behaviour, RelayedConnections>;
+
+pub(crate) fn relay_service(inner: relay::Behaviour) -> RelayService {
+    Filtered::new(inner, RelayedConnections::default())
 }
 
-impl RelayService {
-    pub(crate) fn new(inner: relay::Behaviour) -> RelayService {
-        RelayService {
-            inner,
-            relayed: HashSet::new(),
-        }
-    }
-}
+/// The open relayed connections (bounded by the swarm's connection limits).
+#[derive(Default)]
+pub(crate) struct RelayedConnections(HashSet<ConnectionId>);
 
-impl NetworkBehaviour for RelayService {
-    type ConnectionHandler = <relay::Behaviour as NetworkBehaviour>::ConnectionHandler;
-    type ToSwarm = relay::Event;
-
-    fn handle_pending_inbound_connection(
-        &mut self,
-        id: ConnectionId,
-        local: &Multiaddr,
-        remote: &Multiaddr,
-    ) -> Result<(), ConnectionDenied> {
-        self.inner
-            .handle_pending_inbound_connection(id, local, remote)
-    }
-
-    fn handle_established_inbound_connection(
-        &mut self,
-        id: ConnectionId,
-        peer: PeerId,
-        local: &Multiaddr,
-        remote: &Multiaddr,
-    ) -> Result<THandler<Self>, ConnectionDenied> {
-        if is_relayed(local) {
-            self.relayed.insert(id);
-        }
-        self.inner
-            .handle_established_inbound_connection(id, peer, local, remote)
-    }
-
-    fn handle_pending_outbound_connection(
-        &mut self,
-        id: ConnectionId,
-        peer: Option<PeerId>,
-        addresses: &[Multiaddr],
-        role: Endpoint,
-    ) -> Result<Vec<Multiaddr>, ConnectionDenied> {
-        self.inner
-            .handle_pending_outbound_connection(id, peer, addresses, role)
-    }
-
-    fn handle_established_outbound_connection(
-        &mut self,
-        id: ConnectionId,
-        peer: PeerId,
-        addr: &Multiaddr,
-        role: Endpoint,
-        port_use: PortUse,
-    ) -> Result<THandler<Self>, ConnectionDenied> {
+impl Filter<relay::Behaviour> for RelayedConnections {
+    fn established(&mut self, id: ConnectionId, addr: &Multiaddr) {
         if is_relayed(addr) {
-            self.relayed.insert(id);
+            self.0.insert(id);
         }
-        self.inner
-            .handle_established_outbound_connection(id, peer, addr, role, port_use)
     }
 
-    fn on_swarm_event(&mut self, event: FromSwarm) {
-        match &event {
+    fn shows(&mut self, event: &FromSwarm) -> bool {
+        match event {
             FromSwarm::ConnectionClosed(c) => {
-                self.relayed.remove(&c.connection_id);
+                self.0.remove(&c.connection_id);
             }
             FromSwarm::ListenFailure(f) => {
-                self.relayed.remove(&f.connection_id);
+                self.0.remove(&f.connection_id);
             }
             _ => {}
         }
-        self.inner.on_swarm_event(event);
+        true
     }
 
-    fn on_connection_handler_event(
-        &mut self,
-        peer: PeerId,
-        id: ConnectionId,
-        event: THandlerOutEvent<Self>,
-    ) {
-        self.inner.on_connection_handler_event(peer, id, event);
-    }
-
-    fn poll(
-        &mut self,
-        cx: &mut Context<'_>,
-    ) -> Poll<ToSwarm<Self::ToSwarm, THandlerInEvent<Self>>> {
-        loop {
-            match self.inner.poll(cx) {
-                Poll::Ready(ToSwarm::NotifyHandler {
-                    handler: NotifyHandler::One(id),
-                    ..
-                }) if self.relayed.contains(&id) => continue,
-                other => return other,
-            }
-        }
+    fn passes(
+        &self,
+        command: &ToSwarm<
+            <relay::Behaviour as NetworkBehaviour>::ToSwarm,
+            THandlerInEvent<relay::Behaviour>,
+        >,
+    ) -> bool {
+        !matches!(command, ToSwarm::NotifyHandler { handler: NotifyHandler::One(id), .. } if self.0.contains(id))
     }
 }
