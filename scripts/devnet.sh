@@ -181,8 +181,9 @@ for i in $(seq "$n"); do
   NODE_ID=$(id "$i") RUST_LOG="${RUST_LOG:-info}" "$bin/node" --data-dir "$data" "${args[@]}" \
     > "$data/logs/$i.out" 2> "$data/logs/$i.log" &
   pids+=($!)
-  for _ in $(seq 200); do grep -q "^Listening on /ip4/127.0.0.1" "$data/logs/$i.out" 2>/dev/null && break; sleep 0.05; done
-  ADDRS[$i]=$(grep -m1 "^Listening on /ip4/127.0.0.1" "$data/logs/$i.out" | sed 's/^Listening on //')
+  for _ in $(seq 600); do grep -q "^Listening on /ip4/127.0.0.1" "$data/logs/$i.out" 2>/dev/null && break; sleep 0.05; done
+  # Not found is not an error here: the line below says which node and why.
+  ADDRS[$i]=$(grep -m1 "^Listening on /ip4/127.0.0.1" "$data/logs/$i.out" | sed 's/^Listening on //' || true)
   [ -n "${ADDRS[$i]}" ] || { echo "node $i did not start; its log:"; tail -n 20 "$data/logs/$i.log"; finish; }
 done
 echo "node 1 is at ${ADDRS[1]}"
