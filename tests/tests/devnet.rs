@@ -9,20 +9,25 @@ use std::process::Command;
 
 use e2e_tests::repo;
 
-/// A port with the `n - 1` after it free too.
+/// A base port with the `n - 1` after it free, and the HTTP ports the
+/// nodes take (`NODE_ID + 1000`) free too, all below Linux's ephemeral
+/// range (32768 and up): there the nodes' own outbound connections took
+/// one of them between this check and the node's bind.
 fn free_range(n: u16) -> u16 {
-    for _ in 0..50 {
-        let base = e2e_tests::free_port();
-        if base > u16::MAX - n {
-            continue;
-        }
-        let all_free =
-            (base..base + n).all(|p| std::net::TcpListener::bind(("127.0.0.1", p)).is_ok());
-        if all_free {
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos()
+        ^ std::process::id();
+    let free = |p: u16| std::net::TcpListener::bind(("127.0.0.1", p)).is_ok();
+    for k in 0..200u32 {
+        // 20,000 to 29,999: with its HTTP ports, below 31,100.
+        let base = 20_000 + (seed.wrapping_add(k.wrapping_mul(7_919)) % 10_000) as u16;
+        if (base..base + n).all(free) && (base + 1_000..base + 1_000 + n).all(free) {
             return base;
         }
     }
-    panic!("no {n} free ports in a row");
+    panic!("no {n} free ports in a row below the ephemeral range");
 }
 
 #[test]
