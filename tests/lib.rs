@@ -354,6 +354,28 @@ impl Env {
     }
 }
 
+/// A base NODE_ID for `n` nodes a script starts with their HTTP API on its
+/// default port (`NODE_ID + 1000`): the `n` ports from it and the `n` HTTP
+/// ports free, all below Linux's ephemeral range (32768 and up), where the
+/// nodes' own outbound connections can take one of them between this
+/// check and a node's bind.
+pub fn free_node_ports(n: u16) -> u16 {
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .subsec_nanos()
+        ^ std::process::id();
+    let free = |p: u16| std::net::TcpListener::bind(("127.0.0.1", p)).is_ok();
+    for k in 0..200u32 {
+        // 20,000 to 29,999: with its HTTP ports, below 31,100.
+        let base = 20_000 + (seed.wrapping_add(k.wrapping_mul(7_919)) % 10_000) as u16;
+        if (base..base + n).all(free) && (base + 1_000..base + 1_000 + n).all(free) {
+            return base;
+        }
+    }
+    panic!("no {n} free ports in a row below the ephemeral range");
+}
+
 /// A distinct free port as a node id.
 pub fn free_id() -> String {
     free_port().to_string()

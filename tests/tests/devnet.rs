@@ -9,27 +9,6 @@ use std::process::Command;
 
 use e2e_tests::repo;
 
-/// A base port with the `n - 1` after it free, and the HTTP ports the
-/// nodes take (`NODE_ID + 1000`) free too, all below Linux's ephemeral
-/// range (32768 and up): there the nodes' own outbound connections took
-/// one of them between this check and the node's bind.
-fn free_range(n: u16) -> u16 {
-    let seed = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .subsec_nanos()
-        ^ std::process::id();
-    let free = |p: u16| std::net::TcpListener::bind(("127.0.0.1", p)).is_ok();
-    for k in 0..200u32 {
-        // 20,000 to 29,999: with its HTTP ports, below 31,100.
-        let base = 20_000 + (seed.wrapping_add(k.wrapping_mul(7_919)) % 10_000) as u16;
-        if (base..base + n).all(free) && (base + 1_000..base + 1_000 + n).all(free) {
-            return base;
-        }
-    }
-    panic!("no {n} free ports in a row below the ephemeral range");
-}
-
 #[test]
 fn sixteen_processes_converge_on_one_tip_with_the_same_balances() {
     let bins = e2e_tests::bin("node").parent().unwrap().to_path_buf();
@@ -38,7 +17,7 @@ fn sixteen_processes_converge_on_one_tip_with_the_same_balances() {
         .arg("16")
         .env("DEVNET_BIN_DIR", &bins)
         .env("DEVNET_DIR", data.path())
-        .env("BASE_PORT", free_range(16).to_string())
+        .env("BASE_PORT", e2e_tests::free_node_ports(16).to_string())
         .env("DURATION", "20")
         .env("PREMINE", "12")
         .env_remove("NODE_ID")

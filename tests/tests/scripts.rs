@@ -78,7 +78,7 @@ fn the_demo_runs_the_tutorial_network_to_the_end_and_leaves_nothing() {
     let bins = e2e_tests::bin("node").parent().unwrap().to_path_buf();
     // The demo's own temporary directory goes here, so leftovers would show.
     let tmp = tempfile::tempdir().unwrap();
-    let base = e2e_tests::free_port().to_string();
+    let base = e2e_tests::free_node_ports(3).to_string();
     let project_tmp = repo().join("tmp").exists();
     let out = Command::new(repo().join("scripts/demo.sh"))
         .env("DEMO_BIN_DIR", &bins)
