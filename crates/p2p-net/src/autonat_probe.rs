@@ -38,10 +38,6 @@ pub(crate) fn could_be_dialled_back(candidate: &Multiaddr, listen: &HashSet<Mult
 /// AutoNAT's client, shown only candidates on a listening port.
 pub(crate) type AutonatClient = Filtered<client::Behaviour, ListeningPorts>;
 
-pub(crate) fn autonat_client(inner: client::Behaviour) -> AutonatClient {
-    Filtered::new(inner, ListeningPorts::default())
-}
-
 /// This node's listen addresses (as the swarm reports them).
 #[derive(Default)]
 pub(crate) struct ListeningPorts(HashSet<Multiaddr>);

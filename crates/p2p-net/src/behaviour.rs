@@ -221,12 +221,12 @@ pub(crate) fn build_swarm(
                 kad,
                 mdns: Toggle::from(mdns),
                 relay_client,
-                relay: crate::relay_service::relay_service(relay::Behaviour::new(
+                relay: crate::relay_service::RelayService::new(relay::Behaviour::new(
                     peer,
                     relay_config(),
                 )),
                 dcutr: dcutr::Behaviour::new(peer),
-                autonat: crate::autonat_probe::autonat_client(
+                autonat: crate::autonat_probe::AutonatClient::new(
                     autonat::v2::client::Behaviour::default(),
                 ),
                 autonat_server: autonat::v2::server::Behaviour::default(),

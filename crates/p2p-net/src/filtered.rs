@@ -33,9 +33,13 @@ pub(crate) struct Filtered<B, F> {
     filter: F,
 }
 
-impl<B, F> Filtered<B, F> {
-    pub(crate) fn new(inner: B, filter: F) -> Filtered<B, F> {
-        Filtered { inner, filter }
+impl<B, F: Default> Filtered<B, F> {
+    /// `inner`, seen through a filter that has seen nothing yet.
+    pub(crate) fn new(inner: B) -> Filtered<B, F> {
+        Filtered {
+            inner,
+            filter: F::default(),
+        }
     }
 }
 

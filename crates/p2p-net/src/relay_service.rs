@@ -20,10 +20,6 @@ use std::collections::HashSet;
 /// The relay service, its commands to relayed connections dropped.
 pub(crate) type RelayService = Filtered<relay::Behaviour, RelayedConnections>;
 
-pub(crate) fn relay_service(inner: relay::Behaviour) -> RelayService {
-    Filtered::new(inner, RelayedConnections::default())
-}
-
 /// The open relayed connections (bounded by the swarm's connection limits).
 #[derive(Default)]
 pub(crate) struct RelayedConnections(HashSet<ConnectionId>);

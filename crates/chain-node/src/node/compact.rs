@@ -104,6 +104,7 @@ impl<N: Network> Node<N> {
         hash: BlockHash,
     ) -> Option<(ReceivedBlock, N::Peer)> {
         self.chain.metrics().on_compact_fallback();
+        // Collected first: `is_slow` takes the same lock.
         let others: Vec<N::Peer> = self
             .local()
             .peers
