@@ -270,12 +270,14 @@ impl Host {
         let due: Vec<(PeerId, Multiaddr)> = self
             .redial
             .iter_mut()
-            .filter(|(p, _)| !self.table.knows(p))
+            .filter(|(p, _)| !self.table.is_peer(p))
             .filter_map(|(p, r)| r.due(now).then(|| (*p, r.addr.clone())))
             .collect();
         for (peer, addr) in due {
             // A bootstrap peer is not dialled again while the node has
-            // enough other outbound peers.
+            // enough other outbound peers. One already connected but not
+            // a peer (it dialled this node, or a Kademlia lookup reached
+            // it) is made one: `dial` chooses the connection it has.
             if bootstrap_needed {
                 tracing::debug!(%peer, "a bootstrap peer is due to be dialled again");
                 self.dial(peer, vec![addr], Origin::Bootstrap);

@@ -54,3 +54,54 @@ async fn a_bootstrap_peer_that_starts_later_is_reached() {
     a.shutdown().await;
     b.shutdown().await;
 }
+
+/// A bootstrap peer that reaches this host first, by dialling it, is made
+/// a peer when its redial falls due, though its bootstrap address no
+/// longer answers: the connection it opened is the peer's, and the host
+/// never waits on an inbound connection that makes no request.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bootstrap_peer_that_dials_in_first_is_made_a_peer() {
+    let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (a, mut a_events, a_task) =
+        p2p_net::start(config(&da, &["/ip4/127.0.0.1/tcp/0"], vec![], 8))
+            .await
+            .unwrap();
+    let old_addr = listening(&mut a_events).await;
+    let a_id = a.local_peer_id();
+    a.shutdown().await;
+    a_task.await.unwrap();
+    drop(a_events);
+
+    // B's bootstrap address for A answers nothing now.
+    let (b, mut b_events, _b_task) =
+        p2p_net::start(config(&db, &["/ip4/127.0.0.1/tcp/0"], vec![old_addr], 8))
+            .await
+            .unwrap();
+    let b_addr = listening(&mut b_events).await;
+    // A is back at another port and dials B; it makes no request, so B
+    // has an inbound connection from A that is not a peer's.
+    let (a, _a_events, _a_task) = p2p_net::start(config(&da, &["/ip4/127.0.0.1/tcp/0"], vec![], 8))
+        .await
+        .unwrap();
+    assert_eq!(a.local_peer_id(), a_id);
+    a.dial(b_addr).await.unwrap();
+    let connected = tokio::time::timeout(Duration::from_secs(30), async {
+        loop {
+            match b_events.recv().await {
+                Some(NetEvent::Connected { peer, .. }) if peer == a_id => return,
+                Some(_) => {}
+                None => panic!("B stopped"),
+            }
+        }
+    })
+    .await;
+    assert!(
+        connected.is_ok(),
+        "B never made its bootstrap peer A a peer over A's connection"
+    );
+    let info = b.info().await.unwrap();
+    let listed = info.peers.iter().find(|p| p.id == a_id).unwrap();
+    assert!(listed.inbound, "A's connection is the one A opened");
+    a.shutdown().await;
+    b.shutdown().await;
+}
