@@ -120,3 +120,6 @@ impl<B: NetworkBehaviour, F: Filter<B>> NetworkBehaviour for Filtered<B, F> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;
