@@ -107,7 +107,11 @@ impl CompactBlock {
     /// The block's transactions found among `pool`'s (each with its txid);
     /// [`Rebuild::DuplicateIds`] when two of the block's short ids are the
     /// same (it cannot be rebuilt from them). A short id two pool
-    /// transactions share is left missing, to be asked for.
+    /// transactions share is left missing, to be asked for. The pool's
+    /// txids are taken as its transactions' own: [`PartialBlock::finish`]
+    /// checks the Merkle root with them instead of hashing the
+    /// transactions again, so `pool` must pair each transaction with the
+    /// txid it has (as a mempool keyed by txid does).
     pub fn rebuild<'a>(
         &self,
         pool: impl IntoIterator<Item = (&'a Txid, &'a Transaction)>,
@@ -138,10 +142,12 @@ impl CompactBlock {
         }
         for i in collided {
             txs[i] = None;
+            matched[i] = None;
         }
         Rebuild::Partial(PartialBlock {
             header: self.header,
             txs,
+            pool_ids: matched,
         })
     }
 }
@@ -160,6 +166,9 @@ pub enum Rebuild {
 pub struct PartialBlock {
     header: BlockHeader,
     txs: Vec<Option<Transaction>>,
+    /// The txids of the transactions taken from the pool, by position
+    /// (none for the coinbase and for those filled in).
+    pool_ids: Vec<Option<Txid>>,
 }
 
 /// Why a rebuilt block is not the announced one.
@@ -210,14 +219,23 @@ impl PartialBlock {
     }
 
     /// The block, once every transaction is in place and their Merkle root
-    /// is the header's.
-    pub fn finish(&self) -> Result<Block, RebuildError> {
+    /// is the header's. Only the transactions not taken from the pool (the
+    /// coinbase, those filled in) are hashed; the rest are moved, not
+    /// copied.
+    pub fn finish(self) -> Result<Block, RebuildError> {
         let missing = self.txs.iter().filter(|t| t.is_none()).count();
         if missing > 0 {
             return Err(RebuildError::Incomplete(missing));
         }
-        let transactions: Vec<Transaction> = self.txs.iter().flatten().cloned().collect();
-        let ids: Vec<Txid> = transactions.iter().map(Transaction::txid).collect();
+        let mut transactions = Vec::with_capacity(self.txs.len());
+        let mut ids = Vec::with_capacity(self.txs.len());
+        for (tx, pool_id) in self.txs.into_iter().zip(self.pool_ids) {
+            let Some(tx) = tx else {
+                return Err(RebuildError::Incomplete(missing));
+            };
+            ids.push(pool_id.unwrap_or_else(|| tx.txid()));
+            transactions.push(tx);
+        }
         if merkle_root(&ids) != self.header.merkle_root {
             return Err(RebuildError::MerkleMismatch);
         }

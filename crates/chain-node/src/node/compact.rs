@@ -58,15 +58,19 @@ impl<N: Network> Node<N> {
             Prepared::Orphan | Prepared::DuplicateIds => (None, false),
             Prepared::Partial(p, extends_tip) => (Some(p), extends_tip),
         };
-        if let Some(p) = &partial {
-            if p.missing().is_empty() {
-                if let Ok(block) = p.finish() {
+        // Complete from the mempool: finished here, or, when the Merkle
+        // root disagrees, taken in full from the network.
+        let partial = match partial {
+            Some(p) if p.missing().is_empty() => match p.finish() {
+                Ok(block) => {
                     self.chain.metrics().on_compact(true);
                     self.take_rebuilt(block, peer, id, extends_tip).await;
                     return;
                 }
-            }
-        }
+                Err(_) => None,
+            },
+            other => other,
+        };
         // The rest needs the network: in a task, so gossip keeps flowing.
         let Ok(permit) = self.compact_fetches.clone().try_acquire_owned() else {
             tracing::debug!(hash = %hash.short(), "too many compact blocks being finished; ignoring one");
@@ -148,25 +152,26 @@ impl<N: Network> Node<N> {
                 .await;
             return;
         }
-        self.remember_rebuilt(&block);
+        // Kept to answer `GetBlockTxn` before it is forwarded; the copy
+        // connected is made after.
+        let block = Arc::new(block);
+        self.remember_rebuilt(block.clone());
         let _ = self.in_hand.send(block.hash());
         self.net.validate(id, Verdict::Accept).await;
-        let mut out = self
-            .chain
-            .accept_block(ReceivedBlock::new(block), Some(peer))
-            .await;
+        let block = ReceivedBlock::new(Arc::unwrap_or_clone(block));
+        let mut out = self.chain.accept_block(block, Some(peer)).await;
         out.offender = None;
         self.clone().carry_out(out, None).await;
     }
 
     /// Keeps the last few rebuilt blocks, to answer `GetBlockTxn` for a
     /// block forwarded before it is stored.
-    fn remember_rebuilt(&self, block: &Block) {
+    fn remember_rebuilt(&self, block: Arc<Block>) {
         let mut recent = self.rebuilt.lock().unwrap_or_else(|p| p.into_inner());
         if recent.len() >= REBUILT_KEPT {
             recent.pop_front();
         }
-        recent.push_back(Arc::new(block.clone()));
+        recent.push_back(block);
     }
 
     /// A block rebuilt here lately, by hash.

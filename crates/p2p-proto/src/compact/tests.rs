@@ -108,7 +108,7 @@ fn a_block_is_rebuilt_from_the_pool_and_the_missing_transactions() {
     ]);
     let mut p = partial(cb.rebuild(pool.iter().map(|(a, b)| (a, b))));
     assert_eq!(p.missing(), vec![2, 4]);
-    assert_eq!(p.finish(), Err(RebuildError::Incomplete(2)));
+    assert_eq!(p.clone().finish(), Err(RebuildError::Incomplete(2)));
     assert_eq!(
         p.clone().fill(vec![txs[2].clone()]),
         Err(RebuildError::WrongCount { asked: 2, got: 1 })
