@@ -8,7 +8,10 @@
 //! the store (RocksDB keeps per-thread state that makes a thread's next
 //! memtable insert cheaper):
 //! - every point read looks in the batch in flight first ([`Writer::get`]),
-//!   so it sees the store as if the batch had landed;
+//!   so it sees the store as if the batch had landed; the families that
+//!   are only ever iterated (an address's coins and history: over half of
+//!   a block's entries) are not remembered for it, and a point read of
+//!   one waits for the batch like an iteration;
 //! - iteration, every other write, syncing and closing wait for it
 //!   ([`Writer::settle`]);
 //! - the batch is still one atomic RocksDB write, so a crash leaves the
@@ -16,6 +19,7 @@
 //! - a failed write is kept and every later call fails with it: the store
 //!   must be reopened, which reads the state that really landed.
 
+use crate::schema::{TXID_BY_PUBKEY_HASH, UTXO_BY_PUBKEY_HASH};
 use crate::StoreError;
 use rocksdb::{WriteBatch, DB};
 use std::collections::HashMap;
@@ -25,6 +29,15 @@ use std::thread::JoinHandle;
 
 /// Column family -> key -> the value written, or `None` for a delete.
 type Writes = HashMap<&'static str, HashMap<Vec<u8>, Option<Vec<u8>>>>;
+
+/// Column families read only by iteration, which waits for the batch in
+/// flight: what a batch writes to them is not kept for point reads.
+const ITERATED_ONLY: [&str; 2] = [UTXO_BY_PUBKEY_HASH, TXID_BY_PUBKEY_HASH];
+
+/// Whether the batch in flight keeps its writes to `cf` for point reads.
+fn remembered(cf: &str) -> bool {
+    !ITERATED_ONLY.contains(&cf)
+}
 
 /// What `writes` holds for `key` of `cf`: `None` when it does not touch it.
 fn lookup(writes: &Writes, cf: &str, key: &[u8]) -> Option<Option<Vec<u8>>> {
@@ -55,18 +68,22 @@ impl<'a> Staged<'a> {
 
     pub(crate) fn put(&mut self, cf: &'static str, key: &[u8], value: &[u8]) {
         self.batch.put_cf(self.cf(cf), key, value);
-        self.writes
-            .entry(cf)
-            .or_default()
-            .insert(key.to_vec(), Some(value.to_vec()));
+        if remembered(cf) {
+            self.writes
+                .entry(cf)
+                .or_default()
+                .insert(key.to_vec(), Some(value.to_vec()));
+        }
     }
 
     pub(crate) fn delete(&mut self, cf: &'static str, key: &[u8]) {
         self.batch.delete_cf(self.cf(cf), key);
-        self.writes
-            .entry(cf)
-            .or_default()
-            .insert(key.to_vec(), None);
+        if remembered(cf) {
+            self.writes
+                .entry(cf)
+                .or_default()
+                .insert(key.to_vec(), None);
+        }
     }
 }
 
@@ -138,6 +155,9 @@ impl Writer {
         cf: &'static str,
         key: &[u8],
     ) -> Result<Option<Vec<u8>>, StoreError> {
+        if !remembered(cf) {
+            self.settle()?;
+        }
         {
             let s = self.lock();
             Self::failure(&s)?;
@@ -165,6 +185,9 @@ impl Writer {
         cf: &'static str,
         keys: &[&[u8]],
     ) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
+        if !remembered(cf) {
+            self.settle()?;
+        }
         let mut out: Vec<Option<Option<Vec<u8>>>> = {
             let s = self.lock();
             Self::failure(&s)?;
@@ -225,5 +248,63 @@ impl Writer {
         }
         s.in_flight = Some(InFlight { done, writes });
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use crate::schema::{ALL_CFS, UTXO_BY_OUTPOINT};
+    use rocksdb::{ColumnFamilyDescriptor, Options};
+
+    fn open(dir: &std::path::Path) -> Arc<DB> {
+        let mut o = Options::default();
+        o.create_if_missing(true);
+        o.create_missing_column_families(true);
+        let cfs = ALL_CFS
+            .iter()
+            .map(|n| ColumnFamilyDescriptor::new(*n, Options::default()));
+        Arc::new(DB::open_cf_descriptors(&o, dir, cfs).unwrap())
+    }
+
+    /// A point read sees a batch still being written, whether its family's
+    /// writes are remembered (read from the batch) or not (the read waits
+    /// for the batch to land). The batch is large, so it is still being
+    /// written when the reads come.
+    #[test]
+    fn point_reads_see_the_batch_in_flight_in_every_family() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = open(dir.path());
+        let writer = Writer::default();
+        let mut staged = Staged::new(&db);
+        for i in 0..200_000u32 {
+            staged.put(UTXO_BY_OUTPOINT, &i.to_be_bytes(), &[7; 64]);
+        }
+        staged.put(UTXO_BY_PUBKEY_HASH, b"address", b"coin");
+        assert_eq!(
+            lookup(&staged.writes, UTXO_BY_PUBKEY_HASH, b"address"),
+            None,
+            "an iterated-only family is not remembered"
+        );
+        writer.write_behind(&db, staged, false).unwrap();
+        assert_eq!(
+            writer.get(&db, UTXO_BY_PUBKEY_HASH, b"address").unwrap(),
+            Some(b"coin".to_vec())
+        );
+        assert_eq!(
+            writer
+                .get_many(&db, UTXO_BY_PUBKEY_HASH, &[b"address", b"other"])
+                .unwrap(),
+            vec![Some(b"coin".to_vec()), None]
+        );
+        assert_eq!(
+            writer
+                .get(&db, UTXO_BY_OUTPOINT, &7u32.to_be_bytes())
+                .unwrap(),
+            Some(vec![7; 64])
+        );
+        writer.shut_down().unwrap();
     }
 }
