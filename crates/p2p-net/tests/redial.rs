@@ -6,8 +6,38 @@
 mod common;
 
 use common::{config, listening};
-use p2p_net::NetEvent;
+use p2p_net::{Multiaddr, NetEvent, PeerId};
 use std::time::Duration;
+use tokio::sync::mpsc;
+
+/// Makes a host's identity in `dir`, listening on `listen`, and stops the
+/// host: its id and the address it listened at.
+async fn identity(dir: &tempfile::TempDir, listen: &str) -> (PeerId, Multiaddr) {
+    let (h, mut events, task) = p2p_net::start(config(dir, &[listen], vec![], 8))
+        .await
+        .unwrap();
+    let addr = listening(&mut events).await;
+    let id = h.local_peer_id();
+    h.shutdown().await;
+    task.await.unwrap();
+    (id, addr)
+}
+
+/// Whether `events` report `peer` connected as a peer within 30 s.
+async fn made_a_peer(events: &mut mpsc::Receiver<NetEvent>, peer: PeerId) -> bool {
+    let wait = async {
+        loop {
+            match events.recv().await {
+                Some(NetEvent::Connected { peer: p, .. }) if p == peer => return,
+                Some(_) => {}
+                None => panic!("the host stopped"),
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(30), wait)
+        .await
+        .is_ok()
+}
 
 /// A bootstrap peer that is down when a host starts is dialled again, so
 /// nodes may be started in any order.
@@ -22,14 +52,7 @@ async fn a_bootstrap_peer_that_starts_later_is_reached() {
         .port();
     let listen = format!("/ip4/127.0.0.1/tcp/{port}");
     let listen = listen.as_str();
-    let (a, mut a_events, a_task) = p2p_net::start(config(&da, &[listen], vec![], 8))
-        .await
-        .unwrap();
-    let addr = listening(&mut a_events).await;
-    let a_id = a.local_peer_id();
-    a.shutdown().await;
-    a_task.await.unwrap();
-    drop(a_events);
+    let (a_id, addr) = identity(&da, listen).await;
 
     let (b, mut b_events, _b_task) = p2p_net::start(config(&db, &[], vec![addr], 8))
         .await
@@ -40,17 +63,10 @@ async fn a_bootstrap_peer_that_starts_later_is_reached() {
         .await
         .unwrap();
     assert_eq!(a.local_peer_id(), a_id);
-    let connected = tokio::time::timeout(Duration::from_secs(30), async {
-        loop {
-            match b_events.recv().await {
-                Some(NetEvent::Connected { peer, .. }) if peer == a_id => return,
-                Some(_) => {}
-                None => panic!("B stopped"),
-            }
-        }
-    })
-    .await;
-    assert!(connected.is_ok(), "B never reached A once A was up");
+    assert!(
+        made_a_peer(&mut b_events, a_id).await,
+        "B never reached A once A was up"
+    );
     a.shutdown().await;
     b.shutdown().await;
 }
@@ -62,15 +78,7 @@ async fn a_bootstrap_peer_that_starts_later_is_reached() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_bootstrap_peer_that_dials_in_first_is_made_a_peer() {
     let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let (a, mut a_events, a_task) =
-        p2p_net::start(config(&da, &["/ip4/127.0.0.1/tcp/0"], vec![], 8))
-            .await
-            .unwrap();
-    let old_addr = listening(&mut a_events).await;
-    let a_id = a.local_peer_id();
-    a.shutdown().await;
-    a_task.await.unwrap();
-    drop(a_events);
+    let (a_id, old_addr) = identity(&da, "/ip4/127.0.0.1/tcp/0").await;
 
     // B's bootstrap address for A answers nothing now.
     let (b, mut b_events, _b_task) =
@@ -85,18 +93,8 @@ async fn a_bootstrap_peer_that_dials_in_first_is_made_a_peer() {
         .unwrap();
     assert_eq!(a.local_peer_id(), a_id);
     a.dial(b_addr).await.unwrap();
-    let connected = tokio::time::timeout(Duration::from_secs(30), async {
-        loop {
-            match b_events.recv().await {
-                Some(NetEvent::Connected { peer, .. }) if peer == a_id => return,
-                Some(_) => {}
-                None => panic!("B stopped"),
-            }
-        }
-    })
-    .await;
     assert!(
-        connected.is_ok(),
+        made_a_peer(&mut b_events, a_id).await,
         "B never made its bootstrap peer A a peer over A's connection"
     );
     let info = b.info().await.unwrap();
